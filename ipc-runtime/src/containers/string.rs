@@ -1,0 +1,396 @@
+//! [`ShmString`]: a growable UTF-8 string in the shared heap.
+
+use core::borrow::Borrow;
+use core::cmp::Ordering;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::mem::{align_of, size_of};
+use core::ops::Deref;
+use core::str::Utf8Error;
+
+use crate::error::Result;
+use crate::heap;
+use crate::message::{ShmSafe, fingerprint};
+
+use super::ShmVec;
+
+/// A growable UTF-8 string in shared memory, with the feel of [`String`].
+///
+/// A `ShmString` is a [`ShmVec<u8>`] that holds valid UTF-8. Strings built in this process are
+/// valid by construction. A string read from another process's heap is checked on every
+/// [`as_str`](Self::as_str) (a fast SIMD-friendly scan), because the bytes come from outside this
+/// process: invalid UTF-8 there panics with a clear message, and [`try_as_str`](Self::try_as_str)
+/// reports it as an error instead.
+///
+/// ```
+/// use ipc_runtime::ShmString;
+///
+/// let mut s = ShmString::from("hello");
+/// s.push_str(", world");
+/// s.push('!');
+/// assert_eq!(s, "hello, world!");
+/// assert_eq!(s.len(), 13);
+/// assert!(s.starts_with("hello"));
+/// ```
+#[repr(C)]
+#[derive(Default, Clone)]
+pub struct ShmString {
+    bytes: ShmVec<u8>,
+}
+
+// SAFETY: a `ShmVec<u8>` holding UTF-8; position-independent like the vector.
+unsafe impl ShmSafe for ShmString {
+    const LAYOUT_FINGERPRINT: u64 =
+        fingerprint::named("ShmString", size_of::<Self>(), align_of::<Self>());
+}
+
+impl ShmString {
+    /// An empty string; allocates nothing.
+    ///
+    /// ```
+    /// assert!(ipc_runtime::ShmString::new().is_empty());
+    /// ```
+    pub const fn new() -> Self {
+        ShmString { bytes: ShmVec::new() }
+    }
+
+    /// An empty string with room for `capacity` bytes.
+    ///
+    /// ```
+    /// assert!(ipc_runtime::ShmString::with_capacity(10).capacity() >= 10);
+    /// ```
+    #[track_caller]
+    pub fn with_capacity(capacity: usize) -> Self {
+        ShmString { bytes: ShmVec::with_capacity(capacity) }
+    }
+
+    /// A copy of `s` in the shared heap, or an error when out of memory.
+    ///
+    /// ```
+    /// assert_eq!(ipc_runtime::ShmString::try_from_str("x").unwrap(), "x");
+    /// ```
+    pub fn try_from_str(s: &str) -> Result<Self> {
+        let mut bytes = ShmVec::try_with_capacity(s.len())?;
+        bytes.extend_from_slice(s.as_bytes());
+        Ok(ShmString { bytes })
+    }
+
+    /// Appends a string slice.
+    ///
+    /// ```
+    /// let mut s = ipc_runtime::ShmString::new();
+    /// s.push_str("ab");
+    /// assert_eq!(s.as_str(), "ab");
+    /// ```
+    #[track_caller]
+    pub fn push_str(&mut self, s: &str) {
+        self.bytes.extend_from_slice(s.as_bytes());
+    }
+
+    /// Appends a character.
+    ///
+    /// ```
+    /// let mut s = ipc_runtime::ShmString::new();
+    /// s.push('é');
+    /// assert_eq!(s.len(), 2);
+    /// ```
+    #[track_caller]
+    pub fn push(&mut self, c: char) {
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
+
+    /// Removes and returns the last character.
+    ///
+    /// ```
+    /// let mut s = ipc_runtime::ShmString::from("ab");
+    /// assert_eq!(s.pop(), Some('b'));
+    /// assert_eq!(s, "a");
+    /// ```
+    pub fn pop(&mut self) -> Option<char> {
+        let c = self.as_str().chars().next_back()?;
+        self.bytes.truncate(self.len() - c.len_utf8());
+        Some(c)
+    }
+
+    /// Shortens the string to `len` bytes. Panics if `len` is not on a character boundary.
+    ///
+    /// ```
+    /// let mut s = ipc_runtime::ShmString::from("hello");
+    /// s.truncate(2);
+    /// assert_eq!(s, "he");
+    /// ```
+    #[track_caller]
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            assert!(self.as_str().is_char_boundary(len), "truncate({len}) is not a char boundary");
+            self.bytes.truncate(len);
+        }
+    }
+
+    /// Removes all text, keeping the capacity.
+    ///
+    /// ```
+    /// let mut s = ipc_runtime::ShmString::from("x");
+    /// s.clear();
+    /// assert!(s.is_empty());
+    /// ```
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+    }
+
+    /// Makes room for `additional` more bytes.
+    ///
+    /// ```
+    /// let mut s = ipc_runtime::ShmString::new();
+    /// s.reserve(8);
+    /// assert!(s.capacity() >= 8);
+    /// ```
+    #[track_caller]
+    pub fn reserve(&mut self, additional: usize) {
+        self.bytes.reserve(additional);
+    }
+
+    /// Makes room for `additional` more bytes, or returns an error.
+    ///
+    /// ```
+    /// assert!(ipc_runtime::ShmString::new().try_reserve(8).is_ok());
+    /// ```
+    pub fn try_reserve(&mut self, additional: usize) -> Result<()> {
+        self.bytes.try_reserve(additional)
+    }
+
+    /// Length in bytes.
+    ///
+    /// ```
+    /// assert_eq!(ipc_runtime::ShmString::from("abc").len(), 3);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the string is empty.
+    ///
+    /// ```
+    /// assert!(ipc_runtime::ShmString::from("").is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Capacity in bytes.
+    ///
+    /// ```
+    /// assert_eq!(ipc_runtime::ShmString::new().capacity(), 0);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// The raw bytes.
+    ///
+    /// ```
+    /// assert_eq!(ipc_runtime::ShmString::from("hi").as_bytes(), b"hi");
+    /// ```
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether the bytes were written by this process (and are therefore valid UTF-8 by
+    /// construction).
+    fn is_local(&self) -> bool {
+        let p = self.bytes.rel_ptr();
+        p.is_null() || heap::try_default().is_some_and(|h| h.id() == p.segment())
+    }
+
+    /// The text, or the UTF-8 error if another process wrote invalid bytes.
+    ///
+    /// ```
+    /// assert_eq!(ipc_runtime::ShmString::from("ok").try_as_str(), Ok("ok"));
+    /// ```
+    pub fn try_as_str(&self) -> Result<&str, Utf8Error> {
+        if self.is_local() {
+            // SAFETY: every method that writes bytes into a string of this process's heap
+            // writes valid UTF-8 (push_str/push/from) or cuts at a char boundary.
+            Ok(unsafe { core::str::from_utf8_unchecked(self.as_bytes()) })
+        } else {
+            core::str::from_utf8(self.as_bytes())
+        }
+    }
+
+    /// The text. Panics if another process wrote invalid UTF-8 into it.
+    ///
+    /// ```
+    /// assert_eq!(ipc_runtime::ShmString::from("ok").as_str(), "ok");
+    /// ```
+    #[track_caller]
+    pub fn as_str(&self) -> &str {
+        match self.try_as_str() {
+            Ok(s) => s,
+            Err(e) => panic!(
+                "ShmString in segment {:016x} holds invalid UTF-8 written by another process: {e}",
+                self.bytes.rel_ptr().segment()
+            ),
+        }
+    }
+}
+
+impl Deref for ShmString {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for ShmString {
+    fn as_ref(&self) -> &str {
+        self
+    }
+}
+
+impl AsRef<[u8]> for ShmString {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Borrow<str> for ShmString {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+impl From<&str> for ShmString {
+    #[track_caller]
+    fn from(s: &str) -> Self {
+        let mut out = ShmString::with_capacity(s.len());
+        out.push_str(s);
+        out
+    }
+}
+
+impl From<&String> for ShmString {
+    #[track_caller]
+    fn from(s: &String) -> Self {
+        ShmString::from(s.as_str())
+    }
+}
+
+impl From<char> for ShmString {
+    fn from(c: char) -> Self {
+        ShmString::from(c.encode_utf8(&mut [0; 4]) as &str)
+    }
+}
+
+impl From<&ShmString> for String {
+    fn from(s: &ShmString) -> Self {
+        s.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for ShmString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Debug for ShmString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Write for ShmString {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.bytes.try_reserve(s.len()).map_err(|_| fmt::Error)?;
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+impl PartialEq for ShmString {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ShmString {}
+
+impl PartialEq<str> for ShmString {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for ShmString {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<String> for ShmString {
+    fn eq(&self, other: &String) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<ShmString> for str {
+    fn eq(&self, other: &ShmString) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<ShmString> for &str {
+    fn eq(&self, other: &ShmString) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialOrd for ShmString {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ShmString {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for ShmString {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl Extend<char> for ShmString {
+    fn extend<I: IntoIterator<Item = char>>(&mut self, iter: I) {
+        for c in iter {
+            self.push(c);
+        }
+    }
+}
+
+impl<'a> Extend<&'a str> for ShmString {
+    fn extend<I: IntoIterator<Item = &'a str>>(&mut self, iter: I) {
+        for s in iter {
+            self.push_str(s);
+        }
+    }
+}
+
+impl FromIterator<char> for ShmString {
+    fn from_iter<I: IntoIterator<Item = char>>(iter: I) -> Self {
+        let mut s = ShmString::new();
+        s.extend(iter);
+        s
+    }
+}
+
+impl<'a> FromIterator<&'a str> for ShmString {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
+        let mut s = ShmString::new();
+        s.extend(iter);
+        s
+    }
+}

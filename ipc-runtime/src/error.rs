@@ -1,0 +1,212 @@
+//! The crate's one error type.
+//!
+//! Every fallible operation returns [`Error`]. Each variant names *what* went wrong and *where*
+//! (the segment, heap or topic concerned), so a log line is enough to act on it.
+
+use std::io;
+
+/// Shorthand for `Result<T, ipc_runtime::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `ipc-runtime`.
+///
+/// The enum is `#[non_exhaustive]`: match the variants you handle and keep a catch-all arm.
+///
+/// ```
+/// use ipc_runtime::Error;
+///
+/// let err = Error::SegmentNotFound { segment: "ipc.heap".into() };
+/// assert_eq!(err.to_string(), "shared-memory segment `ipc.heap` does not exist");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A name given to the framework cannot be used as an OS object name.
+    #[error("invalid name `{name}`: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+
+    /// Opening a segment that does not exist.
+    #[error("shared-memory segment `{segment}` does not exist")]
+    SegmentNotFound {
+        /// Full OS name of the segment.
+        segment: String,
+    },
+
+    /// Creating a segment whose name is already taken.
+    #[error("shared-memory segment `{segment}` already exists")]
+    SegmentExists {
+        /// Full OS name of the segment.
+        segment: String,
+    },
+
+    /// The segment does not start with this framework's magic bytes: it was written by something
+    /// else, or its header was overwritten.
+    #[error(
+        "shared-memory segment `{segment}` has wrong magic bytes {found:02x?} (not an ipc-runtime segment, or a corrupted header)"
+    )]
+    WrongMagic {
+        /// Full OS name of the segment.
+        segment: String,
+        /// The first eight bytes found.
+        found: [u8; 8],
+    },
+
+    /// The segment was written by an incompatible version of the framework.
+    #[error(
+        "shared-memory segment `{segment}` has format version {found}, this build reads version {expected}"
+    )]
+    WrongVersion {
+        /// Full OS name of the segment.
+        segment: String,
+        /// Version in the header.
+        found: u32,
+        /// Version this build understands.
+        expected: u32,
+    },
+
+    /// The segment holds a different kind of object than the caller expected.
+    #[error(
+        "shared-memory segment `{segment}` is a {found} segment, expected a {expected} segment"
+    )]
+    WrongKind {
+        /// Full OS name of the segment.
+        segment: String,
+        /// Kind in the header.
+        found: String,
+        /// Kind the caller asked for.
+        expected: String,
+    },
+
+    /// The segment is smaller than its own header: it cannot be one of ours.
+    #[error(
+        "shared-memory segment `{segment}` is {size} bytes, smaller than the {min}-byte header"
+    )]
+    TooSmall {
+        /// Full OS name of the segment.
+        segment: String,
+        /// Size of the OS object.
+        size: u64,
+        /// Minimum size (the header).
+        min: u64,
+    },
+
+    /// The OS object is shorter than the size its header records (truncated), or the header's
+    /// size field was corrupted.
+    #[error(
+        "shared-memory segment `{segment}` is truncated: header says {expected} bytes, the object has {actual}"
+    )]
+    Truncated {
+        /// Full OS name of the segment.
+        segment: String,
+        /// Size recorded in the header.
+        expected: u64,
+        /// Size of the OS object.
+        actual: u64,
+    },
+
+    /// The segment's creator has not finished initialising it (or died while doing so).
+    #[error("shared-memory segment `{segment}` is not initialised yet (creator pid {creator_pid})")]
+    NotReady {
+        /// Full OS name of the segment.
+        segment: String,
+        /// Pid recorded by the creator.
+        creator_pid: u32,
+    },
+
+    /// The segment found under a name is not the one a pointer refers to (the name was reused).
+    #[error(
+        "shared-memory segment `{segment}` has id {found:016x}, expected {expected:016x} (stale or reused name)"
+    )]
+    SegmentMismatch {
+        /// Full OS name of the segment.
+        segment: String,
+        /// Id the pointer refers to.
+        expected: u64,
+        /// Id in the segment's header.
+        found: u64,
+    },
+
+    /// An offset read from shared memory points outside its segment.
+    #[error(
+        "offset {offset:#x} (+{len} bytes) is outside segment `{segment}` of {segment_size} bytes"
+    )]
+    OutOfBounds {
+        /// Segment the offset refers to.
+        segment: String,
+        /// Offending offset.
+        offset: u64,
+        /// Length of the access.
+        len: u64,
+        /// Size of the segment.
+        segment_size: u64,
+    },
+
+    /// A shared heap cannot satisfy an allocation.
+    #[error(
+        "shared heap `{heap}` ({capacity} bytes, {in_use} in use) is out of memory allocating {requested} bytes"
+    )]
+    OutOfMemory {
+        /// Heap segment name.
+        heap: String,
+        /// Bytes requested.
+        requested: u64,
+        /// Usable capacity of the heap.
+        capacity: u64,
+        /// Bytes in use when the allocation failed.
+        in_use: u64,
+    },
+
+    /// A size computation overflowed (for example `ShmVec::reserve(usize::MAX)`).
+    #[error("capacity overflow: {what}")]
+    CapacityOverflow {
+        /// What was being sized.
+        what: &'static str,
+    },
+
+    /// The heap was configured twice with different sizes.
+    #[error(
+        "the shared heap already exists with {existing} bytes; cannot initialise it with {requested} bytes"
+    )]
+    HeapAlreadyInitialized {
+        /// Size of the existing heap.
+        existing: u64,
+        /// Size requested now.
+        requested: u64,
+    },
+
+    /// Data read from shared memory violates an invariant (corrupted by a bug or another process).
+    #[error("corrupted shared data: {what}")]
+    Corrupted {
+        /// What was found wrong, and where.
+        what: String,
+    },
+
+    /// A request the framework does not support.
+    #[error("unsupported: {what}")]
+    Unsupported {
+        /// What was asked for.
+        what: String,
+    },
+
+    /// An operating-system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the framework was doing.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an [`io::Error`] with a sentence saying what was being done.
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}

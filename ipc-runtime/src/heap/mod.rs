@@ -1,0 +1,373 @@
+//! The shared heap: an allocator inside a shared-memory segment owned by one process.
+//!
+//! Every process has (at most) one default heap, created on first use or explicitly with
+//! [`init_heap`](crate::init_heap). Containers ([`ShmVec`](crate::ShmVec) and friends) allocate
+//! from it; other processes map it read-only, lazily, through the [segment table](crate::ptr).
+//!
+//! * **Sparse.** The segment is sized with `ftruncate` on tmpfs (or `SEC_RESERVE` on Windows):
+//!   a 1 GiB heap costs only the pages that are touched.
+//! * **Bounded time.** A [TLSF](tlsf) allocator: constant-time allocate and free, at most 1/32
+//!   lost to size-class rounding, alignment up to 4 KiB.
+//! * **Thread-safe** within the owning process (a mutex; only the owner ever writes).
+//! * **Out of memory** is [`Error::OutOfMemory`] from `try_*` methods and a panic naming the heap
+//!   and its size from the infallible ones.
+//! * **Ownership rule.** Only the owning process allocates and frees. A block handed to another
+//!   process comes back to the owner to be freed, so no allocator is ever shared for writing and a
+//!   crashed reader cannot leave one locked.
+//!
+//! The default size is 64 MiB; the environment variable `IPC_HEAP_SIZE` (bytes, or with a `K`,
+//! `M` or `G` suffix) changes it for processes that do not call `init_heap`. The heap segment is
+//! removed when the process exits normally; [liveness](crate) cleanup removes those of crashed
+//! processes.
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+use crate::domain;
+use crate::error::{Error, Result};
+use crate::ptr::{self, RelPtr};
+use crate::segment::{HEADER_SIZE, Segment, SegmentKind, SegmentName, SharedMemoryOs};
+
+pub mod tlsf;
+
+use tlsf::{FreeError, Tlsf};
+
+/// Default heap size when neither `init_heap` nor `IPC_HEAP_SIZE` says otherwise.
+pub const DEFAULT_HEAP_SIZE: usize = 64 << 20;
+
+/// Environment variable with the default heap's size.
+pub const HEAP_SIZE_ENV: &str = "IPC_HEAP_SIZE";
+
+/// Largest alignment the heap honours.
+pub const MAX_ALIGN: usize = tlsf::MAX_ALIGN;
+
+/// Offset of the allocator's control block inside a heap segment.
+const CONTROL_OFFSET: u64 = HEADER_SIZE as u64;
+
+/// A shared heap: a TLSF allocator inside a segment this process owns.
+pub struct Heap {
+    id: u64,
+    name: SegmentName,
+    size: usize,
+    tlsf: Tlsf,
+    lock: Mutex<()>,
+}
+
+// SAFETY: the allocator's state lives in shared memory and is only mutated under `lock`;
+// `Tlsf` holds only the (process-lifetime) base address and an offset.
+unsafe impl Send for Heap {}
+// SAFETY: as above.
+unsafe impl Sync for Heap {}
+
+impl fmt::Debug for Heap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Heap")
+            .field("name", &self.name.as_str())
+            .field("size", &self.size)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Usage figures of a heap.
+///
+/// ```
+/// let stats = ipc_runtime::heap_stats();
+/// assert!(stats.bytes_in_use() <= stats.capacity());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeapStats {
+    in_use: u64,
+    high_water: u64,
+    capacity: u64,
+    allocations: u64,
+    segment_size: u64,
+}
+
+impl HeapStats {
+    /// Bytes held by live allocations (block headers included).
+    pub fn bytes_in_use(&self) -> u64 {
+        self.in_use
+    }
+
+    /// Largest `bytes_in_use` seen since the heap was created.
+    pub fn high_water(&self) -> u64 {
+        self.high_water
+    }
+
+    /// Bytes the heap can hand out (block headers included).
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Number of live allocations.
+    pub fn allocations(&self) -> u64 {
+        self.allocations
+    }
+
+    /// Size of the heap's segment (capacity plus bookkeeping).
+    pub fn segment_size(&self) -> u64 {
+        self.segment_size
+    }
+}
+
+impl Heap {
+    /// Creates a heap able to hand out about `bytes` bytes in a new segment of the current
+    /// domain, and enters it into the segment table.
+    pub fn create(bytes: usize) -> Result<Heap> {
+        Self::create_with(crate::segment::platform(), domain::current(), bytes)
+    }
+
+    /// Creates a heap with an explicit shared-memory mechanism and domain.
+    pub fn create_with(
+        os: &'static dyn SharedMemoryOs,
+        domain: &str,
+        bytes: usize,
+    ) -> Result<Heap> {
+        let overhead = CONTROL_OFFSET + tlsf::CONTROL_SIZE + 2 * tlsf::BLOCK_OVERHEAD;
+        let size = (bytes as u64)
+            .checked_add(overhead)
+            .map(|s| s.next_multiple_of(4096))
+            .filter(|&s| s <= tlsf::MAX_REGION && usize::try_from(s).is_ok())
+            .ok_or(Error::CapacityOverflow { what: "heap size" })? as usize;
+        let id = ptr::fresh_segment_id();
+        let name = ptr::heap_segment_name(domain, id)?;
+        let segment = Segment::create_with_id(os, &name, SegmentKind::Heap, size, id, |seg| {
+            // SAFETY: the segment was just created, is writable, page-aligned and `size` bytes,
+            // which leaves room for the control block and two minimal blocks.
+            unsafe { Tlsf::init(seg.base(), CONTROL_OFFSET, size as u64) };
+        })?;
+        let base = segment.base();
+        ptr::table().register_name(id, name.clone());
+        ptr::table().insert(segment);
+        // SAFETY: `init` ran on this region at CONTROL_OFFSET; the table keeps it mapped for the
+        // life of the process.
+        let tlsf = unsafe { Tlsf::attach(base, CONTROL_OFFSET) };
+        Ok(Heap { id, name, size, tlsf, lock: Mutex::new(()) })
+    }
+
+    fn guard(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The segment's id (what [`RelPtr`]s into this heap carry).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &SegmentName {
+        &self.name
+    }
+
+    /// Current usage.
+    pub fn stats(&self) -> HeapStats {
+        let c = self.tlsf.counters();
+        HeapStats {
+            in_use: c.in_use,
+            high_water: c.high_water,
+            capacity: c.capacity,
+            allocations: c.allocations,
+            segment_size: self.size as u64,
+        }
+    }
+
+    fn out_of_memory(&self, requested: u64) -> Error {
+        let stats = self.stats();
+        Error::OutOfMemory {
+            heap: self.name.to_string(),
+            requested,
+            capacity: stats.capacity,
+            in_use: stats.in_use,
+        }
+    }
+
+    /// Allocates `size` bytes aligned to `align` (a power of two up to 4096).
+    pub fn try_allocate(&self, size: usize, align: usize) -> Result<RelPtr> {
+        if !align.is_power_of_two() || align > MAX_ALIGN {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "alignment {align} (the heap honours powers of two up to {MAX_ALIGN})"
+                ),
+            });
+        }
+        let offset = {
+            let _guard = self.guard();
+            self.tlsf.allocate(size as u64, align as u64)
+        };
+        offset.map(|o| RelPtr::new(self.id, o)).ok_or_else(|| self.out_of_memory(size as u64))
+    }
+
+    /// Frees a block allocated from this heap. Panics on a pointer that is not a live block of
+    /// this heap: that is memory corruption in this process.
+    pub fn free(&self, p: RelPtr) {
+        assert_eq!(p.segment(), self.id, "freeing a block of another heap into `{}`", self.name);
+        let result = {
+            let _guard = self.guard();
+            self.tlsf.free(p.offset())
+        };
+        if let Err(err) = result {
+            panic!("heap `{}`: invalid free at offset {:#x}: {err:?}", self.name, p.offset());
+        }
+    }
+
+    /// Tries to grow the block at `p` to `new_size` bytes in place.
+    pub fn grow_in_place(&self, p: RelPtr, new_size: usize) -> bool {
+        let _guard = self.guard();
+        self.tlsf.grow_in_place(p.offset(), new_size as u64).unwrap_or(false)
+    }
+
+    /// Address of the block at `p` in this process (the heap is mapped writable here).
+    pub(crate) fn address(&self, p: RelPtr) -> NonNull<u8> {
+        debug_assert_eq!(p.segment(), self.id);
+        p.resolve_mut(0, 1).expect("a block of our own heap resolves")
+    }
+
+    /// Checks the allocator's invariants by walking every block (slow; tests and debugging).
+    pub fn check_integrity(&self) -> std::result::Result<(), String> {
+        let _guard = self.guard();
+        self.tlsf.check_integrity()
+    }
+}
+
+impl fmt::Display for FreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FreeError::NotABlock => "not a block of this heap",
+            FreeError::DoubleFree => "block is already free (double free)",
+        })
+    }
+}
+
+static DEFAULT: OnceLock<Heap> = OnceLock::new();
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// The default heap, if it exists.
+pub fn try_default() -> Option<&'static Heap> {
+    DEFAULT.get()
+}
+
+/// The default heap, created on first use with the configured size.
+#[inline]
+pub fn default_heap() -> Result<&'static Heap> {
+    match DEFAULT.get() {
+        Some(heap) => Ok(heap),
+        None => init_default(None),
+    }
+}
+
+#[cold]
+fn init_default(bytes: Option<usize>) -> Result<&'static Heap> {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(heap) = DEFAULT.get() {
+        if let Some(bytes) = bytes
+            && bytes > heap.stats().capacity as usize
+        {
+            return Err(Error::HeapAlreadyInitialized {
+                existing: heap.stats().capacity,
+                requested: bytes as u64,
+            });
+        }
+        return Ok(heap);
+    }
+    let bytes = match bytes {
+        Some(bytes) => bytes,
+        None => configured_size()?,
+    };
+    let heap = Heap::create(bytes)?;
+    remove_at_exit(heap.name().clone());
+    Ok(DEFAULT.get_or_init(|| heap))
+}
+
+fn configured_size() -> Result<usize> {
+    let Ok(text) = std::env::var(HEAP_SIZE_ENV) else { return Ok(DEFAULT_HEAP_SIZE) };
+    parse_size(&text).ok_or_else(|| Error::InvalidName {
+        name: format!("{HEAP_SIZE_ENV}={text}"),
+        reason: "expected a byte count like 1048576, 512K, 64M or 1G",
+    })
+}
+
+/// Parses `123`, `64K`, `16M`, `1G` (binary multiples).
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let (digits, shift) = match text.as_bytes().last()? {
+        b'k' | b'K' => (&text[..text.len() - 1], 10),
+        b'm' | b'M' => (&text[..text.len() - 1], 20),
+        b'g' | b'G' => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(1 << shift)
+}
+
+/// Creates the default heap with room for `bytes` bytes (the counterpart of ipcpp's
+/// `initialize_dynamic_buffer`). Calling it again is fine as long as the existing heap is at
+/// least that large.
+///
+/// ```
+/// ipc_runtime::init_heap(8 << 20).unwrap();
+/// assert!(ipc_runtime::heap_stats().capacity() >= 8 << 20);
+/// ```
+pub fn init_heap(bytes: usize) -> Result<()> {
+    init_default(Some(bytes)).map(drop)
+}
+
+/// Usage of this process's default heap (all zero if it does not exist yet).
+pub fn heap_stats() -> HeapStats {
+    DEFAULT.get().map(Heap::stats).unwrap_or_default()
+}
+
+/// Frees a block into the heap that owns it. A block of a heap this process does not own cannot
+/// be freed here (ownership rule): it is reported and leaked rather than corrupting anything.
+pub(crate) fn free(p: RelPtr) {
+    match DEFAULT.get() {
+        Some(heap) if heap.id() == p.segment() => heap.free(p),
+        _ => tracing::error!(
+            segment = %ptr::table().describe(p.segment()),
+            offset = p.offset(),
+            "dropping shared memory this process does not own; the block is leaked (only the \
+             allocating process may free it)"
+        ),
+    }
+}
+
+/// Removes the heap's name when the process exits normally (crashed processes are cleaned up by
+/// liveness checks).
+fn remove_at_exit(name: SegmentName) {
+    static NAMES: Mutex<Vec<SegmentName>> = Mutex::new(Vec::new());
+    NAMES.lock().unwrap_or_else(PoisonError::into_inner).push(name);
+
+    #[cfg(all(unix, not(miri)))]
+    {
+        extern "C" fn unlink_heaps() {
+            let names = std::mem::take(&mut *NAMES.lock().unwrap_or_else(PoisonError::into_inner));
+            for name in names {
+                let _ = Segment::unlink(&name);
+            }
+        }
+        unsafe extern "C" {
+            fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+        }
+        static REGISTER: std::sync::Once = std::sync::Once::new();
+        // SAFETY: `atexit` is the C library's; the callback is a plain `extern "C" fn` that
+        // touches only statics, which outlive `exit`.
+        REGISTER.call_once(|| unsafe {
+            atexit(unlink_heaps);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64K"), Some(64 << 10));
+        assert_eq!(parse_size(" 16m "), Some(16 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size(""), None);
+    }
+}

@@ -1,0 +1,74 @@
+//! Zero-copy interprocess communication over shared memory.
+//!
+//! `ipc-runtime` passes typed messages between processes on one machine without serialising or
+//! copying the payload:
+//!
+//! 1. annotate a message type with `#[derive(ShmMessage)]` and `#[repr(C)]` — the derive proves
+//!    at compile time that the type is position-independent and computes a layout fingerprint;
+//! 2. build messages that hold dynamically sized data in [`ShmVec`], [`ShmString`] and
+//!    [`ShmBox`], allocated from this process's shared [heap];
+//! 3. publish and subscribe across processes.
+//!
+//! ```
+//! use ipc_runtime::prelude::*;
+//!
+//! #[derive(ShmMessage)]
+//! #[repr(C)]
+//! struct Frame {
+//!     timestamp: i64,
+//!     label: ShmString,
+//!     pixels: ShmVec<u8>,
+//! }
+//!
+//! let frame = Frame {
+//!     timestamp: ipc_runtime::timestamp(),
+//!     label: ShmString::from("camera-0"),
+//!     pixels: ShmVec::from_slice(&[0u8; 640]),
+//! };
+//! assert_eq!(frame.pixels.len(), 640);
+//! ```
+//!
+//! # Modules
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`domain`] | the name prefix of every OS object, `IPC_DOMAIN` |
+//! | [`segment`] | named shared-memory segments, their header and validation, the OS seam |
+//! | [`ptr`] | relocatable pointers and the process-local segment table |
+//! | [`heap`] | the TLSF allocator inside a segment, the default heap |
+//! | [`containers`] | `ShmVec`, `ShmString`, `ShmBox` |
+//! | [`message`] | `ShmSafe`, `ShmMessage`, `Topic`, fingerprints |
+//! | [`error`] | the crate's `Error` |
+
+pub mod containers;
+pub mod domain;
+pub mod error;
+pub mod heap;
+pub mod message;
+pub mod ptr;
+pub mod segment;
+mod time;
+
+pub use containers::{ShmBox, ShmString, ShmVec};
+pub use error::{Error, Result};
+pub use heap::{HeapStats, heap_stats, init_heap};
+pub use message::{ShmMessage, ShmSafe, Topic};
+pub use time::timestamp;
+
+/// The derive: `#[derive(ShmMessage)]`. See [`ShmMessage`](trait@ShmMessage).
+pub use ipc_derive::ShmMessage;
+
+/// Everything a user of the framework needs: `use ipc_runtime::prelude::*;`.
+pub mod prelude {
+    pub use crate::containers::{ShmBox, ShmString, ShmVec};
+    pub use crate::error::Error;
+    pub use crate::message::{ShmMessage, ShmSafe, Topic};
+    pub use ipc_derive::ShmMessage;
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! Items the derive's expansion refers to. Not a public interface.
+    pub use crate::message::fingerprint;
+    pub use core;
+}

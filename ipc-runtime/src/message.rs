@@ -1,0 +1,307 @@
+//! Message types: what may live in shared memory ([`ShmSafe`]), what may be sent
+//! ([`ShmMessage`]), and topic bindings ([`Topic`]).
+//!
+//! Shared memory is mapped at a different address in every process, and each process has its
+//! own allocator, file descriptors and vtables. A type may be placed in shared memory only if its
+//! bytes mean the same thing in every process that maps them: that is what [`ShmSafe`] promises.
+//! `#[derive(ShmMessage)]` proves it for a user's type at compile time, and computes a layout
+//! [fingerprint](ShmMessage::FINGERPRINT) that publishers and subscribers compare at run time so
+//! two programs with different definitions of "the same" type never exchange bytes.
+
+use core::cell::UnsafeCell;
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+use core::sync::atomic;
+
+/// Types whose bytes mean the same thing in every process that maps them.
+///
+/// Implemented for integers, floats, `bool`, `char`, `()`, arrays and tuples of `ShmSafe`
+/// types, atomics, [`PhantomData`], `Option<T>` of `ShmSafe` types, the shared containers
+/// ([`ShmVec`](crate::ShmVec), [`ShmString`](crate::ShmString), [`ShmBox`](crate::ShmBox)), and
+/// every `#[derive(ShmMessage)]` type.
+///
+/// Deliberately *not* implemented for references, raw pointers, `NonNull`, `Box`, `Vec`,
+/// `String`, `Rc`, `Arc`, function pointers, trait objects, or anything holding a process-local
+/// handle (files, sockets, mutexes).
+///
+/// # Safety
+///
+/// Implementing this trait promises that a value of the type, copied byte for byte into another
+/// process, is valid there and means the same: it contains no absolute addresses, no
+/// process-local handles, and no references to memory outside shared segments (relocatable
+/// pointers such as those inside `ShmVec` are fine). Prefer `#[derive(ShmMessage)]`, which
+/// checks this for you.
+///
+/// ```compile_fail
+/// use ipc_runtime::prelude::*;
+///
+/// #[derive(ShmMessage)]
+/// #[repr(C)]
+/// struct Bad {
+///     name: String, // error: `String` cannot be placed in shared memory
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be placed in shared memory",
+    label = "`{Self}` is not `ShmSafe`",
+    note = "shared memory is mapped at a different address in every process, so pointers, references, heap handles (`Box`, `Vec`, `String`, `Rc`, `Arc`) and OS handles mean nothing there",
+    note = "use `ShmVec<T>`, `ShmString` or `ShmBox<T>` for dynamically sized data, and `#[derive(ShmMessage)]` with `#[repr(C)]` for your own types"
+)]
+pub unsafe trait ShmSafe: Sized + 'static {
+    /// A hash of the type's layout, combined into the fingerprints of types containing it.
+    ///
+    /// The default covers size and alignment only; the built-in impls also hash the type's name,
+    /// and derived types use their full [`ShmMessage::FINGERPRINT`].
+    const LAYOUT_FINGERPRINT: u64 =
+        fingerprint::layout(fingerprint::START, size_of::<Self>(), align_of::<Self>());
+}
+
+/// A type that can be sent through a topic: [`ShmSafe`] plus a layout fingerprint and a name.
+///
+/// Implemented by `#[derive(ShmMessage)]` and for the primitive types.
+///
+/// ```
+/// use ipc_runtime::prelude::*;
+///
+/// #[derive(ShmMessage)]
+/// #[repr(C)]
+/// struct Pose {
+///     x: f64,
+///     y: f64,
+/// }
+///
+/// assert_eq!(Pose::TYPE_NAME, "Pose");
+/// assert_ne!(Pose::FINGERPRINT, <[f64; 2] as ShmSafe>::LAYOUT_FINGERPRINT);
+/// ```
+pub trait ShmMessage: ShmSafe {
+    /// Compile-time hash of the type's name, size, alignment and, for each field, its name,
+    /// offset and fingerprint. Publishers and subscribers of one topic must agree on it.
+    const FINGERPRINT: u64;
+    /// The type's name, for error messages and tools.
+    const TYPE_NAME: &'static str;
+}
+
+/// A message type bound to a topic name with `#[shm(topic = "...")]`.
+///
+/// ```
+/// use ipc_runtime::prelude::*;
+///
+/// #[derive(ShmMessage)]
+/// #[shm(topic = "robot.pose")]
+/// #[repr(C)]
+/// struct Pose {
+///     x: f64,
+///     y: f64,
+/// }
+///
+/// assert_eq!(<Pose as Topic>::NAME, "robot.pose");
+/// ```
+pub trait Topic: ShmMessage {
+    /// The topic's name.
+    const NAME: &'static str;
+}
+
+/// Compile-time FNV-1a hashing used for layout fingerprints.
+///
+/// Public because `#[derive(ShmMessage)]` expands to calls of these functions; the exact values
+/// are not a stable interface across versions of this crate (the segment format version is).
+pub mod fingerprint {
+    /// Initial state of a fingerprint.
+    pub const START: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    /// Hashes `bytes` into `h`.
+    pub const fn bytes(mut h: u64, bytes: &[u8]) -> u64 {
+        let mut i = 0;
+        while i < bytes.len() {
+            h ^= bytes[i] as u64;
+            h = h.wrapping_mul(PRIME);
+            i += 1;
+        }
+        h
+    }
+
+    /// Hashes a string, length-prefixed so that `("ab", "c")` and `("a", "bc")` differ.
+    pub const fn str(h: u64, s: &str) -> u64 {
+        bytes(u64(h, s.len() as u64), s.as_bytes())
+    }
+
+    /// Hashes a 64-bit value.
+    pub const fn u64(h: u64, value: u64) -> u64 {
+        bytes(h, &value.to_le_bytes())
+    }
+
+    /// Hashes a size and an alignment.
+    pub const fn layout(h: u64, size: usize, align: usize) -> u64 {
+        u64(u64(h, size as u64), align as u64)
+    }
+
+    /// Fingerprint of a named type of the given layout.
+    pub const fn named(name: &str, size: usize, align: usize) -> u64 {
+        layout(str(START, name), size, align)
+    }
+}
+
+macro_rules! primitives {
+    ($($t:ty),* $(,)?) => {$(
+        // SAFETY: plain values without pointers or handles; every process reads the same bytes
+        // the same way.
+        unsafe impl ShmSafe for $t {
+            const LAYOUT_FINGERPRINT: u64 =
+                fingerprint::named(stringify!($t), size_of::<$t>(), align_of::<$t>());
+        }
+        impl ShmMessage for $t {
+            const FINGERPRINT: u64 = <$t as ShmSafe>::LAYOUT_FINGERPRINT;
+            const TYPE_NAME: &'static str = stringify!($t);
+        }
+    )*};
+}
+
+primitives!(
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    bool,
+    char,
+    ()
+);
+
+macro_rules! atomics {
+    ($($t:ident),* $(,)?) => {$(
+        // SAFETY: atomics are plain memory words; they are how processes synchronise.
+        unsafe impl ShmSafe for atomic::$t {
+            const LAYOUT_FINGERPRINT: u64 = fingerprint::named(
+                stringify!($t),
+                size_of::<atomic::$t>(),
+                align_of::<atomic::$t>(),
+            );
+        }
+    )*};
+}
+
+atomics!(
+    AtomicBool,
+    AtomicU8,
+    AtomicU16,
+    AtomicU32,
+    AtomicU64,
+    AtomicUsize,
+    AtomicI8,
+    AtomicI16,
+    AtomicI32,
+    AtomicI64,
+    AtomicIsize
+);
+
+// SAFETY: an array of position-independent values is position-independent.
+unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
+    const LAYOUT_FINGERPRINT: u64 = fingerprint::layout(
+        fingerprint::u64(fingerprint::str(T::LAYOUT_FINGERPRINT, "[;]"), N as u64),
+        size_of::<Self>(),
+        align_of::<Self>(),
+    );
+}
+
+// SAFETY: zero-sized; carries no data.
+unsafe impl<T: ?Sized + 'static> ShmSafe for PhantomData<T> {
+    const LAYOUT_FINGERPRINT: u64 = fingerprint::named("PhantomData", 0, 1);
+}
+
+// SAFETY: `Option<T>` stores a `T` or nothing; its tag (or niche) is plain data.
+unsafe impl<T: ShmSafe> ShmSafe for Option<T> {
+    const LAYOUT_FINGERPRINT: u64 = fingerprint::layout(
+        fingerprint::str(T::LAYOUT_FINGERPRINT, "Option"),
+        size_of::<Self>(),
+        align_of::<Self>(),
+    );
+}
+
+// SAFETY: `UnsafeCell<T>` has the layout of `T`; interior mutability across processes is
+// exactly what shared memory is for, synchronisation being the user's concern.
+unsafe impl<T: ShmSafe> ShmSafe for UnsafeCell<T> {
+    const LAYOUT_FINGERPRINT: u64 = fingerprint::str(T::LAYOUT_FINGERPRINT, "UnsafeCell");
+}
+
+macro_rules! tuples {
+    ($(($($name:ident : $idx:tt),+))*) => {$(
+        // SAFETY: a tuple of position-independent values is position-independent. Tuples have
+        // no guaranteed layout, but the fingerprint hashes every element's offset, so two
+        // builds that lay a tuple out differently never agree.
+        unsafe impl<$($name: ShmSafe),+> ShmSafe for ($($name,)+) {
+            const LAYOUT_FINGERPRINT: u64 = {
+                let h = fingerprint::str(fingerprint::START, "tuple");
+                $(
+                    let h = fingerprint::u64(h, $name::LAYOUT_FINGERPRINT);
+                    let h = fingerprint::u64(h, core::mem::offset_of!(Self, $idx) as u64);
+                )+
+                fingerprint::layout(h, size_of::<Self>(), align_of::<Self>())
+            };
+        }
+    )*};
+}
+
+tuples! {
+    (A: 0)
+    (A: 0, B: 1)
+    (A: 0, B: 1, C: 2)
+    (A: 0, B: 1, C: 2, D: 3)
+    (A: 0, B: 1, C: 2, D: 3, E: 4)
+    (A: 0, B: 1, C: 2, D: 3, E: 4, F: 5)
+    (A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6)
+    (A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_shm_safe<T: ShmSafe>() {}
+
+    #[test]
+    fn builtin_impls_exist() {
+        assert_shm_safe::<u8>();
+        assert_shm_safe::<[u64; 4]>();
+        assert_shm_safe::<(u8, u32, f64)>();
+        assert_shm_safe::<Option<u32>>();
+        assert_shm_safe::<PhantomData<String>>();
+        assert_shm_safe::<atomic::AtomicU64>();
+        assert_shm_safe::<crate::ShmVec<crate::ShmString>>();
+    }
+
+    #[test]
+    fn fingerprints_tell_types_apart() {
+        let fps = [
+            u32::LAYOUT_FINGERPRINT,
+            i32::LAYOUT_FINGERPRINT,
+            f32::LAYOUT_FINGERPRINT,
+            <[u32; 2]>::LAYOUT_FINGERPRINT,
+            <[u32; 3]>::LAYOUT_FINGERPRINT,
+            <(u32, u32)>::LAYOUT_FINGERPRINT,
+            <Option<u32>>::LAYOUT_FINGERPRINT,
+        ];
+        for (i, a) in fps.iter().enumerate() {
+            for b in &fps[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(
+            fingerprint::str(fingerprint::START, "x"),
+            fingerprint::str(fingerprint::START, "x")
+        );
+        assert_ne!(
+            fingerprint::str(fingerprint::str(fingerprint::START, "ab"), "c"),
+            fingerprint::str(fingerprint::str(fingerprint::START, "a"), "bc")
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! Named shared-memory segments: create, open (validated), unlink.
+//!
+//! A segment is a named OS shared-memory object that starts with a [`SegmentHeader`]: magic
+//! bytes, format version, kind, total size, a random 64-bit id and the creator's pid. Opening a
+//! segment validates all of it and returns a specific [`Error`] for each problem (not found, too
+//! small, wrong magic, wrong version, wrong kind, truncated, not initialised) — never undefined
+//! behaviour and never a panic.
+//!
+//! The operating system part sits behind [`SharedMemoryOs`]: POSIX `shm_open` on Unix, named
+//! file mappings on Windows, and an in-process [`memory`] backend used under Miri.
+
+use std::fmt;
+use std::io;
+use std::mem::size_of;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::domain;
+use crate::error::{Error, Result};
+
+pub mod memory;
+mod os;
+#[cfg(unix)]
+pub mod posix;
+#[cfg(windows)]
+pub mod windows;
+
+pub use os::{Access, RawMapping, SharedMemoryOs, platform};
+
+/// Magic bytes at offset 0 of every segment.
+pub const MAGIC: [u8; 8] = *b"IPCRSEG\x01";
+
+/// Format version of the segment header and of everything this build lays out in segments.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Size of the header; the payload starts at this offset (a multiple of 64).
+pub const HEADER_SIZE: usize = size_of::<SegmentHeader>();
+
+const STATE_INITIALIZING: u32 = 0;
+const STATE_READY: u32 = 1;
+
+/// What a segment holds. Opening a segment as the wrong kind is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+#[non_exhaustive]
+pub enum SegmentKind {
+    /// A shared heap ([`crate::heap`]).
+    Heap = 1,
+    /// A publish/subscribe topic.
+    Topic = 2,
+    /// An event channel.
+    Event = 3,
+    /// Anything else (tests, user data).
+    Raw = 4,
+}
+
+impl SegmentKind {
+    fn from_u32(value: u32) -> Option<Self> {
+        Some(match value {
+            1 => SegmentKind::Heap,
+            2 => SegmentKind::Topic,
+            3 => SegmentKind::Event,
+            4 => SegmentKind::Raw,
+            _ => return None,
+        })
+    }
+
+    /// The kind's name as used in OS object names (`<domain>.<kind>.<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SegmentKind::Heap => "heap",
+            SegmentKind::Topic => "topic",
+            SegmentKind::Event => "event",
+            SegmentKind::Raw => "raw",
+        }
+    }
+}
+
+impl fmt::Display for SegmentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn kind_name(value: u32) -> String {
+    SegmentKind::from_u32(value).map_or_else(|| format!("unknown ({value})"), |k| k.to_string())
+}
+
+/// The first 64 bytes of every segment.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct SegmentHeader {
+    magic: [u8; 8],
+    version: u32,
+    kind: u32,
+    size: u64,
+    id: u64,
+    creator_pid: u32,
+    state: AtomicU32,
+}
+
+const _: () = assert!(HEADER_SIZE == 64);
+
+impl SegmentHeader {
+    /// Total size of the segment in bytes, header included.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The segment's random 64-bit id (never 0), used by relocatable pointers.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Pid of the process that created the segment.
+    pub fn creator_pid(&self) -> u32 {
+        self.creator_pid
+    }
+}
+
+/// The full OS name of a segment: `<domain>.<kind>.<name>`, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SegmentName(String);
+
+impl SegmentName {
+    /// Builds and validates the name of segment `name` of `kind` in `domain`.
+    ///
+    /// ```
+    /// use ipc_runtime::segment::{SegmentKind, SegmentName};
+    ///
+    /// let name = SegmentName::new("robot", SegmentKind::Topic, "imu").unwrap();
+    /// assert_eq!(name.as_str(), "robot.topic.imu");
+    /// assert!(SegmentName::new("robot", SegmentKind::Topic, "a/b").is_err());
+    /// ```
+    pub fn new(domain: &str, kind: SegmentKind, name: &str) -> Result<Self> {
+        domain::validate(domain, "domain")?;
+        domain::validate(name, "segment")?;
+        Ok(SegmentName(domain::object_name(domain, kind.as_str(), name)))
+    }
+
+    /// The full name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SegmentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A mapped, validated shared-memory segment.
+///
+/// Dropping a `Segment` unmaps it; the name stays until [`Segment::unlink`] removes it.
+///
+/// ```
+/// use ipc_runtime::segment::{Access, Segment, SegmentKind, SegmentName};
+///
+/// let domain = format!("doc-seg-{}", std::process::id());
+/// let name = SegmentName::new(&domain, SegmentKind::Raw, "example").unwrap();
+/// let created = Segment::create(&name, SegmentKind::Raw, 4096).unwrap();
+/// let opened = Segment::open(&name, SegmentKind::Raw, Access::ReadOnly).unwrap();
+/// assert_eq!(opened.id(), created.id());
+/// assert_eq!(opened.payload_len(), 4096 - 64);
+/// Segment::unlink(&name).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Segment {
+    name: SegmentName,
+    map: RawMapping,
+    os: &'static dyn SharedMemoryOs,
+}
+
+impl Segment {
+    /// Creates segment `name` of `size` bytes (header included) with the platform mechanism.
+    pub fn create(name: &SegmentName, kind: SegmentKind, size: usize) -> Result<Segment> {
+        Self::create_with(platform(), name, kind, size, |_| {})
+    }
+
+    /// Creates a segment with an explicit mechanism, running `init` on the zeroed payload before
+    /// the segment is marked ready (openers see `NotReady` until then).
+    pub fn create_with(
+        os: &'static dyn SharedMemoryOs,
+        name: &SegmentName,
+        kind: SegmentKind,
+        size: usize,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Segment> {
+        Self::create_with_id(os, name, kind, size, crate::ptr::fresh_segment_id(), init)
+    }
+
+    /// Creates a segment whose id is chosen by the caller (heaps name their segment after it).
+    pub(crate) fn create_with_id(
+        os: &'static dyn SharedMemoryOs,
+        name: &SegmentName,
+        kind: SegmentKind,
+        size: usize,
+        id: u64,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Segment> {
+        if size < HEADER_SIZE {
+            return Err(Error::TooSmall {
+                segment: name.to_string(),
+                size: size as u64,
+                min: HEADER_SIZE as u64,
+            });
+        }
+        let map = os.create(name.as_str(), size).map_err(|err| match err.kind() {
+            io::ErrorKind::AlreadyExists => Error::SegmentExists { segment: name.to_string() },
+            _ => Error::io(format!("creating shared-memory segment `{name}` ({size} bytes)"), err),
+        })?;
+        let segment = Segment { name: name.clone(), map, os };
+        let header = SegmentHeader {
+            magic: MAGIC,
+            version: FORMAT_VERSION,
+            kind: kind as u32,
+            size: size as u64,
+            id,
+            creator_pid: std::process::id(),
+            state: AtomicU32::new(STATE_INITIALIZING),
+        };
+        // SAFETY: the mapping is writable, page-aligned and at least HEADER_SIZE bytes long, and
+        // nobody else writes the header of a segment we just created exclusively.
+        unsafe { segment.map.ptr().cast::<SegmentHeader>().as_ptr().write(header) };
+        init(&segment);
+        segment.header().state.store(STATE_READY, Ordering::Release);
+        Ok(segment)
+    }
+
+    /// Opens and validates an existing segment with the platform mechanism.
+    pub fn open(name: &SegmentName, kind: SegmentKind, access: Access) -> Result<Segment> {
+        Self::open_with(platform(), name, kind, access)
+    }
+
+    /// Opens and validates an existing segment with an explicit mechanism.
+    pub fn open_with(
+        os: &'static dyn SharedMemoryOs,
+        name: &SegmentName,
+        kind: SegmentKind,
+        access: Access,
+    ) -> Result<Segment> {
+        let map = os.open(name.as_str(), access).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => Error::SegmentNotFound { segment: name.to_string() },
+            _ => Error::io(format!("opening shared-memory segment `{name}`"), err),
+        })?;
+        let segment = Segment { name: name.clone(), map, os };
+        segment.validate(kind)?;
+        Ok(segment)
+    }
+
+    fn validate(&self, kind: SegmentKind) -> Result<()> {
+        let segment = || self.name.to_string();
+        let actual = self.map.len() as u64;
+        if self.map.len() < HEADER_SIZE {
+            return Err(Error::TooSmall {
+                segment: segment(),
+                size: actual,
+                min: HEADER_SIZE as u64,
+            });
+        }
+        // Read the fields through volatile copies: another process may be writing garbage into
+        // the header right now, and nothing below may assume the values are stable.
+        let base = self.map.ptr().as_ptr();
+        // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and readable; the
+        // header is plain old data, so any bit pattern is a valid value.
+        let header: SegmentHeader =
+            unsafe { std::ptr::read_volatile(base.cast::<SegmentHeader>()) };
+        if header.magic != MAGIC {
+            return Err(Error::WrongMagic { segment: segment(), found: header.magic });
+        }
+        if header.version != FORMAT_VERSION {
+            return Err(Error::WrongVersion {
+                segment: segment(),
+                found: header.version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        if header.kind != kind as u32 {
+            return Err(Error::WrongKind {
+                segment: segment(),
+                found: kind_name(header.kind),
+                expected: kind.to_string(),
+            });
+        }
+        if header.size != actual || header.size < HEADER_SIZE as u64 {
+            return Err(Error::Truncated { segment: segment(), expected: header.size, actual });
+        }
+        if self.header().state.load(Ordering::Acquire) != STATE_READY {
+            return Err(Error::NotReady { segment: segment(), creator_pid: header.creator_pid });
+        }
+        if header.id == 0 {
+            return Err(Error::WrongMagic { segment: segment(), found: header.magic });
+        }
+        Ok(())
+    }
+
+    /// Removes segment `name` with the platform mechanism. Mappings stay valid until dropped.
+    pub fn unlink(name: &SegmentName) -> Result<()> {
+        Self::unlink_with(platform(), name)
+    }
+
+    /// Removes segment `name` with an explicit mechanism.
+    pub fn unlink_with(os: &'static dyn SharedMemoryOs, name: &SegmentName) -> Result<()> {
+        os.unlink(name.as_str()).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => Error::SegmentNotFound { segment: name.to_string() },
+            _ => Error::io(format!("removing shared-memory segment `{name}`"), err),
+        })
+    }
+
+    /// The segment's full name.
+    pub fn name(&self) -> &SegmentName {
+        &self.name
+    }
+
+    /// The mechanism that made the mapping.
+    pub fn os(&self) -> &'static dyn SharedMemoryOs {
+        self.os
+    }
+
+    /// The validated header.
+    pub fn header(&self) -> &SegmentHeader {
+        // SAFETY: creation wrote and opening validated a header at offset 0 of a mapping that is
+        // at least HEADER_SIZE bytes; it lives as long as `self.map`.
+        unsafe { self.map.ptr().cast::<SegmentHeader>().as_ref() }
+    }
+
+    /// The segment's random id.
+    pub fn id(&self) -> u64 {
+        self.header().id
+    }
+
+    /// Total size in bytes, header included.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Always false: a valid segment holds at least its header.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// How this process mapped the segment.
+    pub fn access(&self) -> Access {
+        self.map.access()
+    }
+
+    /// Start of the mapping (the header).
+    pub fn base(&self) -> NonNull<u8> {
+        self.map.ptr()
+    }
+
+    /// Start of the payload, right after the header.
+    pub fn payload(&self) -> NonNull<u8> {
+        // SAFETY: the mapping is at least HEADER_SIZE bytes long.
+        unsafe { self.map.ptr().add(HEADER_SIZE) }
+    }
+
+    /// Payload size: total size minus the header.
+    pub fn payload_len(&self) -> usize {
+        self.map.len() - HEADER_SIZE
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! trybuild cases for `#[derive(ShmMessage)]` live in `tests/`.
