@@ -29,7 +29,6 @@ pub const MAX_NAME_LEN: usize = 100;
 /// assert!(!domain.is_empty());
 /// ```
 pub fn current() -> &'static str {
-    static DOMAIN: OnceLock<String> = OnceLock::new();
     DOMAIN.get_or_init(|| match std::env::var(DOMAIN_ENV) {
         Ok(value) => match validate(&value, "domain") {
             Ok(()) => value,
@@ -38,8 +37,32 @@ pub fn current() -> &'static str {
                 DEFAULT_DOMAIN.to_owned()
             }
         },
+        // Unit tests of this crate stay out of the user's default domain.
+        Err(_) if cfg!(test) => format!("ut{}", std::process::id()),
         Err(_) => DEFAULT_DOMAIN.to_owned(),
     })
+}
+
+static DOMAIN: OnceLock<String> = OnceLock::new();
+
+/// Sets the process's default domain programmatically, before anything used it. Succeeds if
+/// the domain is already `domain`; fails with [`Error::DomainAlreadySet`] if it is another one
+/// (objects may already exist under the old name).
+///
+/// ```
+/// let name = format!("doc-{}", std::process::id());
+/// ipc_runtime::domain::set_current(&name).unwrap();
+/// assert_eq!(ipc_runtime::domain::current(), name);
+/// assert!(ipc_runtime::domain::set_current("other").is_err());
+/// ```
+pub fn set_current(domain: &str) -> Result<()> {
+    validate(domain, "domain")?;
+    let current = DOMAIN.get_or_init(|| domain.to_owned());
+    if current == domain {
+        Ok(())
+    } else {
+        Err(Error::DomainAlreadySet { current: current.clone(), requested: domain.to_owned() })
+    }
 }
 
 /// Checks that `name` can be part of an OS object name: 1 to [`MAX_NAME_LEN`] bytes of ASCII

@@ -30,6 +30,15 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The process's domain was already fixed (by use or by `IPC_DOMAIN`) to another value.
+    #[error("the process's domain is already `{current}`; cannot switch to `{requested}`")]
+    DomainAlreadySet {
+        /// Domain in effect.
+        current: String,
+        /// Domain asked for.
+        requested: String,
+    },
+
     /// Opening a segment that does not exist.
     #[error("shared-memory segment `{segment}` does not exist")]
     SegmentNotFound {

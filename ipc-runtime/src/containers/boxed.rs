@@ -15,8 +15,9 @@ use crate::ptr::RelPtr;
 
 /// A value in the shared heap, with the feel of [`Box`].
 ///
-/// Useful to keep a large value out of a message's fixed part (the message stays small, the
-/// value is shared in place) or to give a recursive structure a fixed size.
+/// Useful to keep a large value out of a message's fixed part: the message stays small and the
+/// value is shared in place. (Recursive message types are not supported: a type's fingerprint
+/// includes its fields' fingerprints, which would never end.)
 ///
 /// ```
 /// use ipc_runtime::{ShmBox, ShmVec};

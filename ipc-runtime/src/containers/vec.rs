@@ -193,7 +193,7 @@ impl<T: ShmSafe> ShmVec<T> {
     #[inline]
     fn buffer_bytes(&self) -> usize {
         // A corrupted capacity must not wrap around into a small number.
-        (self.cap as usize).checked_mul(size_of::<T>()).unwrap_or(usize::MAX)
+        (self.cap as usize).saturating_mul(size_of::<T>())
     }
 
     /// The elements as a slice.

@@ -1,7 +1,7 @@
 //! The shared heap: an allocator inside a shared-memory segment owned by one process.
 //!
 //! Every process has (at most) one default heap, created on first use or explicitly with
-//! [`init_heap`](crate::init_heap). Containers ([`ShmVec`](crate::ShmVec) and friends) allocate
+//! [`init_heap`]. Containers ([`ShmVec`](crate::ShmVec) and friends) allocate
 //! from it; other processes map it read-only, lazily, through the [segment table](crate::ptr).
 //!
 //! * **Sparse.** The segment is sized with `ftruncate` on tmpfs (or `SEC_RESERVE` on Windows):
@@ -34,7 +34,7 @@ pub mod tlsf;
 use tlsf::{FreeError, Tlsf};
 
 /// Default heap size when neither `init_heap` nor `IPC_HEAP_SIZE` says otherwise.
-pub const DEFAULT_HEAP_SIZE: usize = 64 << 20;
+pub const DEFAULT_HEAP_SIZE: usize = if cfg!(miri) { 1 << 20 } else { 64 << 20 };
 
 /// Environment variable with the default heap's size.
 pub const HEAP_SIZE_ENV: &str = "IPC_HEAP_SIZE";
@@ -208,7 +208,7 @@ impl Heap {
             self.tlsf.free(p.offset())
         };
         if let Err(err) = result {
-            panic!("heap `{}`: invalid free at offset {:#x}: {err:?}", self.name, p.offset());
+            panic!("heap `{}`: invalid free at offset {:#x}: {err}", self.name, p.offset());
         }
     }
 
@@ -360,6 +360,142 @@ fn remove_at_exit(name: SegmentName) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::segment::memory::Memory;
+
+    /// A private heap on the in-memory backend (works under Miri, leaves nothing in /dev/shm).
+    fn private_heap(bytes: usize) -> Heap {
+        Heap::create_with(&Memory, domain::current(), bytes).unwrap()
+    }
+
+    /// A small deterministic generator (xorshift) so tests need no extra crates.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn fill(heap: &Heap, p: RelPtr, len: usize, byte: u8) {
+        // SAFETY: `p` is a live block of at least `len` bytes in our writable heap.
+        unsafe { heap.address(p).as_ptr().write_bytes(byte, len) };
+    }
+
+    fn holds(heap: &Heap, p: RelPtr, len: usize, byte: u8) -> bool {
+        // SAFETY: as in `fill`.
+        let bytes = unsafe { std::slice::from_raw_parts(heap.address(p).as_ptr(), len) };
+        bytes.iter().all(|&b| b == byte)
+    }
+
+    #[test]
+    fn alloc_free_storm_from_several_threads() {
+        let heap = private_heap(8 << 20);
+        let threads = if cfg!(miri) { 2 } else { 4 };
+        let rounds = if cfg!(miri) { 200 } else { 20_000 };
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let heap = &heap;
+                scope.spawn(move || {
+                    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1));
+                    let mut live: Vec<(RelPtr, usize, u8)> = Vec::new();
+                    for round in 0..rounds {
+                        if live.len() < 64 && (live.is_empty() || rng.below(3) != 0) {
+                            let len = 1 + rng.below(3000) as usize;
+                            let align = 1usize << rng.below(13);
+                            let p = heap.try_allocate(len, align).expect("heap large enough");
+                            assert_eq!(p.offset() as usize % align, 0);
+                            let byte = (round % 251) as u8;
+                            fill(heap, p, len, byte);
+                            live.push((p, len, byte));
+                        } else {
+                            let (p, len, byte) =
+                                live.swap_remove(rng.below(live.len() as u64) as usize);
+                            assert!(holds(heap, p, len, byte), "block overwritten by another");
+                            heap.free(p);
+                        }
+                    }
+                    for (p, len, byte) in live {
+                        assert!(holds(heap, p, len, byte));
+                        heap.free(p);
+                    }
+                });
+            }
+        });
+        heap.check_integrity().unwrap();
+        assert_eq!(heap.stats().bytes_in_use(), 0);
+        assert_eq!(heap.stats().allocations(), 0);
+        assert!(heap.stats().high_water() > 0);
+    }
+
+    #[test]
+    fn fragmented_heap_still_fills_past_80_percent() {
+        let size = if cfg!(miri) { 256 << 10 } else { 16 << 20 };
+        let heap = private_heap(size);
+        let mut rng = Rng(12345);
+        let mut live = Vec::new();
+        let size_of = |rng: &mut Rng| 16 + rng.below(4096) as usize;
+        while let Ok(p) = heap.try_allocate(size_of(&mut rng), 16) {
+            live.push(p);
+        }
+        // Free a random half: the heap is now a checkerboard of holes.
+        for i in (1..live.len()).rev() {
+            live.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        for p in live.drain(..live.len() / 2) {
+            heap.free(p);
+        }
+        heap.check_integrity().unwrap();
+        let err = loop {
+            match heap.try_allocate(size_of(&mut rng), 16) {
+                Ok(p) => live.push(p),
+                Err(err) => break err,
+            }
+        };
+        let stats = heap.stats();
+        let fill = stats.bytes_in_use() as f64 / stats.capacity() as f64;
+        assert!(fill >= 0.80, "only {:.1}% of the heap used at OOM", fill * 100.0);
+        assert!(matches!(err, Error::OutOfMemory { .. }));
+        assert!(err.to_string().contains(heap.name().as_str()), "{err}");
+        for p in live {
+            heap.free(p);
+        }
+        heap.check_integrity().unwrap();
+        assert_eq!(heap.stats().bytes_in_use(), 0);
+    }
+
+    #[test]
+    fn oversized_and_misaligned_requests_are_errors() {
+        let heap = private_heap(1 << 20);
+        assert!(matches!(heap.try_allocate(2 << 20, 8), Err(Error::OutOfMemory { .. })));
+        assert!(matches!(heap.try_allocate(usize::MAX, 8), Err(Error::OutOfMemory { .. })));
+        assert!(matches!(heap.try_allocate(8, 8192), Err(Error::Unsupported { .. })));
+        assert!(matches!(heap.try_allocate(8, 3), Err(Error::Unsupported { .. })));
+    }
+
+    #[test]
+    #[should_panic(expected = "double free")]
+    fn double_free_panics() {
+        let heap = private_heap(1 << 20);
+        let p = heap.try_allocate(8, 8).unwrap();
+        heap.free(p);
+        heap.free(p);
+    }
+
+    #[test]
+    #[cfg(all(target_os = "linux", not(miri)))]
+    fn segment_is_sparse() {
+        // A 1 GiB heap must not cost 1 GiB: creating it touches only the first pages.
+        let heap = Heap::create(1 << 30).unwrap();
+        let path = std::path::Path::new("/dev/shm").join(heap.name().as_str());
+        let blocks = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&path).unwrap());
+        Segment::unlink(heap.name()).unwrap();
+        assert!(blocks * 512 < 1 << 20, "{} bytes committed for a 1 GiB heap", blocks * 512);
+    }
 
     #[test]
     fn parses_sizes() {

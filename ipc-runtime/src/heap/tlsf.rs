@@ -380,7 +380,7 @@ impl Tlsf {
     fn check_used(&self, payload: u64) -> Result<u64, FreeError> {
         let c = self.ctl();
         let b = payload.wrapping_sub(HDR);
-        if payload < c.area_start + HDR || payload >= c.area_end || payload % ALIGN != 0 {
+        if payload < c.area_start + HDR || payload >= c.area_end || !payload.is_multiple_of(ALIGN) {
             return Err(FreeError::NotABlock);
         }
         let flags = self.flags(b);
