@@ -140,6 +140,91 @@ pub mod fingerprint {
     pub const fn named(name: &str, size: usize, align: usize) -> u64 {
         layout(str(START, name), size, align)
     }
+
+    /// Hashes a signed 128-bit value (an enum discriminant, of whatever primitive type).
+    pub const fn i128(h: u64, value: i128) -> u64 {
+        bytes(h, &value.to_le_bytes())
+    }
+
+    /// A fingerprint being computed, one part after the other; what `#[derive(ShmMessage)]`
+    /// expands to (a chain of `const fn` calls needs no local variables, so the expansion
+    /// cannot collide with the user's names).
+    ///
+    /// ```
+    /// use ipc_runtime::message::fingerprint::Builder;
+    ///
+    /// #[repr(C)]
+    /// struct Pose {
+    ///     x: f64,
+    /// }
+    ///
+    /// const FP: u64 = Builder::new("Pose")
+    ///     .str("C")
+    ///     .layout(size_of::<Pose>(), align_of::<Pose>())
+    ///     .u64(1)
+    ///     .field::<f64>("x", core::mem::offset_of!(Pose, x))
+    ///     .finish();
+    /// assert_ne!(FP, Builder::new("Pose").finish());
+    /// ```
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[must_use]
+    pub struct Builder(u64);
+
+    impl Builder {
+        /// Starts the fingerprint of the type called `type_name`.
+        pub const fn new(type_name: &str) -> Self {
+            Builder(str(START, type_name))
+        }
+
+        /// Hashes a string (length-prefixed).
+        pub const fn str(self, s: &str) -> Self {
+            Builder(str(self.0, s))
+        }
+
+        /// Hashes a 64-bit value.
+        pub const fn u64(self, value: u64) -> Self {
+            Builder(u64(self.0, value))
+        }
+
+        /// Hashes a signed 128-bit value (an enum discriminant).
+        pub const fn i128(self, value: i128) -> Self {
+            Builder(i128(self.0, value))
+        }
+
+        /// Hashes a size and an alignment.
+        pub const fn layout(self, size: usize, align: usize) -> Self {
+            Builder(layout(self.0, size, align))
+        }
+
+        /// Hashes one field of a struct: its name, its offset and its type's
+        /// [`LAYOUT_FINGERPRINT`](super::ShmSafe::LAYOUT_FINGERPRINT).
+        ///
+        /// The bound `T: ShmSafe` is also the derive's proof that the field may live in
+        /// shared memory: `#[derive(ShmMessage)]` calls `.field::<FieldType>(..)` with the field
+        /// type's own span, so a field that is not `ShmSafe` fails to compile right at that
+        /// type, with the message of [`ShmSafe`](super::ShmSafe)'s
+        /// `#[diagnostic::on_unimplemented]`.
+        pub const fn field<T: super::ShmSafe>(self, name: &str, offset: usize) -> Self {
+            Builder(u64(u64(str(self.0, name), offset as u64), T::LAYOUT_FINGERPRINT))
+        }
+
+        /// Hashes one field of an enum variant: its name and its type's
+        /// [`LAYOUT_FINGERPRINT`](super::ShmSafe::LAYOUT_FINGERPRINT).
+        ///
+        /// Offsets of variant fields cannot be taken on stable Rust (`offset_of!` on enums is
+        /// unstable); for the `repr(C)` and primitive representations they follow from the
+        /// representation and the fields' sizes and alignments, which the fingerprint covers.
+        /// The bound is the derive's proof of `ShmSafe`, as for [`field`](Self::field).
+        pub const fn variant_field<T: super::ShmSafe>(self, name: &str) -> Self {
+            Builder(u64(str(self.0, name), T::LAYOUT_FINGERPRINT))
+        }
+
+        /// The fingerprint.
+        #[must_use]
+        pub const fn finish(self) -> u64 {
+            self.0
+        }
+    }
 }
 
 macro_rules! primitives {
