@@ -58,7 +58,10 @@ impl Container {
                 } else if meta.path.is_ident("crate") {
                     let lit = string_value(&meta, "crate = \"ipc_runtime\"")?;
                     if std::mem::replace(&mut seen_crate, true) {
-                        cx.error_spanned_by(&meta.path, "duplicate `crate`");
+                        cx.error_spanned_by(
+                            &meta.path,
+                            "duplicate `crate`: name the runtime crate once",
+                        );
                     } else {
                         match lit.parse::<Path>() {
                             Ok(path) => out.krate = Some(path),

@@ -4,7 +4,7 @@
 //!
 //! What syntax cannot show — whether a field's type, perhaps behind an alias or a generic
 //! parameter, is `ShmSafe` — is proved by the compiler: the expansion hashes each field through
-//! `fingerprint::Builder::field::<FieldType>`, which requires `FieldType: ShmSafe` (see
+//! `fingerprint::field::<FieldType>`, which requires `FieldType: ShmSafe` (see
 //! [`expand`](crate::expand)). The syntactic field checks here only add friendlier, more
 //! specific messages for the forms that can never be `ShmSafe` (references, raw pointers,
 //! function pointers, trait objects, unsized types); fields they reject are left out of the

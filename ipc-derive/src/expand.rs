@@ -20,13 +20,14 @@
 //!         const LAYOUT_FINGERPRINT: u64 = <Self as ::ipc_runtime::ShmMessage>::FINGERPRINT;
 //!     }
 //!     impl<T: ::ipc_runtime::ShmSafe> ::ipc_runtime::ShmMessage for Pose<T> {
-//!         const FINGERPRINT: u64 = __private::Fingerprint::new("Pose<T>")
-//!             .str("C")                                          // representation
-//!             .layout(size_of::<Self>(), align_of::<Self>())
-//!             .u64(2)                                            // field count
-//!             .field::<f64>("x", offset_of!(Self, x))
-//!             .field::<T>("tag", offset_of!(Self, tag))
-//!             .finish();
+//!         const FINGERPRINT: u64 = __private::fingerprint::of(&[
+//!             Part::Str("Pose<T>"),                             // name
+//!             Part::Str("C"),                                   // representation
+//!             Part::Layout(size_of::<Self>(), align_of::<Self>()),
+//!             Part::U64(2),                                     // field count
+//!             __private::field::<f64>("x", offset_of!(Self, x)),
+//!             __private::field::<T>("tag", offset_of!(Self, tag)),
+//!         ]);
 //!         const TYPE_NAME: &'static str = "Pose<T>";
 //!     }
 //!     impl<T: ::ipc_runtime::ShmSafe> ::ipc_runtime::Topic for Pose<T> {
@@ -35,13 +36,14 @@
 //! };
 //! ```
 //!
-//! The fingerprint is one chain of `const fn` calls: no local variables, so nothing in the
-//! user's scope (a `const h: () = ();`, say) can capture a name of the expansion. Primitive
+//! The fingerprint is a flat list of parts folded by a `const fn`: no local variables, so
+//! nothing in the user's scope (a `const h: () = ();`, say) can capture a name of the
+//! expansion, and no nesting, so it reads like the type. Primitive
 //! types are spelled `__private::u64` & co. (re-exports of `core::primitive`) for the same reason (`struct u64;` is legal).
 //!
 //! # How field types are proved `ShmSafe`
 //!
-//! `Builder::field::<F>` (and `variant_field` for enums) requires `F: ShmSafe`, and the
+//! `__private::field::<F>` (and `variant_field` for enums) requires `F: ShmSafe`, and the
 //! call is spanned at the field's type. So the fingerprint computation *is* the trait-bound
 //! backstop: rustc type-checks `FINGERPRINT`'s body for every derived type, whether or not the
 //! constant is ever used, and a field whose type is not `ShmSafe` — written directly, behind a
@@ -93,7 +95,7 @@ pub(crate) fn impls(cont: &Container<'_>) -> TokenStream {
     //     representation (`C`, `transparent`, or for enums `C` or a primitive), otherwise a
     //     `compile_error!` is emitted next to this impl;
     // (2) every field is `ShmSafe`: `FINGERPRINT` below hashes each field through
-    //     `Builder::field::<FieldType>` / `variant_field::<FieldType>`, which require
+    //     `field::<FieldType>` / `variant_field::<FieldType>`, which require
     //     `FieldType: ShmSafe`, and rustc type-checks that body whether or not it is used.
     //     Fields that `check` rejected syntactically are left out here, but then a
     //     `compile_error!` is emitted instead;
@@ -126,8 +128,8 @@ pub(crate) fn field_checks(cont: &Container<'_>) -> TokenStream {
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let checks = cont.all_fields().filter(|f| check::unplaceable(f.ty).is_empty()).map(|f| {
         let ty = f.ty;
-        let method = quote_spanned!(ty.span()=> field::<#ty>);
-        quote!(let _ = #krate::__private::Fingerprint::new("").#method("", 0);)
+        let call = quote_spanned!(ty.span()=> #krate::__private::field::<#ty>);
+        quote!(let _ = #call("", 0);)
     });
     quote! {
         #[allow(dead_code)]
@@ -183,10 +185,11 @@ fn prim(cont: &Container<'_>, name: &str) -> TokenStream {
 fn head(cont: &Container<'_>, type_name: &str) -> TokenStream {
     let krate = cont.attrs.krate();
     let repr = cont.repr.canonical();
+    let p = quote!(#krate::__private);
     quote! {
-        #krate::__private::Fingerprint::new(#type_name)
-            .str(#repr)
-            .layout(#krate::__private::size_of::<Self>(), #krate::__private::align_of::<Self>())
+        #p::Part::Str(#type_name),
+        #p::Part::Str(#repr),
+        #p::Part::Layout(#p::size_of::<Self>(), #p::align_of::<Self>()),
     }
 }
 
@@ -197,20 +200,22 @@ fn accepted<'f, 'a>(fields: &'f [Field<'a>]) -> impl Iterator<Item = &'f Field<'
 
 fn struct_fingerprint(cont: &Container<'_>, type_name: &str, fields: &[Field<'_>]) -> TokenStream {
     let krate = cont.attrs.krate();
+    let p = quote!(#krate::__private);
     let head = head(cont, type_name);
     let count = fields.len() as u64;
     let fields = accepted(fields).map(|field| {
         let ty = field.ty;
         let name = field.name();
         let member = &field.member;
-        let method = quote_spanned!(ty.span()=> field::<#ty>);
-        quote!(.#method(#name, #krate::__private::offset_of!(Self, #member)))
+        let call = quote_spanned!(ty.span()=> #p::field::<#ty>);
+        quote!(#call(#name, #p::offset_of!(Self, #member)),)
     });
     quote! {
-        #head
-            .u64(#count)
+        #p::fingerprint::of(&[
+            #head
+            #p::Part::U64(#count),
             #(#fields)*
-            .finish()
+        ])
     }
 }
 
@@ -220,6 +225,7 @@ fn enum_fingerprint(
     variants: &[Variant<'_>],
 ) -> TokenStream {
     let krate = cont.attrs.krate();
+    let p = quote!(#krate::__private);
     let head = head(cont, type_name);
     let count = variants.len() as u64;
     // Discriminants have the type of the primitive representation, `isize` for `repr(C)`.
@@ -241,9 +247,7 @@ fn enum_fingerprint(
         }
         let disc = match last_explicit {
             Some((expr, at)) => {
-                let value = quote! {
-                    (#krate::__private::identity::<#disc_ty>(#expr) as #i128)
-                };
+                let value = quote!((#p::identity::<#disc_ty>(#expr) as #i128));
                 if at == i {
                     value
                 } else {
@@ -257,20 +261,21 @@ fn enum_fingerprint(
         let fields = accepted(&variant.fields).map(|field| {
             let ty = field.ty;
             let name = field.name();
-            let method = quote_spanned!(ty.span()=> variant_field::<#ty>);
-            quote!(.#method(#name))
+            let call = quote_spanned!(ty.span()=> #p::variant_field::<#ty>);
+            quote!(#call(#name),)
         });
         quote! {
-            .str(#name)
-            .i128(#disc)
-            .u64(#field_count)
+            #p::Part::Str(#name),
+            #p::Part::I128(#disc),
+            #p::Part::U64(#field_count),
             #(#fields)*
         }
     });
     quote! {
-        #head
-            .u64(#count)
+        #p::fingerprint::of(&[
+            #head
+            #p::Part::U64(#count),
             #(#variants)*
-            .finish()
+        ])
     }
 }

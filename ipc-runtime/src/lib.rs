@@ -74,7 +74,7 @@ pub mod __private {
     //! `#[shm(crate = "...")]`), never through the user's scope: primitives too, because a user
     //! may define `struct u64;`.
     pub use crate::message::fingerprint;
-    pub use crate::message::fingerprint::Builder as Fingerprint;
+    pub use crate::message::fingerprint::{Part, field, variant_field};
     pub use core;
     pub use core::convert::identity;
     pub use core::mem::{align_of, offset_of, size_of};

@@ -146,84 +146,84 @@ pub mod fingerprint {
         bytes(h, &value.to_le_bytes())
     }
 
-    /// A fingerprint being computed, one part after the other; what `#[derive(ShmMessage)]`
-    /// expands to (a chain of `const fn` calls needs no local variables, so the expansion
-    /// cannot collide with the user's names).
+    /// One part of a derived type's fingerprint: `#[derive(ShmMessage)]` expands to a list of
+    /// parts folded by [`of`], one part per line, with no local variables (so nothing in the
+    /// user's scope can capture a name of the expansion) and no nesting.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Part {
+        /// A string: the type's name, its representation, a variant's name.
+        Str(&'static str),
+        /// A number: how many fields or variants follow.
+        U64(u64),
+        /// An enum discriminant, of whatever primitive type.
+        I128(i128),
+        /// The type's size and alignment.
+        Layout(usize, usize),
+        /// A struct field: name, offset and the field type's fingerprint; see [`field`].
+        Field(&'static str, usize, u64),
+        /// An enum variant's field: name and the field type's fingerprint; see
+        /// [`variant_field`].
+        VariantField(&'static str, u64),
+    }
+
+    /// The fingerprint of a derived type: all `parts`, in order, hashed from [`START`].
     ///
     /// ```
-    /// use ipc_runtime::message::fingerprint::Builder;
+    /// use ipc_runtime::message::fingerprint::{self, Part};
     ///
     /// #[repr(C)]
     /// struct Pose {
     ///     x: f64,
     /// }
     ///
-    /// const FP: u64 = Builder::new("Pose")
-    ///     .str("C")
-    ///     .layout(size_of::<Pose>(), align_of::<Pose>())
-    ///     .u64(1)
-    ///     .field::<f64>("x", core::mem::offset_of!(Pose, x))
-    ///     .finish();
-    /// assert_ne!(FP, Builder::new("Pose").finish());
+    /// const FP: u64 = fingerprint::of(&[
+    ///     Part::Str("Pose"),
+    ///     Part::Str("C"),
+    ///     Part::Layout(size_of::<Pose>(), align_of::<Pose>()),
+    ///     Part::U64(1),
+    ///     fingerprint::field::<f64>("x", core::mem::offset_of!(Pose, x)),
+    /// ]);
+    /// assert_ne!(FP, fingerprint::of(&[Part::Str("Pose")]));
     /// ```
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    #[must_use]
-    pub struct Builder(u64);
-
-    impl Builder {
-        /// Starts the fingerprint of the type called `type_name`.
-        pub const fn new(type_name: &str) -> Self {
-            Builder(str(START, type_name))
+    pub const fn of(parts: &[Part]) -> u64 {
+        let mut h = START;
+        let mut i = 0;
+        while i < parts.len() {
+            h = match parts[i] {
+                Part::Str(s) => str(h, s),
+                Part::U64(value) => u64(h, value),
+                Part::I128(value) => i128(h, value),
+                Part::Layout(size, align) => layout(h, size, align),
+                Part::Field(name, offset, fingerprint) => {
+                    u64(u64(str(h, name), offset as u64), fingerprint)
+                }
+                Part::VariantField(name, fingerprint) => u64(str(h, name), fingerprint),
+            };
+            i += 1;
         }
+        h
+    }
 
-        /// Hashes a string (length-prefixed).
-        pub const fn str(self, s: &str) -> Self {
-            Builder(str(self.0, s))
-        }
+    /// A struct field's part: its name, its offset and its type's
+    /// [`LAYOUT_FINGERPRINT`](super::ShmSafe::LAYOUT_FINGERPRINT).
+    ///
+    /// The bound `T: ShmSafe` is also the derive's proof that the field may live in shared
+    /// memory: `#[derive(ShmMessage)]` calls `field::<FieldType>(..)` with the field type's own
+    /// span, so a field that is not `ShmSafe` fails to compile right at that type, with the
+    /// message of [`ShmSafe`](super::ShmSafe)'s `#[diagnostic::on_unimplemented]`.
+    pub const fn field<T: super::ShmSafe>(name: &'static str, offset: usize) -> Part {
+        Part::Field(name, offset, T::LAYOUT_FINGERPRINT)
+    }
 
-        /// Hashes a 64-bit value.
-        pub const fn u64(self, value: u64) -> Self {
-            Builder(u64(self.0, value))
-        }
-
-        /// Hashes a signed 128-bit value (an enum discriminant).
-        pub const fn i128(self, value: i128) -> Self {
-            Builder(i128(self.0, value))
-        }
-
-        /// Hashes a size and an alignment.
-        pub const fn layout(self, size: usize, align: usize) -> Self {
-            Builder(layout(self.0, size, align))
-        }
-
-        /// Hashes one field of a struct: its name, its offset and its type's
-        /// [`LAYOUT_FINGERPRINT`](super::ShmSafe::LAYOUT_FINGERPRINT).
-        ///
-        /// The bound `T: ShmSafe` is also the derive's proof that the field may live in
-        /// shared memory: `#[derive(ShmMessage)]` calls `.field::<FieldType>(..)` with the field
-        /// type's own span, so a field that is not `ShmSafe` fails to compile right at that
-        /// type, with the message of [`ShmSafe`](super::ShmSafe)'s
-        /// `#[diagnostic::on_unimplemented]`.
-        pub const fn field<T: super::ShmSafe>(self, name: &str, offset: usize) -> Self {
-            Builder(u64(u64(str(self.0, name), offset as u64), T::LAYOUT_FINGERPRINT))
-        }
-
-        /// Hashes one field of an enum variant: its name and its type's
-        /// [`LAYOUT_FINGERPRINT`](super::ShmSafe::LAYOUT_FINGERPRINT).
-        ///
-        /// Offsets of variant fields cannot be taken on stable Rust (`offset_of!` on enums is
-        /// unstable); for the `repr(C)` and primitive representations they follow from the
-        /// representation and the fields' sizes and alignments, which the fingerprint covers.
-        /// The bound is the derive's proof of `ShmSafe`, as for [`field`](Self::field).
-        pub const fn variant_field<T: super::ShmSafe>(self, name: &str) -> Self {
-            Builder(u64(str(self.0, name), T::LAYOUT_FINGERPRINT))
-        }
-
-        /// The fingerprint.
-        #[must_use]
-        pub const fn finish(self) -> u64 {
-            self.0
-        }
+    /// An enum variant's field's part: its name and its type's
+    /// [`LAYOUT_FINGERPRINT`](super::ShmSafe::LAYOUT_FINGERPRINT).
+    ///
+    /// Offsets of variant fields cannot be taken on stable Rust (`offset_of!` on enums is
+    /// unstable); for the `repr(C)` and primitive representations they follow from the
+    /// representation and the fields' sizes and alignments, which the fingerprint covers. The
+    /// bound is the derive's proof of `ShmSafe`, as for [`field`].
+    pub const fn variant_field<T: super::ShmSafe>(name: &'static str) -> Part {
+        Part::VariantField(name, T::LAYOUT_FINGERPRINT)
     }
 }
 
@@ -231,6 +231,7 @@ macro_rules! primitives {
     ($($t:ty),* $(,)?) => {$(
         // SAFETY: plain values without pointers or handles; every process reads the same bytes
         // the same way.
+        #[diagnostic::do_not_recommend]
         unsafe impl ShmSafe for $t {
             const LAYOUT_FINGERPRINT: u64 =
                 fingerprint::named(stringify!($t), size_of::<$t>(), align_of::<$t>());

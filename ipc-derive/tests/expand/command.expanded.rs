@@ -6,34 +6,37 @@ const _: () = {
     }
     #[automatically_derived]
     impl ::ipc_runtime::ShmMessage for Command {
-        const FINGERPRINT: ::ipc_runtime::__private::u64 = ::ipc_runtime::__private::Fingerprint::new(
-                "Command",
-            )
-            .str("C,u8")
-            .layout(
-                ::ipc_runtime::__private::size_of::<Self>(),
-                ::ipc_runtime::__private::align_of::<Self>(),
-            )
-            .u64(3u64)
-            .str("Stop")
-            .i128(0)
-            .u64(0u64)
-            .str("Go")
-            .i128(
-                (::ipc_runtime::__private::identity::<::ipc_runtime::__private::u8>(10)
-                    as ::ipc_runtime::__private::i128),
-            )
-            .u64(1u64)
-            .variant_field::<f32>("speed")
-            .str("Follow")
-            .i128(
-                (::ipc_runtime::__private::identity::<::ipc_runtime::__private::u8>(10)
-                    as ::ipc_runtime::__private::i128)
-                    .wrapping_add(1),
-            )
-            .u64(1u64)
-            .variant_field::<ShmVec<u32>>("0")
-            .finish();
+        const FINGERPRINT: ::ipc_runtime::__private::u64 = ::ipc_runtime::__private::fingerprint::of(
+            &[
+                ::ipc_runtime::__private::Part::Str("Command"),
+                ::ipc_runtime::__private::Part::Str("C,u8"),
+                ::ipc_runtime::__private::Part::Layout(
+                    ::ipc_runtime::__private::size_of::<Self>(),
+                    ::ipc_runtime::__private::align_of::<Self>(),
+                ),
+                ::ipc_runtime::__private::Part::U64(3u64),
+                ::ipc_runtime::__private::Part::Str("Stop"),
+                ::ipc_runtime::__private::Part::I128(0),
+                ::ipc_runtime::__private::Part::U64(0u64),
+                ::ipc_runtime::__private::Part::Str("Go"),
+                ::ipc_runtime::__private::Part::I128(
+                    (::ipc_runtime::__private::identity::<
+                        ::ipc_runtime::__private::u8,
+                    >(10) as ::ipc_runtime::__private::i128),
+                ),
+                ::ipc_runtime::__private::Part::U64(1u64),
+                ::ipc_runtime::__private::variant_field::<f32>("speed"),
+                ::ipc_runtime::__private::Part::Str("Follow"),
+                ::ipc_runtime::__private::Part::I128(
+                    (::ipc_runtime::__private::identity::<
+                        ::ipc_runtime::__private::u8,
+                    >(10) as ::ipc_runtime::__private::i128)
+                        .wrapping_add(1),
+                ),
+                ::ipc_runtime::__private::Part::U64(1u64),
+                ::ipc_runtime::__private::variant_field::<ShmVec<u32>>("0"),
+            ],
+        );
         const TYPE_NAME: &'static ::ipc_runtime::__private::str = "Command";
     }
 };
