@@ -70,7 +70,7 @@ impl<'a> Container<'a> {
             ),
             syn::Data::Union(data) => {
                 cx.error_spanned_by(
-                    &data.union_token,
+                    data.union_token,
                     "`#[derive(ShmMessage)]` does not support unions: a reader in another \
                      process cannot know which field is valid. Use an enum with \
                      `#[repr(C, u8)]` (or `#[repr(u8)]`) instead; it carries its own tag",
