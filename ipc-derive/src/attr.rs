@@ -108,17 +108,13 @@ impl Container {
 
 /// Parses `= "..."` after a key; anything else is an error that shows `example`.
 fn string_value(meta: &syn::meta::ParseNestedMeta<'_>, example: &str) -> syn::Result<LitStr> {
-    let expected = |span| syn::Error::new(span, format!("expected a string, like `{example}`"));
+    let message = format!("expected a string, like `{example}`");
     if !meta.input.peek(syn::Token![=]) {
-        return Err(expected(meta.path.span()));
+        return Err(syn::Error::new(meta.path.span(), message));
     }
-    let value = meta.value()?;
-    let expr: syn::Expr = value.parse()?;
-    match expr {
+    match meta.value()?.parse::<syn::Expr>()? {
         syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) => Ok(lit),
-        other => {
-            Err(syn::Error::new_spanned(other, format!("expected a string, like `{example}`")))
-        }
+        other => Err(syn::Error::new_spanned(other, message)),
     }
 }
 

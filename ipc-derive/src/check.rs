@@ -209,10 +209,25 @@ pub(crate) fn unplaceable(ty: &Type) -> Vec<Unplaceable<'_>> {
 
 fn walk<'t>(ty: &'t Type, out: &mut Vec<Unplaceable<'t>>) {
     let kind = match ty {
-        Type::Array(array) => return walk(&array.elem, out),
-        Type::Tuple(tuple) => return tuple.elems.iter().for_each(|elem| walk(elem, out)),
-        Type::Paren(paren) => return walk(&paren.elem, out),
-        Type::Group(group) => return walk(&group.elem, out),
+        // Containers whose `ShmSafe` impl needs every element to be `ShmSafe`: look inside.
+        Type::Array(array) => {
+            walk(&array.elem, out);
+            return;
+        }
+        Type::Tuple(tuple) => {
+            for elem in &tuple.elems {
+                walk(elem, out);
+            }
+            return;
+        }
+        Type::Paren(paren) => {
+            walk(&paren.elem, out);
+            return;
+        }
+        Type::Group(group) => {
+            walk(&group.elem, out);
+            return;
+        }
         Type::Reference(reference) => {
             let target = strip(&reference.elem);
             Kind::Reference { to_str: is_str(target), to_slice: matches!(target, Type::Slice(_)) }
@@ -222,6 +237,7 @@ fn walk<'t>(ty: &'t Type, out: &mut Vec<Unplaceable<'t>>) {
         Type::TraitObject(_) => Kind::TraitObject,
         Type::Slice(_) => Kind::Slice,
         _ if is_str(ty) => Kind::Str,
+        // Paths (aliases, generics, user types), macros, ...: the trait bound decides.
         _ => return,
     };
     out.push(Unplaceable { ty, kind });

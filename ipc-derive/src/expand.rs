@@ -38,8 +38,9 @@
 //!
 //! The fingerprint is a flat list of parts folded by a `const fn`: no local variables, so
 //! nothing in the user's scope (a `const h: () = ();`, say) can capture a name of the
-//! expansion, and no nesting, so it reads like the type. Primitive
-//! types are spelled `__private::u64` & co. (re-exports of `core::primitive`) for the same reason (`struct u64;` is legal).
+//! expansion, and no nesting, so it reads like the type. Primitive types are spelled
+//! `__private::u64` & co. (re-exports of `core::primitive`) for the same reason: `struct u64;`
+//! is legal Rust.
 //!
 //! # How field types are proved `ShmSafe`
 //!

@@ -128,7 +128,19 @@ use syn::DeriveInput;
 ///   (`crate = "my_crate::ipc"`). The default is `::ipc_runtime`.
 ///
 /// The expansion contains an `unsafe impl`; its soundness rests on the checks above, not on
-/// anything the user writes.
+/// anything the user writes. It does not trip `#![deny(unsafe_code)]` or other lints in the
+/// user's crate.
+///
+/// # Limitations
+///
+/// - A type that contains itself through a container (`struct Node { children:
+///   ShmVec<Node> }`) compiles, but evaluating its `FINGERPRINT` is a const-evaluation cycle
+///   (E0391): the containers' fingerprints include their element type's fingerprint.
+/// - Every type parameter gets `T: ShmSafe`, also one used only in `PhantomData<T>`, which
+///   would accept any `T`.
+/// - The fingerprint of an enum does not hash the offsets of variant fields (see above).
+/// - Validity is not checked: like `bool` or `char`, an enum read from shared memory written
+///   by a faulty or hostile process may hold an invalid discriminant.
 #[proc_macro_derive(ShmMessage, attributes(shm))]
 pub fn derive_shm_message(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     derive(syn::parse_macro_input!(input as DeriveInput)).into()

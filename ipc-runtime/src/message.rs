@@ -32,7 +32,7 @@ use core::sync::atomic;
 /// pointers such as those inside `ShmVec` are fine). Prefer `#[derive(ShmMessage)]`, which
 /// checks this for you.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// use ipc_runtime::prelude::*;
 ///
 /// #[derive(ShmMessage)]
@@ -40,6 +40,24 @@ use core::sync::atomic;
 /// struct Bad {
 ///     name: String, // error: `String` cannot be placed in shared memory
 /// }
+/// ```
+///
+/// Generic code asks for `T: ShmSafe` to accept anything that may live in shared memory:
+///
+/// ```
+/// use ipc_runtime::prelude::*;
+///
+/// fn slots<T: ShmSafe>(n: usize) -> ShmVec<Option<T>> {
+///     (0..n).map(|_| None).collect()
+/// }
+///
+/// #[derive(ShmMessage)]
+/// #[repr(C)]
+/// struct Pose {
+///     x: f64,
+/// }
+///
+/// assert_eq!(slots::<Pose>(3).len(), 3);
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be placed in shared memory",
@@ -58,7 +76,12 @@ pub unsafe trait ShmSafe: Sized + 'static {
 
 /// A type that can be sent through a topic: [`ShmSafe`] plus a layout fingerprint and a name.
 ///
-/// Implemented by `#[derive(ShmMessage)]` and for the primitive types.
+/// Implemented by `#[derive(ShmMessage)]` and for the primitive types. The derive (see
+/// [its documentation](derive@crate::ShmMessage)) checks the type's representation and fields at
+/// compile time and computes [`FINGERPRINT`](Self::FINGERPRINT) from the type's name,
+/// representation, size and alignment and each field's name, offset and own fingerprint:
+/// identical definitions agree in every crate and program, and any change a reader would
+/// notice changes it.
 ///
 /// ```
 /// use ipc_runtime::prelude::*;
