@@ -157,5 +157,26 @@ mod tests {
         for bad in ["", ".hidden", "a/b", "a b", "ü", &"x".repeat(101)] {
             assert!(validate_topic(bad).is_err(), "{bad:?}");
         }
+        // Agrees with the runtime on every name built from a few interesting characters.
+        let alphabet = ["", ".", "a", "Z", "0", "_", "-", "/", " ", "é", "\0"];
+        for a in alphabet {
+            for b in alphabet {
+                for c in alphabet {
+                    let name = format!("{a}{b}{c}");
+                    assert_eq!(
+                        validate_topic(&name).is_ok(),
+                        ipc_runtime::domain::validate(&name, "topic").is_ok(),
+                        "{name:?}"
+                    );
+                }
+            }
+        }
+        for len in [99, 100, 101] {
+            let name = "x".repeat(len);
+            assert_eq!(
+                validate_topic(&name).is_ok(),
+                ipc_runtime::domain::validate(&name, "topic").is_ok()
+            );
+        }
     }
 }
