@@ -47,8 +47,8 @@ use core::sync::atomic;
 /// ```
 /// use ipc_runtime::prelude::*;
 ///
-/// fn slots<T: ShmSafe>(n: usize) -> ShmVec<Option<T>> {
-///     (0..n).map(|_| None).collect()
+/// fn same_layout<A: ShmSafe, B: ShmSafe>() -> bool {
+///     A::LAYOUT_FINGERPRINT == B::LAYOUT_FINGERPRINT
 /// }
 ///
 /// #[derive(ShmMessage)]
@@ -57,7 +57,9 @@ use core::sync::atomic;
 ///     x: f64,
 /// }
 ///
-/// assert_eq!(slots::<Pose>(3).len(), 3);
+/// assert!(same_layout::<Pose, Pose>());
+/// assert!(!same_layout::<Pose, [f64; 1]>());
+/// assert!(!same_layout::<Option<Pose>, ShmVec<Pose>>());
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be placed in shared memory",
