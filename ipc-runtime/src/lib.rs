@@ -69,6 +69,16 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     //! Items the derive's expansion refers to. Not a public interface.
+    //!
+    //! The expansion names everything through `::ipc_runtime::__private` (or the path given with
+    //! `#[shm(crate = "...")]`), never through the user's scope: primitives too, because a user
+    //! may define `struct u64;`.
     pub use crate::message::fingerprint;
+    pub use crate::message::fingerprint::{Part, field, variant_field};
     pub use core;
+    pub use core::convert::identity;
+    pub use core::mem::{align_of, offset_of, size_of};
+    pub use core::primitive::{
+        i8, i16, i32, i64, i128, isize, str, u8, u16, u32, u64, u128, usize,
+    };
 }

@@ -32,7 +32,7 @@ use core::sync::atomic;
 /// pointers such as those inside `ShmVec` are fine). Prefer `#[derive(ShmMessage)]`, which
 /// checks this for you.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// use ipc_runtime::prelude::*;
 ///
 /// #[derive(ShmMessage)]
@@ -40,6 +40,26 @@ use core::sync::atomic;
 /// struct Bad {
 ///     name: String, // error: `String` cannot be placed in shared memory
 /// }
+/// ```
+///
+/// Generic code asks for `T: ShmSafe` to accept anything that may live in shared memory:
+///
+/// ```
+/// use ipc_runtime::prelude::*;
+///
+/// fn same_layout<A: ShmSafe, B: ShmSafe>() -> bool {
+///     A::LAYOUT_FINGERPRINT == B::LAYOUT_FINGERPRINT
+/// }
+///
+/// #[derive(ShmMessage)]
+/// #[repr(C)]
+/// struct Pose {
+///     x: f64,
+/// }
+///
+/// assert!(same_layout::<Pose, Pose>());
+/// assert!(!same_layout::<Pose, [f64; 1]>());
+/// assert!(!same_layout::<Option<Pose>, ShmVec<Pose>>());
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be placed in shared memory",
@@ -58,7 +78,12 @@ pub unsafe trait ShmSafe: Sized + 'static {
 
 /// A type that can be sent through a topic: [`ShmSafe`] plus a layout fingerprint and a name.
 ///
-/// Implemented by `#[derive(ShmMessage)]` and for the primitive types.
+/// Implemented by `#[derive(ShmMessage)]` and for the primitive types. The derive (see
+/// [its documentation](derive@crate::ShmMessage)) checks the type's representation and fields at
+/// compile time and computes [`FINGERPRINT`](Self::FINGERPRINT) from the type's name,
+/// representation, size and alignment and each field's name, offset and own fingerprint:
+/// identical definitions agree in every crate and program, and any change a reader would
+/// notice changes it.
 ///
 /// ```
 /// use ipc_runtime::prelude::*;
@@ -140,12 +165,98 @@ pub mod fingerprint {
     pub const fn named(name: &str, size: usize, align: usize) -> u64 {
         layout(str(START, name), size, align)
     }
+
+    /// Hashes a signed 128-bit value (an enum discriminant, of whatever primitive type).
+    pub const fn i128(h: u64, value: i128) -> u64 {
+        bytes(h, &value.to_le_bytes())
+    }
+
+    /// One part of a derived type's fingerprint: `#[derive(ShmMessage)]` expands to a list of
+    /// parts folded by [`of`], one part per line, with no local variables (so nothing in the
+    /// user's scope can capture a name of the expansion) and no nesting.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Part {
+        /// A string: the type's name, its representation, a variant's name.
+        Str(&'static str),
+        /// A number: how many fields or variants follow.
+        U64(u64),
+        /// An enum discriminant, of whatever primitive type.
+        I128(i128),
+        /// The type's size and alignment.
+        Layout(usize, usize),
+        /// A struct field: name, offset and the field type's fingerprint; see [`field`].
+        Field(&'static str, usize, u64),
+        /// An enum variant's field: name and the field type's fingerprint; see
+        /// [`variant_field`].
+        VariantField(&'static str, u64),
+    }
+
+    /// The fingerprint of a derived type: all `parts`, in order, hashed from [`START`].
+    ///
+    /// ```
+    /// use ipc_runtime::message::fingerprint::{self, Part};
+    ///
+    /// #[repr(C)]
+    /// struct Pose {
+    ///     x: f64,
+    /// }
+    ///
+    /// const FP: u64 = fingerprint::of(&[
+    ///     Part::Str("Pose"),
+    ///     Part::Str("C"),
+    ///     Part::Layout(size_of::<Pose>(), align_of::<Pose>()),
+    ///     Part::U64(1),
+    ///     fingerprint::field::<f64>("x", core::mem::offset_of!(Pose, x)),
+    /// ]);
+    /// assert_ne!(FP, fingerprint::of(&[Part::Str("Pose")]));
+    /// ```
+    pub const fn of(parts: &[Part]) -> u64 {
+        let mut h = START;
+        let mut i = 0;
+        while i < parts.len() {
+            h = match parts[i] {
+                Part::Str(s) => str(h, s),
+                Part::U64(value) => u64(h, value),
+                Part::I128(value) => i128(h, value),
+                Part::Layout(size, align) => layout(h, size, align),
+                Part::Field(name, offset, fingerprint) => {
+                    u64(u64(str(h, name), offset as u64), fingerprint)
+                }
+                Part::VariantField(name, fingerprint) => u64(str(h, name), fingerprint),
+            };
+            i += 1;
+        }
+        h
+    }
+
+    /// A struct field's part: its name, its offset and its type's
+    /// [`LAYOUT_FINGERPRINT`](super::ShmSafe::LAYOUT_FINGERPRINT).
+    ///
+    /// The bound `T: ShmSafe` is also the derive's proof that the field may live in shared
+    /// memory: `#[derive(ShmMessage)]` calls `field::<FieldType>(..)` with the field type's own
+    /// span, so a field that is not `ShmSafe` fails to compile right at that type, with the
+    /// message of [`ShmSafe`](super::ShmSafe)'s `#[diagnostic::on_unimplemented]`.
+    pub const fn field<T: super::ShmSafe>(name: &'static str, offset: usize) -> Part {
+        Part::Field(name, offset, T::LAYOUT_FINGERPRINT)
+    }
+
+    /// An enum variant's field's part: its name and its type's
+    /// [`LAYOUT_FINGERPRINT`](super::ShmSafe::LAYOUT_FINGERPRINT).
+    ///
+    /// Offsets of variant fields cannot be taken on stable Rust (`offset_of!` on enums is
+    /// unstable); for the `repr(C)` and primitive representations they follow from the
+    /// representation and the fields' sizes and alignments, which the fingerprint covers. The
+    /// bound is the derive's proof of `ShmSafe`, as for [`field`].
+    pub const fn variant_field<T: super::ShmSafe>(name: &'static str) -> Part {
+        Part::VariantField(name, T::LAYOUT_FINGERPRINT)
+    }
 }
 
 macro_rules! primitives {
     ($($t:ty),* $(,)?) => {$(
         // SAFETY: plain values without pointers or handles; every process reads the same bytes
         // the same way.
+        #[diagnostic::do_not_recommend]
         unsafe impl ShmSafe for $t {
             const LAYOUT_FINGERPRINT: u64 =
                 fingerprint::named(stringify!($t), size_of::<$t>(), align_of::<$t>());

@@ -1,0 +1,182 @@
+//! The derive's own attribute, `#[shm(...)]`, on the type:
+//!
+//! - `#[shm(topic = "robot.pose")]` binds the type to a topic (`impl Topic`). The name is
+//!   validated here, at compile time, with the rule of `ipc_runtime::domain::validate`.
+//! - `#[shm(crate = "path::to::ipc_runtime")]` names the runtime crate when it is renamed in
+//!   `Cargo.toml` or reached through a re-export; the expansion then uses that path instead of
+//!   `::ipc_runtime`.
+//!
+//! Several keys may share one attribute or be split over several. Unknown keys, repeated keys,
+//! malformed values and `#[shm]` on fields or variants are errors at their own spans.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::spanned::Spanned;
+use syn::{Attribute, LitStr, Path};
+
+use crate::ctxt::Ctxt;
+
+/// Longest topic name, in bytes; the same limit as `ipc_runtime::domain::MAX_NAME_LEN`.
+const MAX_NAME_LEN: usize = 100;
+
+/// The `#[shm(...)]` settings of a type.
+#[derive(Default)]
+pub(crate) struct Container {
+    /// The topic name, when given and valid.
+    pub(crate) topic: Option<LitStr>,
+    /// The path to the runtime crate, when given and valid.
+    pub(crate) krate: Option<Path>,
+}
+
+impl Container {
+    pub(crate) fn from_attrs(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut out = Container::default();
+        // The first occurrence of each key, even an invalid one, so repeats are reported once.
+        let mut seen_topic = false;
+        let mut seen_crate = false;
+        for attr in attrs.iter().filter(|attr| attr.path().is_ident("shm")) {
+            if attr.meta.require_list().is_err() {
+                cx.error_spanned_by(
+                    attr,
+                    "expected `#[shm(topic = \"...\")]` or `#[shm(crate = \"...\")]`",
+                );
+                continue;
+            }
+            let parsed = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("topic") {
+                    let lit = string_value(&meta, "topic = \"robot.pose\"")?;
+                    if std::mem::replace(&mut seen_topic, true) {
+                        cx.error_spanned_by(&meta.path, "duplicate `topic`: a type has one topic");
+                    } else if let Err(reason) = validate_topic(&lit.value()) {
+                        cx.error_at(
+                            lit.span(),
+                            format!("invalid topic name {:?}: it {reason}", lit.value()),
+                        );
+                    } else {
+                        out.topic = Some(lit);
+                    }
+                } else if meta.path.is_ident("crate") {
+                    let lit = string_value(&meta, "crate = \"ipc_runtime\"")?;
+                    if std::mem::replace(&mut seen_crate, true) {
+                        cx.error_spanned_by(
+                            &meta.path,
+                            "duplicate `crate`: name the runtime crate once",
+                        );
+                    } else {
+                        match lit.parse::<Path>() {
+                            Ok(path) => out.krate = Some(path),
+                            Err(_) => cx.error_at(
+                                lit.span(),
+                                format!(
+                                    "`crate` must be the path of the `ipc_runtime` crate as it is \
+                                     named here, like `crate = \"ipc_runtime\"` or \
+                                     `crate = \"my_crate::ipc\"`, not {:?}",
+                                    lit.value()
+                                ),
+                            ),
+                        }
+                    }
+                } else {
+                    let path = &meta.path;
+                    let name = quote!(#path).to_string().replace(' ', "");
+                    cx.error_spanned_by(
+                        &meta.path,
+                        format!("unknown `shm` attribute `{name}`: expected `topic` or `crate`"),
+                    );
+                    // Skip its value, if any, and go on with the next key.
+                    while !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                        meta.input.parse::<proc_macro2::TokenTree>()?;
+                    }
+                }
+                Ok(())
+            });
+            if let Err(err) = parsed {
+                cx.syn_error(err);
+            }
+        }
+        out
+    }
+
+    /// The path the expansion uses for the runtime crate.
+    pub(crate) fn krate(&self) -> TokenStream {
+        match &self.krate {
+            Some(path) => quote!(#path),
+            None => quote!(::ipc_runtime),
+        }
+    }
+}
+
+/// Parses `= "..."` after a key; anything else is an error that shows `example`.
+fn string_value(meta: &syn::meta::ParseNestedMeta<'_>, example: &str) -> syn::Result<LitStr> {
+    let message = format!("expected a string, like `{example}`");
+    if !meta.input.peek(syn::Token![=]) {
+        return Err(syn::Error::new(meta.path.span(), message));
+    }
+    match meta.value()?.parse::<syn::Expr>()? {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) => Ok(lit),
+        other => Err(syn::Error::new_spanned(other, message)),
+    }
+}
+
+/// `#[shm]` belongs on the type; on a field or variant it would silently do nothing.
+pub(crate) fn reject_misplaced(cx: &Ctxt, attrs: &[Attribute], place: &str) {
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("shm")) {
+        cx.error_spanned_by(
+            attr,
+            format!("`#[shm(...)]` is not supported on {place}: put it on the type itself"),
+        );
+    }
+}
+
+/// The rule of `ipc_runtime::domain::validate` (the topic name becomes part of OS object
+/// names): 1 to 100 bytes of ASCII letters, digits, `_`, `-` and `.`, not starting with `.`.
+/// Returns why a name is invalid, worded to follow "it".
+pub(crate) fn validate_topic(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("must not be empty")
+    } else if name.len() > MAX_NAME_LEN {
+        Err("is longer than 100 bytes")
+    } else if name.starts_with('.') {
+        Err("must not start with `.`")
+    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+        Err("may only contain ASCII letters, digits, `_`, `-` and `.`")
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_rule_matches_the_runtime() {
+        for good in ["a", "robot.pose", "a.b-c_9", "x..y", &"x".repeat(100)] {
+            assert_eq!(validate_topic(good), Ok(()), "{good:?}");
+        }
+        for bad in ["", ".hidden", "a/b", "a b", "ü", &"x".repeat(101)] {
+            assert!(validate_topic(bad).is_err(), "{bad:?}");
+        }
+        // Agrees with the runtime on every name built from a few interesting characters.
+        let alphabet = ["", ".", "a", "Z", "0", "_", "-", "/", " ", "é", "\0"];
+        for a in alphabet {
+            for b in alphabet {
+                for c in alphabet {
+                    let name = format!("{a}{b}{c}");
+                    assert_eq!(
+                        validate_topic(&name).is_ok(),
+                        ipc_runtime::domain::validate(&name, "topic").is_ok(),
+                        "{name:?}"
+                    );
+                }
+            }
+        }
+        for len in [99, 100, 101] {
+            let name = "x".repeat(len);
+            assert_eq!(
+                validate_topic(&name).is_ok(),
+                ipc_runtime::domain::validate(&name, "topic").is_ok()
+            );
+        }
+    }
+}

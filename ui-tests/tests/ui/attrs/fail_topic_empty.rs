@@ -1,0 +1,8 @@
+use ipc_runtime::prelude::*;
+
+#[derive(ShmMessage)]
+#[shm(topic = "")]
+#[repr(C)]
+struct Pose;
+
+fn main() {}
