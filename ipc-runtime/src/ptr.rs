@@ -18,11 +18,10 @@
 //! * Mappings entered into the table stay mapped until the process exits, so an address handed
 //!   out once stays valid; this is what makes the lock-free slots sound.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use crate::domain;
 use crate::error::{Error, Result};
@@ -73,24 +72,26 @@ impl RelPtr {
     /// Resolves the pointer to an address in this process, checking that `len` bytes starting
     /// there lie inside the segment's payload and that the address is aligned to `align`.
     /// Maps the segment read-only if this process has not mapped it yet.
+    #[inline]
     pub fn resolve(self, len: usize, align: usize) -> Result<NonNull<u8>> {
         table().resolve(self, len, align, false)
     }
 
     /// Like [`resolve`](Self::resolve), but also requires the segment to be mapped writable
     /// (that is, owned by this process).
+    #[inline]
     pub fn resolve_mut(self, len: usize, align: usize) -> Result<NonNull<u8>> {
         table().resolve(self, len, align, true)
     }
 }
 
-/// One lock-free slot of the table's fast array. Written once (base, len, writable, then id with
-/// Release) and never changed afterwards.
+/// One lock-free slot of the table's fast array. Written once (base, then size and the
+/// writable bit, then id with Release) and never changed afterwards.
 struct Slot {
     id: AtomicU64,
     base: AtomicPtr<u8>,
-    len: AtomicUsize,
-    writable: AtomicUsize,
+    /// Segment size (a multiple of the page size) with bit 0 set when mapped writable.
+    size_writable: AtomicUsize,
 }
 
 #[derive(Clone, Copy)]
@@ -107,13 +108,29 @@ unsafe impl Sync for Entry {}
 
 const FAST_SLOTS: usize = 64;
 
+#[allow(clippy::declare_interior_mutable_const)] // used only as an array initialiser
+const EMPTY_SLOT: Slot = Slot {
+    id: AtomicU64::new(0),
+    base: AtomicPtr::new(ptr::null_mut()),
+    size_writable: AtomicUsize::new(0),
+};
+
+/// The fast array lives in a plain static, so the hot path has no initialisation check.
+static FAST: [Slot; FAST_SLOTS] = [EMPTY_SLOT; FAST_SLOTS];
+
+static TABLE: SegmentTable = SegmentTable {
+    slow: RwLock::new(Vec::new()),
+    segments: Mutex::new(Vec::new()),
+    hints: Mutex::new(Vec::new()),
+};
+
 /// The process-local table from segment ids to mappings. See the module docs.
 pub struct SegmentTable {
-    fast: [Slot; FAST_SLOTS],
-    slow: RwLock<HashMap<u64, Entry>>,
+    /// Entries whose fast slot was taken by another id.
+    slow: RwLock<Vec<(u64, Entry)>>,
     /// Segments kept mapped for the life of the process; also serialises mapping.
     segments: Mutex<Vec<Segment>>,
-    hints: Mutex<HashMap<u64, SegmentName>>,
+    hints: Mutex<Vec<(u64, SegmentName)>>,
 }
 
 impl std::fmt::Debug for SegmentTable {
@@ -124,52 +141,70 @@ impl std::fmt::Debug for SegmentTable {
 }
 
 /// The process's segment table.
+#[inline]
 pub fn table() -> &'static SegmentTable {
-    static TABLE: OnceLock<SegmentTable> = OnceLock::new();
-    TABLE.get_or_init(|| SegmentTable {
-        fast: std::array::from_fn(|_| Slot {
-            id: AtomicU64::new(0),
-            base: AtomicPtr::new(ptr::null_mut()),
-            len: AtomicUsize::new(0),
-            writable: AtomicUsize::new(0),
-        }),
-        slow: RwLock::new(HashMap::new()),
-        segments: Mutex::new(Vec::new()),
-        hints: Mutex::new(HashMap::new()),
-    })
+    &TABLE
+}
+
+#[inline(always)]
+fn in_bounds(p: RelPtr, len: usize, align: usize, size: usize) -> bool {
+    let end = p.offset.checked_add(len as u64);
+    p.offset >= HEADER_SIZE as u64
+        && end.is_some_and(|e| e <= size as u64)
+        && (p.offset as usize).is_multiple_of(align)
 }
 
 impl SegmentTable {
-    #[inline]
     fn lookup(&self, id: u64) -> Option<Entry> {
-        let slot = &self.fast[(id as usize) % FAST_SLOTS];
+        let slot = &FAST[(id as usize) % FAST_SLOTS];
         if slot.id.load(Ordering::Acquire) == id {
-            let base = slot.base.load(Ordering::Relaxed);
+            let size_writable = slot.size_writable.load(Ordering::Relaxed);
             return Some(Entry {
                 // SAFETY: a slot's id is published (Release) only after a non-null base.
-                base: unsafe { NonNull::new_unchecked(base) },
-                len: slot.len.load(Ordering::Relaxed),
-                writable: slot.writable.load(Ordering::Relaxed) != 0,
+                base: unsafe { NonNull::new_unchecked(slot.base.load(Ordering::Relaxed)) },
+                len: size_writable & !1,
+                writable: size_writable & 1 != 0,
             });
         }
-        self.slow.read().unwrap_or_else(PoisonError::into_inner).get(&id).copied()
+        let slow = self.slow.read().unwrap_or_else(PoisonError::into_inner);
+        slow.iter().find(|(slow_id, _)| *slow_id == id).map(|(_, entry)| *entry)
     }
 
-    #[inline]
+    /// The hot path: one slot, three loads, the bounds check. Everything else is out of line.
+    #[inline(always)]
     fn resolve(&self, p: RelPtr, len: usize, align: usize, write: bool) -> Result<NonNull<u8>> {
+        let slot = &FAST[(p.segment as usize) % FAST_SLOTS];
+        if slot.id.load(Ordering::Acquire) == p.segment {
+            let size_writable = slot.size_writable.load(Ordering::Relaxed);
+            if in_bounds(p, len, align, size_writable & !1) && (!write || size_writable & 1 != 0) {
+                let base = slot.base.load(Ordering::Relaxed);
+                // SAFETY: offset + len <= size, so the result stays inside the mapping, which
+                // lives until the process exits; a published slot has a non-null base.
+                return Ok(unsafe { NonNull::new_unchecked(base.add(p.offset as usize)) });
+            }
+        }
+        self.resolve_slow(p, len, align, write)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve_slow(
+        &self,
+        p: RelPtr,
+        len: usize,
+        align: usize,
+        write: bool,
+    ) -> Result<NonNull<u8>> {
         let entry = match self.lookup(p.segment) {
             Some(entry) => entry,
             None => self.map_lazily(p.segment)?,
         };
-        let end = p.offset.checked_add(len as u64);
-        let in_bounds =
-            p.offset >= HEADER_SIZE as u64 && end.is_some_and(|e| e <= entry.len as u64);
-        if !in_bounds || !(p.offset as usize).is_multiple_of(align) {
+        if !in_bounds(p, len, align, entry.len) {
             return Err(self.out_of_bounds(p, len, entry.len));
         }
         if write && !entry.writable {
             return Err(Error::io(
-                format!("writing through segment {:016x}", p.segment),
+                format!("writing through segment {}", self.describe(p.segment)),
                 std::io::Error::new(
                     std::io::ErrorKind::PermissionDenied,
                     "the segment is mapped read-only: it belongs to another process",
@@ -201,7 +236,9 @@ impl SegmentTable {
 
     /// Records that segment `id` is called `name`, so that lazy mapping finds it.
     pub fn register_name(&self, id: u64, name: SegmentName) {
-        self.hints.lock().unwrap_or_else(PoisonError::into_inner).insert(id, name);
+        let mut hints = self.hints.lock().unwrap_or_else(PoisonError::into_inner);
+        hints.retain(|(known, _)| *known != id);
+        hints.push((id, name));
     }
 
     /// Enters a segment this process created (or opened) into the table, keeping it mapped for
@@ -238,7 +275,9 @@ impl SegmentTable {
         if let Some(entry) = self.lookup(id) {
             return Ok(entry);
         }
-        let name = self.hints.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
+        let hints = self.hints.lock().unwrap_or_else(PoisonError::into_inner);
+        let name = hints.iter().find(|(known, _)| *known == id).map(|(_, name)| name.clone());
+        drop(hints);
         let name = match name {
             Some(name) => name,
             None => heap_segment_name(domain::current(), id)?,
@@ -260,17 +299,18 @@ impl SegmentTable {
     fn publish_entry(&self, id: u64, segment: &Segment) -> Entry {
         let entry = Entry {
             base: segment.base(),
-            len: segment.len(),
+            // Bit 0 of the size carries the writable flag in the fast slots; a (never seen in
+            // practice) odd-sized segment loses its last byte to it.
+            len: segment.len() & !1,
             writable: segment.access() == Access::ReadWrite,
         };
-        let slot = &self.fast[(id as usize) % FAST_SLOTS];
+        let slot = &FAST[(id as usize) % FAST_SLOTS];
         if slot.id.load(Ordering::Relaxed) == 0 {
             slot.base.store(entry.base.as_ptr(), Ordering::Relaxed);
-            slot.len.store(entry.len, Ordering::Relaxed);
-            slot.writable.store(usize::from(entry.writable), Ordering::Relaxed);
+            slot.size_writable.store(entry.len | usize::from(entry.writable), Ordering::Relaxed);
             slot.id.store(id, Ordering::Release);
         } else {
-            self.slow.write().unwrap_or_else(PoisonError::into_inner).insert(id, entry);
+            self.slow.write().unwrap_or_else(PoisonError::into_inner).push((id, entry));
         }
         entry
     }

@@ -11,15 +11,16 @@ use core::ptr::{self, NonNull};
 use core::slice;
 
 use crate::error::{Error, Result};
-use crate::heap;
+use crate::heap::{self, LocalAddr};
 use crate::message::{ShmSafe, fingerprint};
 use crate::ptr::RelPtr;
 
 /// A contiguous growable array in shared memory, with the API and feel of [`Vec`].
 ///
-/// The elements live in this process's shared heap; the `ShmVec` itself is 32 bytes of plain data
-/// (a [`RelPtr`], the length and the capacity), so it can sit inside a message, inside another
-/// `ShmVec`, or be moved freely, and every process that maps the heap reads the same elements.
+/// The elements live in this process's shared heap; the `ShmVec` itself is 48 bytes of plain data
+/// (a [`RelPtr`], the length, the capacity and a [process-local address cache](LocalAddr)), so it
+/// can sit inside a message, inside another `ShmVec`, or be moved freely, and every process that
+/// maps the heap reads the same elements.
 ///
 /// Only the process that allocated the buffer may grow or free it; other processes get `&ShmVec`
 /// through a [`Sample`](crate) and read it through a read-only mapping. Cloning in another
@@ -45,6 +46,7 @@ pub struct ShmVec<T: ShmSafe> {
     ptr: RelPtr,
     len: u64,
     cap: u64,
+    local: LocalAddr,
     _marker: PhantomData<T>,
 }
 
@@ -80,6 +82,7 @@ impl<T: ShmSafe> ShmVec<T> {
             ptr: RelPtr::NULL,
             len: 0,
             cap: if is_zst::<T>() { u64::MAX } else { 0 },
+            local: LocalAddr::EMPTY,
             _marker: PhantomData,
         }
     }
@@ -178,14 +181,28 @@ impl<T: ShmSafe> ShmVec<T> {
         }
     }
 
-    #[inline]
+    /// Address of the buffer for writing: the cached address when this process resolved it
+    /// (see [`LocalAddr`]), else a checked resolution through the segment table.
+    #[inline(always)]
     fn data_mut(&mut self) -> *mut T {
+        if let Some(addr) = self.local.get() {
+            return addr.cast();
+        }
+        self.data_mut_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn data_mut_slow(&mut self) -> *mut T {
         if is_zst::<T>() || self.ptr.is_null() {
             return NonNull::<T>::dangling().as_ptr();
         }
         let bytes = self.buffer_bytes();
         match self.ptr.resolve_mut(bytes, align_of::<T>()) {
-            Ok(p) => p.as_ptr().cast(),
+            Ok(p) => {
+                self.local.set(p.as_ptr());
+                p.as_ptr().cast()
+            }
             Err(e) => fail(e),
         }
     }
@@ -314,12 +331,12 @@ impl<T: ShmSafe> ShmVec<T> {
     {
         self.reserve(items.len());
         let data = self.data_mut();
+        let mut len = SetLenOnDrop::new(&mut self.len);
         for item in items {
             // SAFETY: reserve made room for all items; each write goes to the next
-            // uninitialised slot, and `len` is bumped after each so a panicking clone leaves
-            // the vector consistent.
-            unsafe { data.add(self.len as usize).write(item.clone()) };
-            self.len += 1;
+            // uninitialised slot, and the guard records the length even if a clone panics.
+            unsafe { data.add(len.local).write(item.clone()) };
+            len.local += 1;
         }
     }
 
@@ -465,10 +482,11 @@ impl<T: ShmSafe> ShmVec<T> {
         }
         self.reserve(new_len - len);
         let data = self.data_mut();
-        while (self.len as usize) < new_len {
+        let mut len = SetLenOnDrop::new(&mut self.len);
+        while len.local < new_len {
             // SAFETY: reserved; writes go to uninitialised slots below the capacity.
-            unsafe { data.add(self.len as usize).write(value.clone()) };
-            self.len += 1;
+            unsafe { data.add(len.local).write(value.clone()) };
+            len.local += 1;
         }
     }
 
@@ -540,12 +558,33 @@ impl<T: ShmSafe> ShmVec<T> {
         }
         self.ptr = new;
         self.cap = new_cap as u64;
+        self.local = LocalAddr::EMPTY;
         Ok(())
     }
 
     /// Consumes the vector and returns an iterator over its elements in order.
     fn into_iter_owned(self) -> IntoIter<T> {
         IntoIter { vec: ManuallyDrop::new(self), next: 0 }
+    }
+}
+
+/// Writes a locally tracked length back when dropped, so loops keep the length in a register
+/// and a panic mid-loop still leaves the vector consistent (std's `SetLenOnDrop`).
+struct SetLenOnDrop<'a> {
+    len: &'a mut u64,
+    local: usize,
+}
+
+impl<'a> SetLenOnDrop<'a> {
+    fn new(len: &'a mut u64) -> Self {
+        let local = *len as usize;
+        SetLenOnDrop { len, local }
+    }
+}
+
+impl Drop for SetLenOnDrop<'_> {
+    fn drop(&mut self) {
+        *self.len = self.local as u64;
     }
 }
 

@@ -109,6 +109,13 @@ fn mapping(size: u64) -> (usize, usize) {
     }
 }
 
+/// Adds `delta` (wrapping) to a counter that only the lock holder writes: a plain load and store,
+/// not a read-modify-write, because other processes only ever read these counters.
+#[inline]
+fn bump(counter: &AtomicU64, delta: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Relaxed);
+}
+
 /// Rounds `size` up to the start of the next class so any block in the found class fits.
 #[inline]
 fn mapping_search(size: u64) -> (usize, usize) {
@@ -334,7 +341,7 @@ impl Tlsf {
         let c = self.ctl();
         let in_use = c.in_use.load(Ordering::Relaxed) + self.size(b) + HDR;
         c.in_use.store(in_use, Ordering::Relaxed);
-        c.allocations.fetch_add(1, Ordering::Relaxed);
+        bump(&c.allocations, 1);
         if in_use > c.high_water.load(Ordering::Relaxed) {
             c.high_water.store(in_use, Ordering::Relaxed);
         }
@@ -398,8 +405,8 @@ impl Tlsf {
     pub fn free(&self, payload: u64) -> Result<(), FreeError> {
         let mut b = self.check_used(payload)?;
         let c = self.ctl();
-        c.in_use.fetch_sub(self.size(b) + HDR, Ordering::Relaxed);
-        c.allocations.fetch_sub(1, Ordering::Relaxed);
+        bump(&c.in_use, (self.size(b) + HDR).wrapping_neg());
+        bump(&c.allocations, u64::MAX);
         self.set_flag(b, FREE, true);
         let next = self.next_phys(b);
         self.set_flag(next, PREV_FREE, true);

@@ -1,0 +1,162 @@
+//! Memory-layer benchmark: ShmVec vs Vec and the shared heap vs the system allocator, measured
+//! side by side in one run (interleaved repetitions, so machine noise hits both alike) and
+//! reported as percentiles and ratios.
+//!
+//! Run: `cargo bench -p ipc-runtime --bench memory` (add `-- --quick` for a smoke run).
+
+use std::alloc::{Layout, alloc, dealloc};
+use std::hint::black_box;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use ipc_runtime::ShmVec;
+use ipc_runtime::heap::Heap;
+
+struct Pair {
+    name: &'static str,
+    unit: &'static str,
+    ours: Histogram<u64>,
+    base: Histogram<u64>,
+}
+
+impl Pair {
+    fn new(name: &'static str, unit: &'static str) -> Self {
+        let h = || Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        Pair { name, unit, ours: h(), base: h() }
+    }
+}
+
+fn time_ns(f: impl FnOnce()) -> u64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_nanos().max(1) as u64
+}
+
+/// Sizes 16 B .. 4 KiB, log-uniform, from a fixed xorshift sequence.
+fn mixed_sizes(n: usize) -> Vec<usize> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let shift = 4 + (x % 9) as u32; // 16 .. 4096
+            (1usize << shift) + (x >> 20) as usize % (1usize << shift)
+        })
+        .collect()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let reps = if quick { 5 } else { 60 };
+    ipc_runtime::init_heap(256 << 20).expect("heap");
+
+    let mut push = Pair::new("push 10^6 u64", "ms");
+    let mut extend = Pair::new("extend_from_slice 1 MiB", "us");
+    let mut allocs = Pair::new("alloc+free, mixed 16 B-4 KiB (batch of 64 pairs, per pair)", "ns");
+    let slice = vec![7u8; 1 << 20];
+    let sizes = mixed_sizes(64 * 1024);
+    let heap = Heap::create(64 << 20).expect("bench heap");
+    let mut held_ours = Vec::with_capacity(64);
+    let mut held_sys = Vec::with_capacity(64);
+
+    for rep in 0..reps {
+        // Alternate which side goes first.
+        for side in [rep % 2, 1 - rep % 2] {
+            if side == 0 {
+                push.ours
+                    .record(
+                        time_ns(|| {
+                            let mut v = ShmVec::new();
+                            for i in 0..1_000_000u64 {
+                                v.push(i);
+                            }
+                            black_box(&v);
+                        }) / 1000,
+                    )
+                    .unwrap();
+                extend
+                    .ours
+                    .record(time_ns(|| {
+                        let mut v = ShmVec::<u8>::new();
+                        v.extend_from_slice(&slice);
+                        black_box(&v);
+                    }))
+                    .unwrap();
+                for batch in sizes.chunks(64) {
+                    let ns = time_ns(|| {
+                        for &s in batch {
+                            held_ours.push(heap.try_allocate(s, 16).unwrap());
+                        }
+                        for p in held_ours.drain(..).rev() {
+                            heap.free(p);
+                        }
+                    });
+                    allocs.ours.record(ns / 64).unwrap();
+                }
+            } else {
+                push.base
+                    .record(
+                        time_ns(|| {
+                            let mut v = Vec::new();
+                            for i in 0..1_000_000u64 {
+                                v.push(i);
+                            }
+                            black_box(&v);
+                        }) / 1000,
+                    )
+                    .unwrap();
+                extend
+                    .base
+                    .record(time_ns(|| {
+                        let mut v = Vec::<u8>::new();
+                        v.extend_from_slice(&slice);
+                        black_box(&v);
+                    }))
+                    .unwrap();
+                for batch in sizes.chunks(64) {
+                    let ns = time_ns(|| {
+                        for &s in batch {
+                            let layout = Layout::from_size_align(s, 16).unwrap();
+                            // SAFETY: non-zero size.
+                            held_sys.push((unsafe { alloc(layout) }, layout));
+                        }
+                        for (p, layout) in held_sys.drain(..).rev() {
+                            // SAFETY: allocated just above with this layout.
+                            unsafe { dealloc(black_box(p), layout) };
+                        }
+                    });
+                    allocs.base.record(ns / 64).unwrap();
+                }
+            }
+        }
+    }
+
+    println!("# memory layer: ours vs std, {reps} interleaved repetitions\n");
+    println!(
+        "| operation | unit | ShmVec/heap p50 | p99 | Vec/malloc p50 | p99 | ratio p50 | ratio p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (pair, scale) in [(&push, 1000.0), (&extend, 1000.0), (&allocs, 1.0)] {
+        let (o50, o99) = (pair.ours.value_at_quantile(0.5), pair.ours.value_at_quantile(0.99));
+        let (b50, b99) = (pair.base.value_at_quantile(0.5), pair.base.value_at_quantile(0.99));
+        println!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            pair.name,
+            pair.unit,
+            o50 as f64 / scale,
+            o99 as f64 / scale,
+            b50 as f64 / scale,
+            b99 as f64 / scale,
+            o50 as f64 / b50 as f64,
+            o99 as f64 / b99 as f64,
+        );
+    }
+    let push_ratio =
+        push.base.value_at_quantile(0.5) as f64 / push.ours.value_at_quantile(0.5) as f64;
+    let alloc_ratio =
+        allocs.ours.value_at_quantile(0.5) as f64 / allocs.base.value_at_quantile(0.5) as f64;
+    println!();
+    println!("ShmVec push throughput = {push_ratio:.2} x Vec (target >= 0.8)");
+    println!("heap alloc+free p50 = {alloc_ratio:.2} x system malloc (target <= 1.5)");
+}

@@ -1,0 +1,99 @@
+//! Shared helpers for cross-process tests: the test binary re-executes itself in a *role*, each
+//! test in its own `IPC_DOMAIN`, and checks that the domain left nothing behind.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Environment variable that tells a re-executed test binary which role to play.
+pub const ROLE_ENV: &str = "IPC_TEST_ROLE";
+
+/// The role this process was started in, if it is a child.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE_ENV).ok()
+}
+
+/// A domain no other test (or test run) uses.
+pub fn unique_domain(tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!("t{}-{tag}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A command that re-runs test `test` of this binary in `role`, in `domain`.
+pub fn role_command(test: &str, role: &str, domain: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary path"));
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_ENV, role)
+        .env("IPC_DOMAIN", domain)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Spawns a role with piped stdout/stderr.
+pub fn spawn_role(test: &str, role: &str, domain: &str, envs: &[(&str, String)]) -> Child {
+    let mut cmd = role_command(test, role, domain);
+    cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().expect("spawn test role")
+}
+
+/// Runs a role to completion and returns its output.
+pub fn run_role(test: &str, role: &str, domain: &str, envs: &[(&str, String)]) -> Output {
+    spawn_role(test, role, domain, envs).wait_with_output().expect("wait for test role")
+}
+
+/// Panics with the child's output unless it succeeded.
+pub fn assert_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `cond` until it holds or `deadline` passes; returns whether it held.
+pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Names of the shared-memory objects (and other files) that belong to `domain`.
+pub fn leftovers(domain: &str) -> Vec<String> {
+    let prefix = format!("{domain}.");
+    let mut found = Vec::new();
+    #[cfg(target_os = "linux")]
+    for entry in std::fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) {
+            found.push(name);
+        }
+    }
+    found
+}
+
+/// Asserts that `domain` left nothing behind in `/dev/shm`.
+pub fn assert_clean(domain: &str) {
+    let left = leftovers(domain);
+    assert!(left.is_empty(), "domain {domain} left objects behind: {left:?}");
+}
+
+/// Reads `KEY=value` lines a child printed on stdout.
+pub fn field(out: &Output, key: &str) -> Option<String> {
+    let prefix = format!("{key}=");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
+}
