@@ -202,6 +202,13 @@ pub enum Error {
         what: String,
     },
 
+    /// A liveness token is held by a live process.
+    #[error("liveness token `{token}` is held by a live process")]
+    TokenHeld {
+        /// Path of the token's file.
+        token: String,
+    },
+
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {

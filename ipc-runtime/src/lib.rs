@@ -44,10 +44,12 @@ pub mod containers;
 pub mod domain;
 pub mod error;
 pub mod heap;
+pub mod liveness;
 pub mod message;
 pub mod ptr;
 pub mod segment;
 mod time;
+pub mod wait;
 
 pub use containers::{ShmBox, ShmString, ShmVec};
 pub use error::{Error, Result};

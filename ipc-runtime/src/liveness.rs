@@ -1,0 +1,239 @@
+//! Liveness: who is alive, decided by the operating system.
+//!
+//! Every participant (publisher, subscriber, notifier, listener) holds a [`Token`]: an exclusive
+//! lock on a small file in the domain's lock directory. The OS releases the lock when the process
+//! dies, however it dies, so "is participant X alive?" is answered by trying to take its lock:
+//! success means the holder is gone. Process ids are never trusted (they are reused).
+//!
+//! The same files serve as short-lived mutexes between processes ([`FileLock`]), for example
+//! around creating a topic, so that a creator killed half-way never blocks the next one.
+//!
+//! Lock files live in `/dev/shm` on Linux (next to the segments, so one listing shows everything
+//! a domain owns) and in `<temp dir>/ipc-rs` elsewhere, named `<domain>.lock.<name>`.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::path::PathBuf;
+
+use crate::domain;
+use crate::error::{Error, Result};
+
+/// Directory holding lock files.
+pub fn lock_dir() -> PathBuf {
+    if cfg!(target_os = "linux") {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir().join("ipc-rs")
+    }
+}
+
+/// Path of lock file `name` in `domain`.
+pub fn lock_path(domain: &str, name: &str) -> Result<PathBuf> {
+    domain::validate(domain, "domain")?;
+    domain::validate(name, "lock")?;
+    Ok(lock_dir().join(domain::object_name(domain, "lock", name)))
+}
+
+fn open(path: &PathBuf, create: bool) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(create);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    if create && let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    options.open(path)
+}
+
+/// A liveness token: held for as long as this value lives (or the process does).
+///
+/// ```
+/// use ipc_runtime::liveness::{self, Token};
+///
+/// let domain = format!("doc-live-{}", std::process::id());
+/// let token = Token::acquire(&domain, "worker-1").unwrap();
+/// assert!(liveness::is_alive(&domain, "worker-1").unwrap());
+/// drop(token);
+/// assert!(!liveness::is_alive(&domain, "worker-1").unwrap());
+/// ```
+#[derive(Debug)]
+pub struct Token {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Token {
+    /// Creates and locks token `name` in `domain`. Fails with [`Error::TokenHeld`] if a live
+    /// process holds it already; a token left by a dead process is taken over.
+    pub fn acquire(domain: &str, name: &str) -> Result<Token> {
+        let path = lock_path(domain, name)?;
+        let file =
+            open(&path, true).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Token { path, file: Some(file) }),
+            Err(TryLockError::WouldBlock) => {
+                Err(Error::TokenHeld { token: path.display().to_string() })
+            }
+            Err(TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+        }
+    }
+
+    /// Where the token's file is.
+    pub fn path(&self) -> &PathBuf {
+        &self.path
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        // Remove the name first, then release the lock: a checker that opens the file in between
+        // finds nothing, which also reads as "not alive" — true, we are leaving.
+        let _ = fs::remove_file(&self.path);
+        drop(self.file.take());
+    }
+}
+
+/// Whether the process holding token `name` in `domain` is alive.
+///
+/// A token whose holder died is removed as a side effect. A token that does not exist is not
+/// alive.
+pub fn is_alive(domain: &str, name: &str) -> Result<bool> {
+    let path = lock_path(domain, name)?;
+    let file = match open(&path, false) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+    };
+    match file.try_lock() {
+        Err(TryLockError::WouldBlock) => Ok(true),
+        Ok(()) => {
+            // Nobody holds it: the owner is dead. Clean up while we hold the lock.
+            let _ = fs::remove_file(&path);
+            Ok(false)
+        }
+        Err(TryLockError::Error(e)) => Err(Error::io(format!("probing {}", path.display()), e)),
+    }
+}
+
+/// An exclusive lock between processes for a short critical section (blocking).
+///
+/// Released on drop, or by the OS if the holder dies. The file stays (it is tiny and reused);
+/// [`FileLock::remove`] deletes it when the protected object is gone.
+#[derive(Debug)]
+pub struct FileLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl FileLock {
+    /// Waits for and takes lock `name` in `domain`.
+    pub fn lock(domain: &str, name: &str) -> Result<FileLock> {
+        let path = lock_path(domain, name)?;
+        loop {
+            let file = open(&path, true)
+                .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+            file.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+            // A holder may have removed the file while we waited: then our lock is on an orphan
+            // inode, and the next process would lock a fresh file. Retry on the live name.
+            if same_file(&file, &path) {
+                return Ok(FileLock { path, _file: file });
+            }
+        }
+    }
+
+    /// Removes the lock's file while still holding it (the protected object is gone).
+    pub fn remove(self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &PathBuf) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &PathBuf) -> bool {
+    // Windows does not let a file be deleted while another handle has it open without
+    // FILE_SHARE_DELETE, so the name always refers to the file we locked.
+    path.exists()
+}
+
+/// Names of all lock files of `domain` (for tools and tests).
+pub fn list(domain: &str) -> Result<Vec<String>> {
+    let prefix = domain::object_name(domain, "lock", "");
+    let mut names = Vec::new();
+    let entries = match fs::read_dir(lock_dir()) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
+        Err(e) => return Err(Error::io(format!("listing {}", lock_dir().display()), e)),
+    };
+    for entry in entries.flatten() {
+        if let Some(name) = entry.file_name().to_str()
+            && let Some(rest) = name.strip_prefix(&prefix)
+        {
+            names.push(rest.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use super::*;
+
+    fn domain(test: &str) -> String {
+        format!("ut{}-live-{test}", std::process::id())
+    }
+
+    #[test]
+    fn token_is_exclusive_and_released_on_drop() {
+        let d = domain("excl");
+        let token = Token::acquire(&d, "a").unwrap();
+        assert!(matches!(Token::acquire(&d, "a"), Err(Error::TokenHeld { .. })));
+        assert!(is_alive(&d, "a").unwrap());
+        assert_eq!(list(&d).unwrap(), vec!["a".to_owned()]);
+        drop(token);
+        assert!(!is_alive(&d, "a").unwrap());
+        assert!(list(&d).unwrap().is_empty());
+    }
+
+    #[test]
+    fn abandoned_token_file_reads_as_dead_and_is_removed() {
+        let d = domain("stale");
+        let path = lock_path(&d, "ghost").unwrap();
+        fs::write(&path, b"").unwrap();
+        assert!(!is_alive(&d, "ghost").unwrap());
+        assert!(!path.exists());
+        // And it can be taken over.
+        drop(Token::acquire(&d, "ghost").unwrap());
+    }
+
+    #[test]
+    fn file_lock_serialises_and_can_remove() {
+        let d = domain("flock");
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let first = FileLock::lock(&d, "create").unwrap();
+        let released = Arc::new(AtomicBool::new(false));
+        let (d2, released2) = (d.clone(), Arc::clone(&released));
+        let waiter = std::thread::spawn(move || {
+            let lock = FileLock::lock(&d2, "create").unwrap();
+            // We only get here after the first holder let go.
+            assert!(released2.load(Ordering::SeqCst), "two holders at once");
+            lock
+        });
+        released.store(true, Ordering::SeqCst);
+        first.remove();
+        waiter.join().unwrap().remove();
+        assert!(list(&d).unwrap().is_empty());
+    }
+}
