@@ -34,7 +34,7 @@ impl WaitBackend for Spin {
             std::hint::spin_loop();
             polls = polls.wrapping_add(1);
             // Reading the clock costs more than a poll; look at it every 256 polls.
-            if polls % 256 == 0 && end.is_some_and(|end| Instant::now() >= end) {
+            if polls.is_multiple_of(256) && end.is_some_and(|end| Instant::now() >= end) {
                 break;
             }
         }
