@@ -75,10 +75,20 @@ pub fn set_current(domain: &str) -> Result<()> {
 /// assert!(validate("../etc", "topic").is_err());
 /// ```
 pub fn validate(name: &str, what: &'static str) -> Result<()> {
+    validate_up_to(name, what, MAX_NAME_LEN)
+}
+
+/// Like [`validate`] with a different length limit (for names the framework composes from
+/// validated parts, such as lock names).
+pub(crate) fn validate_up_to(name: &str, what: &'static str, max: usize) -> Result<()> {
     let reason = if name.is_empty() {
         Some("must not be empty")
-    } else if name.len() > MAX_NAME_LEN {
-        Some("is longer than 100 bytes")
+    } else if name.len() > max {
+        Some(if max == MAX_NAME_LEN {
+            "is longer than 100 bytes"
+        } else {
+            "is longer than the limit for composed names"
+        })
     } else if name.starts_with('.') {
         Some("must not start with `.`")
     } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {

@@ -209,6 +209,102 @@ pub enum Error {
         token: String,
     },
 
+    /// A participant's message type differs from the topic's.
+    #[error("topic `{topic}` carries `{expected}`, not `{found}` (layout fingerprints differ)")]
+    TypeMismatch {
+        /// Topic name.
+        topic: String,
+        /// Type name recorded by the topic's creator.
+        expected: String,
+        /// This participant's type name.
+        found: String,
+    },
+
+    /// A participant asked for a topic-wide option that differs from the topic's.
+    #[error(
+        "topic `{topic}` was created with {option} = {existing}; this participant asked for {requested}"
+    )]
+    IncompatibleOptions {
+        /// Topic name.
+        topic: String,
+        /// The option that differs.
+        option: &'static str,
+        /// Value in effect.
+        existing: String,
+        /// Value asked for.
+        requested: String,
+    },
+
+    /// An option value that cannot be used.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option.
+        option: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// All participant slots of a kind are taken by live processes.
+    #[error("topic `{topic}` already has the maximum of {max} {role}")]
+    TopicFull {
+        /// Topic name.
+        topic: String,
+        /// "publishers" or "subscribers".
+        role: &'static str,
+        /// The limit.
+        max: u32,
+    },
+
+    /// `Overflow::Block`: a subscriber did not make room in time.
+    #[error(
+        "publishing on topic `{topic}` timed out after {waited:?}: subscriber (pid {subscriber_pid}) did not make room"
+    )]
+    PublishTimeout {
+        /// Topic name.
+        topic: String,
+        /// Pid of the slow subscriber.
+        subscriber_pid: u32,
+        /// How long the publisher waited.
+        waited: std::time::Duration,
+    },
+
+    /// Every slot of the publisher's sample pool is in use (only possible when subscribers
+    /// misbehave).
+    #[error("publisher on topic `{topic}` has all {pool} sample slots in use")]
+    OutOfSamples {
+        /// Topic name.
+        topic: String,
+        /// Pool size.
+        pool: u32,
+    },
+
+    /// Too many loaned samples at once.
+    #[error("publisher on topic `{topic}` already has {max} samples loaned")]
+    LoanLimit {
+        /// Topic name.
+        topic: String,
+        /// The limit.
+        max: u32,
+    },
+
+    /// A subscriber already holds its maximum of received samples.
+    #[error(
+        "subscriber on topic `{topic}` already holds {max} samples (max_borrowed); drop some first"
+    )]
+    TooManyBorrowed {
+        /// Topic name.
+        topic: String,
+        /// The limit.
+        max: u32,
+    },
+
+    /// Every publisher of the topic is dead or gone (when the subscriber asked to be told).
+    #[error("topic `{topic}` has no live publisher any more")]
+    NoPublisher {
+        /// Topic name.
+        topic: String,
+    },
+
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {

@@ -38,6 +38,9 @@
 //! | [`heap`] | the TLSF allocator inside a segment, the default heap |
 //! | [`containers`] | `ShmVec`, `ShmString`, `ShmBox` |
 //! | [`message`] | `ShmSafe`, `ShmMessage`, `Topic`, fingerprints |
+//! | [`pubsub`] | `Publisher`, `Subscriber`, samples, queues, topic segments |
+//! | [`wait`] | the waiting seam: futex / spin / polling backends |
+//! | [`liveness`] | liveness tokens and inter-process file locks |
 //! | [`error`] | the crate's `Error` |
 
 pub mod containers;
@@ -47,6 +50,7 @@ pub mod heap;
 pub mod liveness;
 pub mod message;
 pub mod ptr;
+pub mod pubsub;
 pub mod segment;
 mod time;
 pub mod wait;
@@ -55,6 +59,7 @@ pub use containers::{ShmBox, ShmString, ShmVec};
 pub use error::{Error, Result};
 pub use heap::{HeapStats, heap_stats, init_heap};
 pub use message::{ShmMessage, ShmSafe, Topic};
+pub use pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
 pub use time::timestamp;
 
 /// The derive: `#[derive(ShmMessage)]`. See [`ShmMessage`](trait@ShmMessage).
@@ -65,6 +70,7 @@ pub mod prelude {
     pub use crate::containers::{ShmBox, ShmString, ShmVec};
     pub use crate::error::Error;
     pub use crate::message::{ShmMessage, ShmSafe, Topic};
+    pub use crate::pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
     pub use ipc_derive::ShmMessage;
 }
 

@@ -30,7 +30,8 @@ pub fn lock_dir() -> PathBuf {
 /// Path of lock file `name` in `domain`.
 pub fn lock_path(domain: &str, name: &str) -> Result<PathBuf> {
     domain::validate(domain, "domain")?;
-    domain::validate(name, "lock")?;
+    // Lock names are composed from a validated object name plus a short suffix.
+    domain::validate_up_to(name, "lock", domain::MAX_NAME_LEN + 40)?;
     Ok(lock_dir().join(domain::object_name(domain, "lock", name)))
 }
 
@@ -164,6 +165,40 @@ fn same_file(_file: &File, path: &PathBuf) -> bool {
     // Windows does not let a file be deleted while another handle has it open without
     // FILE_SHARE_DELETE, so the name always refers to the file we locked.
     path.exists()
+}
+
+type ExitHook = Box<dyn FnOnce() + Send>;
+
+static EXIT_HOOKS: std::sync::Mutex<Vec<ExitHook>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `hook` when the process exits normally (returning from `main` or `std::process::exit`),
+/// after hooks registered later (last in, first out). This is how a process removes the names
+/// it owns — its heap segment, the tokens of publishers still lingering — on the way out;
+/// crashed processes are cleaned up by whoever finds them dead.
+pub fn on_exit(hook: ExitHook) {
+    EXIT_HOOKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(hook);
+    #[cfg(not(miri))]
+    {
+        extern "C" fn run_hooks() {
+            loop {
+                let hook =
+                    EXIT_HOOKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+                match hook {
+                    Some(hook) => hook(),
+                    None => break,
+                }
+            }
+        }
+        unsafe extern "C" {
+            fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+        }
+        static REGISTER: std::sync::Once = std::sync::Once::new();
+        // SAFETY: `atexit` is the C runtime's; the callback is a plain `extern "C" fn` touching
+        // only statics, which outlive `exit`.
+        REGISTER.call_once(|| unsafe {
+            atexit(run_hooks);
+        });
+    }
 }
 
 /// Names of all lock files of `domain` (for tools and tests).

@@ -124,6 +124,19 @@ pub trait ShmMessage: ShmSafe {
 pub trait Topic: ShmMessage {
     /// The topic's name.
     const NAME: &'static str;
+
+    /// A publisher on this type's topic with default options.
+    fn publisher() -> crate::Result<crate::Publisher<Self>>
+    where
+        Self: Send,
+    {
+        crate::Publisher::new(Self::NAME)
+    }
+
+    /// A subscriber on this type's topic with default options.
+    fn subscriber() -> crate::Result<crate::Subscriber<Self>> {
+        crate::Subscriber::new(Self::NAME)
+    }
 }
 
 /// Compile-time FNV-1a hashing used for layout fingerprints.

@@ -52,6 +52,7 @@ const CONTROL_OFFSET: u64 = HEADER_SIZE as u64;
 /// A shared heap: a TLSF allocator inside a segment this process owns.
 pub struct Heap {
     id: u64,
+    domain: String,
     name: SegmentName,
     size: usize,
     tlsf: Tlsf,
@@ -148,7 +149,7 @@ impl Heap {
         // SAFETY: `init` ran on this region at CONTROL_OFFSET; the table keeps it mapped for the
         // life of the process.
         let tlsf = unsafe { Tlsf::attach(base, CONTROL_OFFSET) };
-        Ok(Heap { id, name, size, tlsf, lock: SpinLock::new() })
+        Ok(Heap { id, domain: domain.to_owned(), name, size, tlsf, lock: SpinLock::new() })
     }
 
     #[inline]
@@ -159,6 +160,11 @@ impl Heap {
     /// The segment's id (what [`RelPtr`]s into this heap carry).
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The domain the heap's segment lives in.
+    pub fn domain(&self) -> &str {
+        &self.domain
     }
 
     /// The segment's name.
@@ -329,6 +335,7 @@ fn init_default(bytes: Option<usize>) -> Result<&'static Heap> {
     };
     let heap = Heap::create(bytes)?;
     remove_at_exit(heap.name().clone());
+    take_token(&heap);
     // Any fresh random value works; segment ids are random, non-zero and never u64::MAX in
     // practice (MAX is re-drawn).
     let token = loop {
@@ -392,30 +399,71 @@ pub(crate) fn free(p: RelPtr) {
     }
 }
 
-/// Removes the heap's name when the process exits normally (crashed processes are cleaned up by
-/// liveness checks).
-fn remove_at_exit(name: SegmentName) {
-    static NAMES: Mutex<Vec<SegmentName>> = Mutex::new(Vec::new());
-    NAMES.lock().unwrap_or_else(PoisonError::into_inner).push(name);
+/// Name of the liveness token that says the owner of heap `id` is alive.
+pub(crate) fn token_name(id: u64) -> String {
+    format!("heap.{id:016x}")
+}
 
-    #[cfg(all(unix, not(miri)))]
+/// Holds the default heap's liveness token for the life of the process, so others can tell when
+/// its owner has died and remove the segment ([`remove_if_dead`]).
+fn take_token(heap: &Heap) {
+    #[cfg(not(miri))]
     {
-        extern "C" fn unlink_heaps() {
-            let names = std::mem::take(&mut *NAMES.lock().unwrap_or_else(PoisonError::into_inner));
-            for name in names {
-                let _ = Segment::unlink(&name);
+        static TOKEN: OnceLock<crate::liveness::Token> = OnceLock::new();
+        match crate::liveness::Token::acquire(domain::current(), &token_name(heap.id())) {
+            Ok(token) => {
+                let path = token.path().clone();
+                let _ = TOKEN.set(token);
+                TOKEN_PATHS.lock().unwrap_or_else(PoisonError::into_inner).push(path);
             }
+            Err(err) => tracing::warn!(heap = %heap.name(), %err, "no liveness token for the heap"),
         }
-        unsafe extern "C" {
-            fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
-        }
-        static REGISTER: std::sync::Once = std::sync::Once::new();
-        // SAFETY: `atexit` is the C library's; the callback is a plain `extern "C" fn` that
-        // touches only statics, which outlive `exit`.
-        REGISTER.call_once(|| unsafe {
-            atexit(unlink_heaps);
-        });
     }
+    #[cfg(miri)]
+    let _ = heap;
+}
+
+static TOKEN_PATHS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+/// Number of dropped publishers whose samples are still out in other processes.
+static LINGERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// While a dropped publisher still has samples out, the heap's segment must survive the
+/// process's exit (its liveness token still goes), because other processes may still need to
+/// map it to read samples queued for them; whoever next finds the process dead removes the
+/// segment ([`remove_if_dead`]). Pair with [`linger_end`].
+pub(crate) fn linger_begin() {
+    LINGERING.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The lingering publisher got all its samples back.
+pub(crate) fn linger_end() {
+    LINGERING.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Removes the segment of heap `id` in `domain` if the process that owned it is dead. Mappings
+/// that other processes hold stay valid; only the name goes.
+pub fn remove_if_dead(domain: &str, id: u64) -> bool {
+    let dead = matches!(crate::liveness::is_alive(domain, &token_name(id)), Ok(false));
+    if dead && let Ok(name) = ptr::heap_segment_name(domain, id) {
+        let _ = Segment::unlink(&name);
+    }
+    dead
+}
+
+/// Removes the heap's name (and its liveness token) when the process exits normally; crashed
+/// processes' heaps are removed by whoever finds them dead ([`remove_if_dead`]).
+fn remove_at_exit(name: SegmentName) {
+    crate::liveness::on_exit(Box::new(move || {
+        if LINGERING.load(Ordering::Acquire) == 0 {
+            let _ = Segment::unlink(&name);
+        }
+        let tokens =
+            std::mem::take(&mut *TOKEN_PATHS.lock().unwrap_or_else(PoisonError::into_inner));
+        for path in tokens {
+            let _ = std::fs::remove_file(path);
+        }
+    }));
 }
 
 #[cfg(test)]

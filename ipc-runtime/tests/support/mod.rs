@@ -90,6 +90,82 @@ pub fn assert_clean(domain: &str) {
     assert!(left.is_empty(), "domain {domain} left objects behind: {left:?}");
 }
 
+/// Sends `tracing` output of this (child) process to stderr, so the parent can check for
+/// logged errors.
+pub fn log_to_stderr() {
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).try_init();
+}
+
+/// CPU time this process has used so far.
+#[cfg(target_os = "linux")]
+pub fn cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Blocks until the parent closes this process's stdin (a simple "you may go now").
+pub fn wait_for_parent() {
+    let mut sink = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
+}
+
+/// Spawns a role whose stdin stays open until the returned child's stdin is dropped.
+pub fn spawn_held_role(test: &str, role: &str, domain: &str, envs: &[(&str, String)]) -> Child {
+    let mut cmd = role_command(test, role, domain);
+    cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().expect("spawn test role")
+}
+
+/// A line reader over a child's stdout (take it once, keep using it).
+pub fn stdout_lines(child: &mut Child) -> std::io::BufReader<std::process::ChildStdout> {
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+}
+
+/// Reads the child's stdout until a line equal to `line` appears (or the stream ends).
+pub fn wait_for_line(
+    reader: &mut std::io::BufReader<std::process::ChildStdout>,
+    line: &str,
+) -> bool {
+    use std::io::BufRead;
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        match reader.read_line(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) if buf.trim_end() == line => return true,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Waits for a child whose stdout was taken, returning its status and stderr, and the rest of
+/// its stdout read from `reader`.
+pub fn finish(
+    mut child: Child,
+    reader: Option<std::io::BufReader<std::process::ChildStdout>>,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read;
+    drop(child.stdin.take());
+    // Drain stderr on its own thread so a chatty child cannot block on a full pipe.
+    let stderr = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut err = String::new();
+            let _ = stderr.read_to_string(&mut err);
+            err
+        })
+    });
+    let mut out = String::new();
+    if let Some(mut reader) = reader {
+        let _ = reader.read_to_string(&mut out);
+    } else if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out);
+    }
+    let err = stderr.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+    let status = child.wait().expect("wait for child");
+    (status, out, err)
+}
+
 /// Reads `KEY=value` lines a child printed on stdout.
 pub fn field(out: &Output, key: &str) -> Option<String> {
     let prefix = format!("{key}=");

@@ -1,0 +1,207 @@
+//! Samples: a received message ([`Sample`], a read guard) and a loaned one being built in place
+//! ([`SampleMut`]).
+
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+
+use super::publisher::Publisher;
+use super::subscriber::Subscriber;
+use crate::error::Result;
+use crate::message::ShmMessage;
+use crate::wait::{DefaultBackend, WaitBackend};
+
+/// One entry of a publisher's sample pool, in the publisher's heap.
+#[repr(C)]
+pub(crate) struct SampleSlot<M> {
+    pub sequence: u64,
+    pub _reserved: u64,
+    pub value: MaybeUninit<M>,
+}
+
+/// A received message: read access to a sample in the publisher's memory, without a copy.
+///
+/// While the `Sample` lives, the publisher keeps the message untouched; dropping it returns the
+/// slot to the publisher (which then drops the message in its own process).
+///
+/// ```no_run
+/// use ipc_runtime::prelude::*;
+///
+/// let subscriber = Subscriber::<u64>::new("counter")?;
+/// let sample = subscriber.receive()?;
+/// println!("#{}: {}", sample.sequence(), *sample);
+/// # Ok::<(), ipc_runtime::Error>(())
+/// ```
+pub struct Sample<'a, M: ShmMessage, B: WaitBackend = DefaultBackend> {
+    pub(crate) subscriber: &'a Subscriber<M, B>,
+    pub(crate) slot: NonNull<SampleSlot<M>>,
+    pub(crate) publisher: u32,
+    pub(crate) generation: u32,
+    pub(crate) index: u32,
+    pub(crate) sequence: u64,
+}
+
+// SAFETY: a sample gives shared access to an `M` in read-only shared memory; moving it to another
+// thread is fine when `M` may be shared (its drop only talks to the subscriber, which is Sync).
+unsafe impl<M: ShmMessage + Sync, B: WaitBackend> Send for Sample<'_, M, B> {}
+// SAFETY: as above; `&Sample` only hands out `&M`.
+unsafe impl<M: ShmMessage + Sync, B: WaitBackend> Sync for Sample<'_, M, B> {}
+
+impl<M: ShmMessage, B: WaitBackend> Sample<'_, M, B> {
+    /// The publisher's sequence number of this message (1, 2, 3, … per publisher). A gap means
+    /// messages were dropped for this subscriber (`Overflow::DropOldest`).
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Index of the publisher slot this message came from (distinguishes the publishers of a
+    /// topic; their sequences are independent).
+    pub fn publisher_index(&self) -> u32 {
+        self.publisher
+    }
+}
+
+impl<M: ShmMessage, B: WaitBackend> Deref for Sample<'_, M, B> {
+    type Target = M;
+    fn deref(&self) -> &M {
+        // SAFETY: the slot lies in the publisher's pool, resolved with bounds checks when the
+        // subscriber connected; the publisher initialised the value before delivering the index
+        // and leaves it untouched until this sample is returned.
+        unsafe { self.slot.as_ref().value.assume_init_ref() }
+    }
+}
+
+impl<M: ShmMessage + fmt::Debug, B: WaitBackend> fmt::Debug for Sample<'_, M, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sample")
+            .field("sequence", &self.sequence)
+            .field("publisher", &self.publisher)
+            .field("value", &**self)
+            .finish()
+    }
+}
+
+impl<M: ShmMessage, B: WaitBackend> Drop for Sample<'_, M, B> {
+    fn drop(&mut self) {
+        self.subscriber.release(self.publisher, self.generation, self.index);
+    }
+}
+
+/// A sample slot loaned from a publisher, to build a message in place (no copy at publish).
+///
+/// Get one from [`Publisher::loan`] (initialised with `M::default()`) or
+/// [`Publisher::loan_uninit`] (then [`SampleMut::write`]), modify it through `DerefMut`, and
+/// [`publish`](SampleMut::publish) it. Dropping it unpublished returns the slot.
+///
+/// ```
+/// use ipc_runtime::prelude::*;
+///
+/// # let domain = format!("doc-loan-{}", std::process::id());
+/// # ipc_runtime::domain::set_current(&domain).unwrap();
+/// #[derive(ShmMessage, Default)]
+/// #[repr(C)]
+/// struct Image {
+///     width: u32,
+///     pixels: ShmVec<u8>,
+/// }
+///
+/// let publisher = Publisher::<Image>::new("images")?;
+/// let mut sample = publisher.loan()?;
+/// sample.width = 4;
+/// sample.pixels.extend_from_slice(&[0; 16]);
+/// sample.publish()?;
+/// # Ok::<(), ipc_runtime::Error>(())
+/// ```
+pub struct SampleMut<'a, M: ShmMessage + Send, B: WaitBackend = DefaultBackend, T = M> {
+    pub(crate) publisher: &'a Publisher<M, B>,
+    pub(crate) slot: NonNull<SampleSlot<M>>,
+    pub(crate) index: u32,
+    pub(crate) initialized: bool,
+    pub(crate) _payload: std::marker::PhantomData<T>,
+}
+
+impl<'a, M: ShmMessage + Send, B: WaitBackend> SampleMut<'a, M, B, MaybeUninit<M>> {
+    /// Initialises the loaned slot with `value`.
+    pub fn write(mut self, value: M) -> SampleMut<'a, M, B> {
+        // SAFETY: the slot is ours (loaned) and uninitialised.
+        unsafe { (*self.slot.as_ptr()).value.write(value) };
+        self.initialized = true;
+        self.retype()
+    }
+
+    /// Declares the slot initialised after writing it through `DerefMut`.
+    ///
+    /// # Safety
+    /// Every byte of the `M` must have been initialised to a valid value.
+    pub unsafe fn assume_init(mut self) -> SampleMut<'a, M, B> {
+        self.initialized = true;
+        self.retype()
+    }
+}
+
+impl<'a, M: ShmMessage + Send, B: WaitBackend, T> SampleMut<'a, M, B, T> {
+    fn retype<U>(self) -> SampleMut<'a, M, B, U> {
+        let this = std::mem::ManuallyDrop::new(self);
+        SampleMut {
+            publisher: this.publisher,
+            slot: this.slot,
+            index: this.index,
+            initialized: this.initialized,
+            _payload: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<M: ShmMessage + Send, B: WaitBackend> SampleMut<'_, M, B> {
+    /// Publishes the message to every subscriber (zero-copy: they read this very slot).
+    pub fn publish(self) -> Result<()> {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.publisher.publish_loaned(this.index)
+    }
+}
+
+impl<M: ShmMessage + Send, B: WaitBackend> Deref for SampleMut<'_, M, B> {
+    type Target = M;
+    fn deref(&self) -> &M {
+        // SAFETY: this type state is only reachable with an initialised slot that we own.
+        unsafe { self.slot.as_ref().value.assume_init_ref() }
+    }
+}
+
+impl<M: ShmMessage + Send, B: WaitBackend> DerefMut for SampleMut<'_, M, B> {
+    fn deref_mut(&mut self) -> &mut M {
+        // SAFETY: as in `deref`; `&mut self` is exclusive and the slot is loaned to us only.
+        unsafe { (*self.slot.as_ptr()).value.assume_init_mut() }
+    }
+}
+
+impl<M: ShmMessage + Send, B: WaitBackend> Deref for SampleMut<'_, M, B, MaybeUninit<M>> {
+    type Target = MaybeUninit<M>;
+    fn deref(&self) -> &MaybeUninit<M> {
+        // SAFETY: the slot is loaned to us; `MaybeUninit` makes no validity claim.
+        unsafe { &self.slot.as_ref().value }
+    }
+}
+
+impl<M: ShmMessage + Send, B: WaitBackend> DerefMut for SampleMut<'_, M, B, MaybeUninit<M>> {
+    fn deref_mut(&mut self) -> &mut MaybeUninit<M> {
+        // SAFETY: as above, exclusively.
+        unsafe { &mut (*self.slot.as_ptr()).value }
+    }
+}
+
+impl<M: ShmMessage + Send, B: WaitBackend, T> fmt::Debug for SampleMut<'_, M, B, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SampleMut")
+            .field("index", &self.index)
+            .field("initialized", &self.initialized)
+            .finish()
+    }
+}
+
+impl<M: ShmMessage + Send, B: WaitBackend, T> Drop for SampleMut<'_, M, B, T> {
+    fn drop(&mut self) {
+        self.publisher.return_loan(self.index, self.initialized);
+    }
+}
