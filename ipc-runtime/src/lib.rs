@@ -38,11 +38,13 @@
 //! | [`heap`] | the TLSF allocator inside a segment, the default heap |
 //! | [`containers`] | `ShmVec`, `ShmString`, `ShmBox` |
 //! | [`message`] | `ShmSafe`, `ShmMessage`, `Topic`, fingerprints |
+//! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
 //! | [`error`] | the crate's `Error` |
 
 pub mod containers;
 pub mod domain;
 pub mod error;
+pub mod event;
 pub mod heap;
 pub mod liveness;
 pub mod message;
@@ -53,6 +55,7 @@ pub mod wait;
 
 pub use containers::{ShmBox, ShmString, ShmVec};
 pub use error::{Error, Result};
+pub use event::{EventId, Listener, Notifier};
 pub use heap::{HeapStats, heap_stats, init_heap};
 pub use message::{ShmMessage, ShmSafe, Topic};
 pub use time::timestamp;
@@ -64,6 +67,7 @@ pub use ipc_derive::ShmMessage;
 pub mod prelude {
     pub use crate::containers::{ShmBox, ShmString, ShmVec};
     pub use crate::error::Error;
+    pub use crate::event::{EventId, Listener, Notifier};
     pub use crate::message::{ShmMessage, ShmSafe, Topic};
     pub use ipc_derive::ShmMessage;
 }

@@ -80,6 +80,19 @@ impl WaitWord {
     pub fn waiters(&self) -> u32 {
         self.waiters.load(Ordering::Relaxed)
     }
+
+    /// Forgets registered waiters: for a word being reused after its waiter died mid-wait
+    /// (which leaves the count too high, costing a needless wake per notify). Call it only
+    /// when nobody can be waiting on the word.
+    ///
+    /// ```
+    /// let word = ipc_runtime::wait::WaitWord::new();
+    /// word.clear_waiters();
+    /// assert_eq!(word.waiters(), 0);
+    /// ```
+    pub fn clear_waiters(&self) {
+        self.waiters.store(0, Ordering::SeqCst);
+    }
 }
 
 /// One OS mechanism for sleeping until a [`WaitWord`] changes.

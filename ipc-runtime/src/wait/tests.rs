@@ -32,30 +32,37 @@ fn polling_conforms() {
 /// moves the sequence (that is what wakes futex-like backends).
 #[test]
 fn notify_moves_the_sequence_only_for_registered_waiters() {
-    let word = WaitWord::new();
-    let waker = Spin::waker(&unique_channel("seq"), &word).unwrap();
-    notify::<Spin>(&waker, &word).unwrap();
-    assert_eq!(word.seq().load(Ordering::SeqCst), 0);
-    word.waiters.fetch_add(1, Ordering::SeqCst);
-    notify::<Spin>(&waker, &word).unwrap();
-    assert_eq!(word.seq().load(Ordering::SeqCst), 1);
-    word.waiters.fetch_sub(1, Ordering::SeqCst);
+    fn check<B: WaitBackend>() {
+        let word = WaitWord::new();
+        let waker = B::waker(&unique_channel("seq"), &word).unwrap();
+        notify::<B>(&waker, &word).unwrap();
+        assert_eq!(word.seq().load(Ordering::SeqCst), 0);
+        word.waiters.fetch_add(1, Ordering::SeqCst);
+        notify::<B>(&waker, &word).unwrap();
+        assert_eq!(word.seq().load(Ordering::SeqCst), 1);
+        word.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+    check::<Spin>();
+    check::<Polling>();
 }
 
 /// The spin phase answers a condition that turns true while spinning, without registering.
 #[test]
 fn spin_phase_sees_the_condition() {
-    let word = WaitWord::new();
-    let waiter = Spin::waiter(&unique_channel("spin"), &word).unwrap();
-    let mut polls = 0;
-    let ok = wait_until::<Spin>(&waiter, &word, None, 100, || {
-        polls += 1;
-        polls == 50
-    })
-    .unwrap();
-    assert!(ok);
-    assert_eq!(polls, 50);
-    assert_eq!(word.waiters(), 0);
+    fn check<B: WaitBackend>() {
+        let word = WaitWord::new();
+        let waiter = B::waiter(&unique_channel("spin"), &word).unwrap();
+        let mut polls = 0;
+        let ok = wait_until::<B>(&waiter, &word, None, 100, || {
+            polls += 1;
+            polls == 50
+        })
+        .unwrap();
+        assert!(ok);
+        assert_eq!(polls, 50);
+        assert_eq!(word.waiters(), 0);
+    }
+    check::<Spin>();
 }
 
 /// A socket channel too long for `sun_path` still works (shortened to domain + hash) and the
