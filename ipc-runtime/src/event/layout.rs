@@ -9,12 +9,17 @@
 //!       192  NotifierSlot × max_notifiers (16 B each)
 //!   aligned  ListenerSlot × max_listeners, `stride` bytes each, 64-aligned:
 //!              +0   state, generation, pid (12 B), WaitWord (8 B)
-//!              +24  pending bits: one u64 per 64 ids (a hint: "this id's counter may be > 0")
-//!              +c   counters: one u64 per id (the truth: events not yet taken), 64-aligned
+//!              +24  pending bits of ids 0..63 (a hint: "this id's counter may be > 0")
+//!              +32  counters of ids 0..3 (the truth: events not yet taken)
+//!              +64  pending bits of ids 64.. (one u64 per 64 ids)
+//!              +c   counters of ids 4.., 64-aligned
 //! ```
 //!
-//! The word and the pending bits share the slot's first cache line, because a notify touches
-//! both and a waiting listener reads both. Counters start on their own line.
+//! The slot's first cache line holds everything a notify of ids 0–3 touches and everything a
+//! waiting listener reads: the word, the first bit word, and those ids' counters. A wake-up of
+//! a listener that spins then moves one cache line between the two cores instead of two or
+//! three, which is most of the busy-spin latency (small ids are the common case; larger ids
+//! cost one more line).
 //!
 //! Nothing read back from shared memory is trusted for addressing: offsets come from a
 //! process-local [`Layout`] built from the creator's options and checked against the segment's
@@ -94,12 +99,20 @@ pub(crate) struct ListenerHead {
 const CONFIG_OFFSET: usize = HEADER_SIZE;
 const SHARED_OFFSET: usize = CONFIG_OFFSET + size_of::<Config>();
 const NOTIFIERS_OFFSET: usize = SHARED_OFFSET + size_of::<Shared>();
-/// Pending bits start right after the head, in the same cache line.
+/// The first pending-bit word starts right after the head, in the same cache line.
 const BITS_OFFSET: usize = 24;
+/// Counters of the first [`HOT_IDS`] ids follow it, filling the line.
+const HOT_OFFSET: usize = 32;
+/// Number of ids whose counters live in the slot's first cache line.
+const HOT_IDS: usize = 4;
+/// Further pending-bit words start on the second line.
+const MORE_BITS_OFFSET: usize = 64;
 
 const _: () = assert!(size_of::<Config>() == 64 && size_of::<Shared>() == 64);
 const _: () = assert!(size_of::<NotifierSlot>() == 16);
 const _: () = assert!(size_of::<ListenerHead>() <= BITS_OFFSET);
+const _: () =
+    assert!(BITS_OFFSET + 8 == HOT_OFFSET && HOT_OFFSET + HOT_IDS * 8 == MORE_BITS_OFFSET);
 
 fn round_up(n: usize, to: usize) -> Option<usize> {
     n.checked_add(to - 1).map(|n| n / to * to)
@@ -149,8 +162,11 @@ impl Layout {
         let ids = max_event_id as usize + 1;
         let words = ids.div_ceil(64);
         let overflow = || Error::CapacityOverflow { what: "event segment layout" };
-        let counters_offset = round_up(BITS_OFFSET + words * 8, 64).ok_or_else(overflow)?;
-        let stride = round_up(counters_offset + ids * 8, 64).ok_or_else(overflow)?;
+        let counters_offset =
+            round_up(MORE_BITS_OFFSET + (words - 1) * 8, 64).ok_or_else(overflow)?;
+        let stride = round_up(counters_offset + ids.saturating_sub(HOT_IDS) * 8, 64)
+            .ok_or_else(overflow)?
+            .max(64);
         let listeners_offset =
             round_up(NOTIFIERS_OFFSET + max_notifiers as usize * size_of::<NotifierSlot>(), 64)
                 .ok_or_else(overflow)?;
@@ -237,13 +253,17 @@ impl Layout {
     /// Offset of pending-bit word `word` within a listener slot.
     pub fn bits_offset(&self, word: usize) -> usize {
         assert!(word < self.words, "pending word {word} out of range");
-        BITS_OFFSET + word * 8
+        if word == 0 { BITS_OFFSET } else { MORE_BITS_OFFSET + (word - 1) * 8 }
     }
 
     /// Offset of the counter of id `index` within a listener slot.
     pub fn counter_offset(&self, index: usize) -> usize {
         assert!(index < self.ids, "event index {index} out of range");
-        self.counters_offset + index * 8
+        if index < HOT_IDS {
+            HOT_OFFSET + index * 8
+        } else {
+            self.counters_offset + (index - HOT_IDS) * 8
+        }
     }
 
     /// Mask of the ids that exist in the last pending word (bits above are garbage).
@@ -268,9 +288,17 @@ mod tests {
             assert_eq!(l.stride % 64, 0);
             assert!(l.notifier_offset(l.max_notifiers - 1) + 16 <= l.listener_offset(0));
             let last = l.listener_offset(l.max_listeners - 1);
-            assert!(last + l.counter_offset(l.ids - 1) + 8 <= l.size);
             assert_eq!(l.size % 64, 0);
-            assert!(l.bits_offset(l.words - 1) + 8 <= l.counter_offset(0));
+            // Every bit word and counter has its own 8 bytes inside the slot, after the head.
+            let mut offsets: Vec<usize> = (0..l.words).map(|w| l.bits_offset(w)).collect();
+            offsets.extend((0..l.ids).map(|i| l.counter_offset(i)));
+            offsets.sort_unstable();
+            assert!(offsets.windows(2).all(|w| w[1] >= w[0] + 8), "overlap: {offsets:?}");
+            assert!(offsets[0] >= size_of::<ListenerHead>());
+            assert!(offsets.iter().all(|o| o % 8 == 0 && o + 8 <= l.stride));
+            assert!(last + l.stride <= l.size);
+            // Ids 0..=3 share the word's cache line.
+            assert!(l.counter_offset(0) < 64 && l.bits_offset(0) < 64);
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -414,14 +414,16 @@ impl<B: WaitBackend> Listener<B> {
     /// Takes one event of id `index` if its counter is non-zero.
     fn take_from(&self, slot: &ListenerRef<'_>, index: usize) -> bool {
         let counter = slot.counter(index);
-        let mut current = counter.load(Ordering::Acquire);
+        // Guess "exactly one pending" (the common case): one read-modify-write instead of a
+        // load and then a compare-and-swap, which would move the cache line twice.
+        let mut current = 1;
         loop {
             if current == 0 {
                 // A stale hint (another thread took the last one): clear it.
                 self.clear_bit(slot, index);
                 return false;
             }
-            match counter.compare_exchange_weak(
+            match counter.compare_exchange(
                 current,
                 current - 1,
                 Ordering::AcqRel,
@@ -534,36 +536,64 @@ impl<B: WaitBackend> fmt::Debug for Listener<B> {
 }
 
 /// Lets one thread at a time sleep on the listener's waiter.
+///
+/// The uncontended case (one thread waits on the listener, the usual) is one compare-and-swap
+/// to enter and one store to leave: no lock, and no system call — `Condvar::notify_one` makes
+/// one even with nobody waiting, so it is only called when a thread is queued.
 #[derive(Debug, Default)]
 struct Gate {
-    busy: Mutex<bool>,
+    busy: AtomicBool,
+    queued: AtomicUsize,
+    lock: Mutex<()>,
     free: Condvar,
 }
 
 struct Turn<'a>(&'a Gate);
 
 impl Gate {
+    fn try_enter(&self) -> bool {
+        self.busy.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+
     /// Waits for the turn to sleep, until `deadline`; `None` if the deadline passed first.
     fn enter(&self, deadline: Option<Instant>) -> Option<Turn<'_>> {
-        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
-        while *busy {
-            busy = match deadline {
-                None => self.free.wait(busy).unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.checked_duration_since(Instant::now())?;
-                    self.free.wait_timeout(busy, left).unwrap_or_else(PoisonError::into_inner).0
-                }
-            };
+        if self.try_enter() {
+            return Some(Turn(self));
         }
-        *busy = true;
-        Some(Turn(self))
+        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // Announce ourselves before re-trying: a leaver either sees `queued` and signals (under
+        // the lock, so not before we wait), or left before our re-try, which then succeeds.
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let turn = loop {
+            if self.try_enter() {
+                break Some(Turn(self));
+            }
+            guard = match deadline {
+                None => self.free.wait(guard).unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) => {
+                        self.free
+                            .wait_timeout(guard, left)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0
+                    }
+                    None => break None,
+                },
+            };
+        };
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        drop(guard);
+        turn
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        *self.0.busy.lock().unwrap_or_else(PoisonError::into_inner) = false;
-        self.0.free.notify_one();
+        self.0.busy.store(false, Ordering::SeqCst);
+        if self.0.queued.load(Ordering::SeqCst) != 0 {
+            let _guard = self.0.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.0.free.notify_one();
+        }
     }
 }
 

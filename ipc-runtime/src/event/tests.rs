@@ -502,3 +502,30 @@ fn every_backend_accounts_for_every_event() {
 fn every_backend_times_out_on_time() {
     every_backend!(times_out_on_time);
 }
+
+/// Threads blocked on one listener take turns sleeping; every event wakes one of them and none
+/// sleeps through a pending event (a lost hand-over shows as a 30 s timeout).
+fn threads_share_a_listener<B: WaitBackend>() {
+    let d = domain("share");
+    let l = listener::<B>(&d, "e").create().unwrap();
+    let n = notifier::<B>(&d, "e").create().unwrap();
+    for round in 0..50u64 {
+        std::thread::scope(|s| {
+            let waiting: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| l.wait_timeout(Duration::from_secs(30)).unwrap()))
+                .collect();
+            for k in 0..3 {
+                n.notify(id(round % 7 + k)).unwrap();
+            }
+            for w in waiting {
+                assert!(w.join().unwrap().is_some(), "{}: round {round}: a waiter slept", B::NAME);
+            }
+        });
+    }
+    assert_eq!(l.try_wait().unwrap(), None);
+}
+
+#[test]
+fn every_backend_shares_a_listener_between_threads() {
+    every_backend!(threads_share_a_listener);
+}
