@@ -35,7 +35,7 @@ fn label(transport: &str) -> &'static str {
     match transport {
         "socket-baseline" => "Unix-socket ping-pong (baseline)",
         "futex" => "events, futex backend (default)",
-        "futex+spin" => "events, futex backend, spin(10_000) before sleeping",
+        "futex+spin" => "events, futex backend, spin(200) (~5 µs) before sleeping",
         "unix-socket" => "events, unix-socket backend",
         "spin" => "events, busy-spin backend",
         "polling" => "events, polling backend",
@@ -45,7 +45,7 @@ fn label(transport: &str) -> &'static str {
 
 /// Spin count of the listener for a transport (only `futex+spin` spins before sleeping).
 fn spin_of(transport: &str) -> u32 {
-    if transport == "futex+spin" { 10_000 } else { 0 }
+    if transport == "futex+spin" { 200 } else { 0 }
 }
 
 fn main() {

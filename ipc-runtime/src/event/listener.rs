@@ -702,7 +702,10 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     }
 
     /// Polls `n` times for an event before sleeping in the backend: lower latency for events
-    /// that come quickly, at the price of CPU. 0 (the default) sleeps at once.
+    /// that come quickly, at the price of CPU. 0 (the default) sleeps at once. A poll costs a
+    /// few to a few tens of nanoseconds depending on the CPU (`pause` is slow on recent x86), so
+    /// a few hundred polls is a few microseconds. Spinning only pays when the notifier has a
+    /// core of its own: on a busy machine it takes CPU from the process it is waiting for.
     ///
     /// ```
     /// # let name = format!("doc-lb-spin-{}", std::process::id());
