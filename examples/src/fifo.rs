@@ -55,7 +55,17 @@ use rustix::io::Errno;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fifo;
 
-/// The waiting side: the FIFO, open for reading (and writing, to never see end-of-file).
+/// The waiting side: the FIFO, open for reading (and writing, to never see end-of-file);
+/// removed when dropped.
+///
+/// ```
+/// use ipc_examples::fifo::Fifo;
+/// use ipc_runtime::wait::{WaitBackend, WaitWord};
+///
+/// let channel = format!("{}.doc.fifo-{}", ipc_runtime::domain::current(), std::process::id());
+/// let waiter = Fifo::waiter(&channel, &WaitWord::new()).unwrap();
+/// drop(waiter);
+/// ```
 #[derive(Debug)]
 pub struct FifoWaiter {
     fd: OwnedFd,
@@ -69,6 +79,16 @@ impl Drop for FifoWaiter {
 }
 
 /// The waking side: the FIFO's path and, once it could be opened, a write end.
+///
+/// ```
+/// use ipc_examples::fifo::Fifo;
+/// use ipc_runtime::wait::{WaitBackend, WaitWord};
+///
+/// let channel = format!("{}.doc.fifo-w-{}", ipc_runtime::domain::current(), std::process::id());
+/// let word = WaitWord::new();
+/// let waker = Fifo::waker(&channel, &word).unwrap();
+/// Fifo::wake(&waker, &word).unwrap(); // no FIFO yet: nobody to wake
+/// ```
 pub struct FifoWaker {
     path: PathBuf,
     fd: Mutex<Option<OwnedFd>>,

@@ -27,13 +27,34 @@ use crate::wait::{WaitBackend, WaitWord};
 
 /// Longest event name: derived lock and token names (`event.<name>.l1023`) must stay within
 /// [`domain::MAX_NAME_LEN`].
+///
+/// ```
+/// use ipc_runtime::event::{Listener, MAX_EVENT_NAME_LEN};
+///
+/// assert!(Listener::new(&"x".repeat(MAX_EVENT_NAME_LEN + 1)).is_err());
+/// ```
 pub const MAX_EVENT_NAME_LEN: usize = 80;
 
 /// Default largest event id (ids `0..=1023`).
+///
+/// ```
+/// # let name = format!("doc-default-max-{}", std::process::id());
+/// let notifier = ipc_runtime::event::Notifier::new(&name)?;
+/// assert_eq!(notifier.max_event_id(), ipc_runtime::event::DEFAULT_MAX_EVENT_ID);
+/// # Ok::<(), ipc_runtime::Error>(())
+/// ```
 pub const DEFAULT_MAX_EVENT_ID: u64 = 1023;
 /// Default number of listener slots.
+///
+/// ```
+/// assert_eq!(ipc_runtime::event::DEFAULT_MAX_LISTENERS, 16);
+/// ```
 pub const DEFAULT_MAX_LISTENERS: u32 = 16;
 /// Default number of notifier slots.
+///
+/// ```
+/// assert_eq!(ipc_runtime::event::DEFAULT_MAX_NOTIFIERS, 16);
+/// ```
 pub const DEFAULT_MAX_NOTIFIERS: u32 = 16;
 
 /// Channel-wide options. `None` means "whatever the channel has, or the default when creating".
@@ -481,7 +502,33 @@ impl Channel {
                 );
             }
         }
+        if reaped.notifiers > 0 {
+            self.repair_hints();
+        }
         reaped
+    }
+
+    /// Sets the hint bit of every id with a non-zero counter in every active listener slot.
+    /// A notifier killed between incrementing a counter and setting its bit leaves an event
+    /// no scan would find; this finds it. Called after reaping dead notifiers.
+    fn repair_hints(&self) {
+        for slot in 0..self.layout.max_listeners {
+            let view = self.listener(slot);
+            if view.head.state.load(Ordering::Acquire) != ACTIVE {
+                continue;
+            }
+            for index in 0..self.layout.ids {
+                if view.counter(index).load(Ordering::Acquire) != 0 {
+                    let mask = 1u64 << (index % 64);
+                    if view.bits(index / 64).fetch_or(mask, Ordering::AcqRel) & mask == 0 {
+                        tracing::debug!(
+                            "event `{}`: restored the hint of id {index} in listener slot {slot}",
+                            self.segment.name()
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Whether any slot is in use (after a reap: held by a live process).

@@ -36,8 +36,23 @@ use crate::wait::WaitWord;
 pub(crate) const MAGIC: [u8; 8] = *b"IPCEVT\x00\x01";
 
 /// Largest accepted `max_event_id`: ids 0..=65535, 512 KiB of counters per listener.
+///
+/// ```
+/// use ipc_runtime::event::{Notifier, MAX_EVENT_ID_LIMIT};
+///
+/// # let name = format!("doc-id-limit-{}", std::process::id());
+/// assert!(Notifier::builder(&name).max_event_id(MAX_EVENT_ID_LIMIT + 1).create().is_err());
+/// ```
 pub const MAX_EVENT_ID_LIMIT: u64 = 65_535;
 /// Largest accepted `max_listeners` / `max_notifiers`.
+///
+/// ```
+/// use ipc_runtime::event::{Notifier, MAX_PARTICIPANTS_LIMIT};
+///
+/// # let name = format!("doc-participants-limit-{}", std::process::id());
+/// let too_many = MAX_PARTICIPANTS_LIMIT + 1;
+/// assert!(Notifier::builder(&name).max_listeners(too_many).create().is_err());
+/// ```
 pub const MAX_PARTICIPANTS_LIMIT: u32 = 1024;
 
 /// Slot states.

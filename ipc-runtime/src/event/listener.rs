@@ -18,6 +18,10 @@ use crate::wait::{self, DefaultBackend, WaitBackend};
 
 /// How often a listener that watches its notifiers probes their liveness while it waits, unless
 /// set with [`ListenerBuilder::liveness_interval`].
+///
+/// ```
+/// assert_eq!(ipc_runtime::event::DEFAULT_LIVENESS_INTERVAL.as_millis(), 100);
+/// ```
 pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Receives the events of a channel: every event any notifier sends while it is a member.

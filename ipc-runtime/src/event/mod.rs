@@ -45,13 +45,17 @@
 //! One segment per channel, `<domain>.event.<name>` (layout in the `layout` module): a config
 //! written once by the creator, epochs, one small slot per notifier, and one slot per listener
 //! holding its [`WaitWord`](crate::wait::WaitWord), a bitset of possibly-pending ids, and a
-//! `u64` counter per id. A notify increments the id's counter in every listener's slot, sets the
-//! id's bit if the counter was 0, and wakes the listener through the eventcount protocol
+//! `u64` counter per id. A notify increments the id's counter in every listener's slot, then sets
+//! the id's bit, and wakes the listener through the eventcount protocol
 //! ([`wait::notify`](crate::wait::notify)), which is one fence and one load when the listener is
 //! not asleep. A take decrements a counter (compare-and-swap, so threads sharing a listener can
 //! take concurrently) and clears the bit with the last event, re-checking the counter after the
 //! clear so that a notify racing with the take is never hidden. Bits are hints, counters are the
-//! truth.
+//! truth. The counters of ids 0–3 share a cache line with the listener's word and first bits, so
+//! a wake-up with a small id moves one cache line between cores.
+//!
+//! A notifier killed between its two steps leaves a counted event without its bit; the next
+//! notify of that id sets it again, and reaping the dead notifier restores every missing bit.
 //!
 //! Every participant maps the segment from its own options, validated against the segment's
 //! size; nothing read back from shared memory is used as an address. A listener checks what

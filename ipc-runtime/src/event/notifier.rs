@@ -58,7 +58,8 @@ struct Targets<B: WaitBackend> {
 struct Target<B: WaitBackend> {
     slot: usize,
     generation: u32,
-    waker: B::Waker,
+    /// `None` while the backend failed to make one (retried at each notify).
+    waker: Option<B::Waker>,
 }
 
 impl Notifier {
@@ -130,13 +131,27 @@ impl<B: WaitBackend> Notifier<B> {
             self.refresh(&mut targets, epoch);
         }
         let mut failure = None;
-        for target in &targets.list {
+        for target in &mut targets.list {
             let slot = self.channel.listener(target.slot);
             // Counter first, then the hint bit: a listener that sees the bit finds the count.
-            if slot.counter(index).fetch_add(1, Ordering::AcqRel) == 0 {
-                slot.bits(word_index).fetch_or(mask, Ordering::AcqRel);
+            // The bit is set even when the counter was not 0 (where a listener cannot have
+            // cleared it): that costs little, since the line is usually ours already, and it
+            // repairs a bit lost by a notifier killed between these two steps.
+            slot.counter(index).fetch_add(1, Ordering::AcqRel);
+            slot.bits(word_index).fetch_or(mask, Ordering::AcqRel);
+            if target.waker.is_none() {
+                let channel = self.channel.listener_channel(target.slot, target.generation);
+                match B::waker(&channel, slot.word()) {
+                    Ok(waker) => target.waker = Some(waker),
+                    Err(err) => {
+                        failure.get_or_insert(err);
+                        continue;
+                    }
+                }
             }
-            if let Err(err) = wait::notify::<B>(&target.waker, slot.word()) {
+            if let Some(waker) = &target.waker
+                && let Err(err) = wait::notify::<B>(waker, slot.word())
+            {
                 failure.get_or_insert(err);
             }
         }
@@ -164,14 +179,18 @@ impl<B: WaitBackend> Notifier<B> {
                 targets.list.push(old.swap_remove(pos));
                 continue;
             }
+            // A listener we cannot wake still gets its events counted; `notify` retries the
+            // waker and reports the failure.
             let channel = self.channel.listener_channel(slot, generation);
-            match B::waker(&channel, self.channel.listener(slot).word()) {
-                Ok(waker) => targets.list.push(Target { slot, generation, waker }),
-                Err(err) => tracing::warn!(
-                    "event `{}`: cannot wake listener slot {slot}: {err}",
-                    self.channel.segment_name_str()
-                ),
-            }
+            let waker = B::waker(&channel, self.channel.listener(slot).word())
+                .inspect_err(|err| {
+                    tracing::warn!(
+                        "event `{}`: cannot wake listener slot {slot}: {err}",
+                        self.channel.segment_name_str()
+                    )
+                })
+                .ok();
+            targets.list.push(Target { slot, generation, waker });
         }
         targets.list.sort_by_key(|t| t.slot);
         targets.epoch = epoch;
@@ -232,7 +251,9 @@ impl<B: WaitBackend> Drop for Notifier<B> {
         let mut targets = std::mem::replace(targets, Targets { epoch: u64::MAX, list: Vec::new() });
         self.refresh(&mut targets, epoch);
         for target in &targets.list {
-            let _ = wait::notify::<B>(&target.waker, self.channel.listener(target.slot).word());
+            if let Some(waker) = &target.waker {
+                let _ = wait::notify::<B>(waker, self.channel.listener(target.slot).word());
+            }
         }
     }
 }

@@ -529,3 +529,27 @@ fn threads_share_a_listener<B: WaitBackend>() {
 fn every_backend_shares_a_listener_between_threads() {
     every_backend!(threads_share_a_listener);
 }
+
+/// A notifier killed between counting an event and setting its bit: the event is found again,
+/// by the next notify of that id or by reaping the dead notifier.
+#[test]
+fn an_event_counted_without_its_bit_is_recovered() {
+    let d = domain("torn");
+    let l = listener::<Spin>(&d, "e").create().unwrap();
+    let n = notifier::<Spin>(&d, "e").create().unwrap();
+    let (seg, layout) = raw(&d, "e");
+    let slot = layout.listener_offset(0);
+    // Torn notify of id 70 (bit word 1), then an intact notify of the same id.
+    raw_u64(&seg, slot + layout.counter_offset(70)).fetch_add(1, Ordering::SeqCst);
+    assert_eq!(l.try_wait().unwrap(), None, "nothing visible yet");
+    n.notify(id(70)).unwrap();
+    assert_eq!(l.try_wait().unwrap(), Some(id(70)));
+    assert_eq!(l.try_wait().unwrap(), Some(id(70)), "the torn event was lost");
+    // Torn notify of id 2 by a notifier that then died (its slot reads active, no token).
+    raw_u64(&seg, slot + layout.counter_offset(2)).fetch_add(1, Ordering::SeqCst);
+    raw_u32(&seg, layout.notifier_offset(7)).store(ACTIVE, Ordering::SeqCst);
+    assert_eq!(l.try_wait().unwrap(), None);
+    assert_eq!(l.notifiers_alive().unwrap(), 1); // probes: reaps slot 7, repairs the bit
+    assert_eq!(l.try_wait().unwrap(), Some(id(2)));
+    assert_eq!(l.try_wait().unwrap(), None);
+}

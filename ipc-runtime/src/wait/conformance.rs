@@ -20,6 +20,10 @@ use crate::domain;
 /// Runs every check against `B`; panics on the first failure.
 ///
 /// Takes about a second: most of it is the ping-pong and the timeout checks.
+///
+/// ```
+/// ipc_runtime::wait::conformance::run::<ipc_runtime::wait::Polling>();
+/// ```
 pub fn run<B: WaitBackend>() {
     ready_returns_immediately::<B>();
     notify_without_waiters_is_cheap::<B>();
@@ -33,6 +37,12 @@ pub fn run<B: WaitBackend>() {
 }
 
 /// A channel name no other check (in this or another process) uses.
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// assert_ne!(conformance::unique_channel("x"), conformance::unique_channel("x"));
+/// ```
 pub fn unique_channel(tag: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     format!(
@@ -45,6 +55,12 @@ pub fn unique_channel(tag: &str) -> String {
 }
 
 /// A condition that already holds returns at once without registering.
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::ready_returns_immediately::<ipc_runtime::wait::Spin>();
+/// ```
 pub fn ready_returns_immediately<B: WaitBackend>() {
     let word = WaitWord::new();
     let waiter = B::waiter(&unique_channel("ready"), &word).unwrap();
@@ -53,6 +69,12 @@ pub fn ready_returns_immediately<B: WaitBackend>() {
 }
 
 /// Notifying with nobody waiting does not move the sequence (no system call path).
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::notify_without_waiters_is_cheap::<ipc_runtime::wait::Spin>();
+/// ```
 pub fn notify_without_waiters_is_cheap<B: WaitBackend>() {
     let word = WaitWord::new();
     let waker = B::waker(&unique_channel("cheap"), &word).unwrap();
@@ -61,6 +83,12 @@ pub fn notify_without_waiters_is_cheap<B: WaitBackend>() {
 }
 
 /// `wake` succeeds when no waiter exists for the channel (gone, or not created yet).
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::wake_with_nobody_there_succeeds::<ipc_runtime::wait::Spin>();
+/// ```
 pub fn wake_with_nobody_there_succeeds<B: WaitBackend>() {
     let word = WaitWord::new();
     let channel = unique_channel("nobody");
@@ -74,6 +102,12 @@ pub fn wake_with_nobody_there_succeeds<B: WaitBackend>() {
 }
 
 /// A wait that nothing satisfies returns false once the deadline has passed, not before.
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::times_out::<ipc_runtime::wait::Spin>();
+/// ```
 pub fn times_out<B: WaitBackend>() {
     let word = WaitWord::new();
     let waiter = B::waiter(&unique_channel("timeout"), &word).unwrap();
@@ -87,6 +121,12 @@ pub fn times_out<B: WaitBackend>() {
 }
 
 /// A sleeping waiter with a long deadline is woken by a notify from another thread.
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::wakes_before_the_timeout::<ipc_runtime::wait::Spin>();
+/// ```
 pub fn wakes_before_the_timeout<B: WaitBackend>() {
     let channel = unique_channel("early");
     let word = WaitWord::new();
@@ -114,6 +154,12 @@ pub fn wakes_before_the_timeout<B: WaitBackend>() {
 }
 
 /// A waker made before its waiter existed still reaches it.
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::waker_made_before_the_waiter::<ipc_runtime::wait::Spin>();
+/// ```
 pub fn waker_made_before_the_waiter<B: WaitBackend>() {
     let channel = unique_channel("early-waker");
     let word = WaitWord::new();
@@ -138,6 +184,12 @@ pub fn waker_made_before_the_waiter<B: WaitBackend>() {
 }
 
 /// Many wakes nobody consumes never block the waker, and leave the waiter able to time out.
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::flood_of_wakes_never_blocks::<ipc_runtime::wait::Spin>();
+/// ```
 pub fn flood_of_wakes_never_blocks<B: WaitBackend>() {
     let channel = unique_channel("flood");
     let word = WaitWord::new();
@@ -156,6 +208,12 @@ pub fn flood_of_wakes_never_blocks<B: WaitBackend>() {
 
 /// A waiter that died (never dropped) does not stop the next waiter of its channel, and
 /// `cleanup` removes what it left.
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::stale_objects_are_replaced_and_cleaned::<ipc_runtime::wait::Spin>();
+/// ```
 pub fn stale_objects_are_replaced_and_cleaned<B: WaitBackend>() {
     let channel = unique_channel("stale");
     let word = WaitWord::new();
@@ -172,6 +230,12 @@ pub fn stale_objects_are_replaced_and_cleaned<B: WaitBackend>() {
 
 /// Two threads pass a token back and forth `rounds` times; a lost wake-up hangs (and fails the
 /// deadline).
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::ping_pong::<ipc_runtime::wait::Spin>(10);
+/// ```
 pub fn ping_pong<B: WaitBackend>(rounds: u64) {
     let channels = [unique_channel("ping"), unique_channel("pong")];
     let words = [WaitWord::new(), WaitWord::new()];

@@ -54,7 +54,16 @@ use crate::liveness;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UnixSocket;
 
-/// The waiting side of [`UnixSocket`]: a bound, non-blocking datagram socket.
+/// The waiting side of [`UnixSocket`]: a bound, non-blocking datagram socket, removed when
+/// dropped.
+///
+/// ```
+/// use ipc_runtime::wait::{UnixSocket, WaitBackend, WaitWord};
+///
+/// let channel = format!("{}.doc.waiter-{}", ipc_runtime::domain::current(), std::process::id());
+/// let waiter = UnixSocket::waiter(&channel, &WaitWord::new()).unwrap();
+/// drop(waiter); // the socket file is gone
+/// ```
 #[derive(Debug)]
 pub struct SocketWaiter {
     socket: UnixDatagram,
@@ -68,7 +77,16 @@ impl Drop for SocketWaiter {
 }
 
 /// The waking side of [`UnixSocket`]: an unbound datagram socket, connected to the waiter's when
-/// the waiter existed at creation.
+/// the waiter existed at creation (then it reaches that waiter only), else sending by path.
+///
+/// ```
+/// use ipc_runtime::wait::{UnixSocket, WaitBackend, WaitWord};
+///
+/// let channel = format!("{}.doc.waker-{}", ipc_runtime::domain::current(), std::process::id());
+/// let word = WaitWord::new();
+/// let waker = UnixSocket::waker(&channel, &word).unwrap();
+/// UnixSocket::wake(&waker, &word).unwrap(); // nobody there: nothing to do, no error
+/// ```
 #[derive(Debug)]
 pub struct SocketWaker {
     socket: UnixDatagram,
