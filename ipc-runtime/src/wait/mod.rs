@@ -220,6 +220,10 @@ pub fn wait_until<B: WaitBackend>(
     loop {
         let observed = word.seq.load(Ordering::SeqCst);
         word.waiters.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `notify`: fence to fence, so that `ready()`'s loads (which
+        // need not be SeqCst) see the notifier's change whenever its load of `waiters` missed
+        // our registration. Free on x86 next to the locked add; required on weaker hardware.
+        fence(Ordering::SeqCst);
         if ready() {
             word.waiters.fetch_sub(1, Ordering::SeqCst);
             return Ok(true);
