@@ -11,6 +11,12 @@
 //!
 //! Run: `cargo bench -p ipc-runtime --bench events` (`-- --quick` for a smoke run: seconds;
 //! `-- --only futex,spin` for some transports; the baseline always runs).
+//!
+//! `-- --busy` keeps every CPU busy with nice-19 spinning threads (in a child process) while
+//! measuring. A blocking wake-up on an idle CPU includes leaving the CPU's idle state, which in
+//! a VM without guest halt-polling is a VM exit and a host reschedule (tens of microseconds)
+//! and swamps the mechanism itself; busy CPUs never idle, and any woken task preempts a nice-19
+//! spinner at once, so the figures show the mechanisms. Report both.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixDatagram;
@@ -53,6 +59,7 @@ fn main() {
         let transport = std::env::var(TRANSPORT_ENV).expect("transport");
         match role.as_str() {
             "echo" => echo(&transport),
+            "burner" => burn(),
             other => panic!("unknown role {other}"),
         }
         return;
@@ -65,6 +72,14 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(|list| list.split(',').map(str::to_owned).collect());
+    let busy = args.iter().any(|a| a == "--busy");
+    let burner = busy.then(|| {
+        Command::new(std::env::current_exe().unwrap())
+            .env(ROLE_ENV, "burner")
+            .env(TRANSPORT_ENV, "-")
+            .spawn()
+            .expect("spawn burner")
+    });
     let rounds = if quick { 1 } else { 5 };
     let mut results: Vec<(&str, Histogram<u64>)> = TRANSPORTS
         .iter()
@@ -85,7 +100,29 @@ fn main() {
             run(transport, round, iterations, hist);
         }
     }
-    report(&results, quick);
+    if let Some(mut burner) = burner {
+        burner.kill().unwrap();
+        burner.wait().unwrap();
+    }
+    report(&results, quick, busy);
+}
+
+/// Keeps every CPU busy at the lowest priority until killed.
+fn burn() {
+    rustix::process::nice(19).expect("nice");
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads: Vec<_> = (0..cpus)
+        .map(|_| {
+            std::thread::spawn(|| {
+                loop {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
 }
 
 /// Runs one chunk of `iterations` round trips (after a warm-up) and records one-way latencies.
@@ -227,12 +264,13 @@ fn fmt_ns(ns: u64) -> String {
     if ns >= 10_000 { format!("{:.1} µs", ns as f64 / 1000.0) } else { format!("{ns} ns") }
 }
 
-fn report(results: &[(&str, Histogram<u64>)], quick: bool) {
+fn report(results: &[(&str, Histogram<u64>)], quick: bool, busy: bool) {
     let base =
         results.iter().find(|(t, _)| *t == "socket-baseline").unwrap().1.value_at_quantile(0.5);
     println!();
     println!(
-        "Event wake-up latency between two processes, one-way (round trip / 2){}",
+        "Event wake-up latency between two processes, one-way (round trip / 2), CPUs {}{}",
+        if busy { "kept busy by nice-19 spinners" } else { "otherwise idle" },
         if quick { " — QUICK smoke run, numbers are rough" } else { "" }
     );
     println!();
