@@ -6,8 +6,13 @@
 //! * `quickstart`: one command that starts a publisher and two subscriber processes, sends
 //!   100,000 messages with `ShmVec` payloads and prints delivered counts and latency
 //!   percentiles.
+//! * `custom_backend`: a wait backend written outside the framework ([`fifo`], named pipes on
+//!   Linux) driving a `Notifier`/`Listener` pair.
 
 use ipc_runtime::prelude::*;
+
+#[cfg(target_os = "linux")]
+pub mod fifo;
 
 /// The seed's message: a timestamp and a dynamically sized byte vector, bound to topic
 /// `my_id` (the seed's topic name).

@@ -314,6 +314,74 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    /// An event id beyond the range of the event channel it was sent on.
+    #[error("event id {id} is out of range for event `{event}`, which accepts ids 0..={max}")]
+    EventIdOutOfRange {
+        /// Full name of the event segment.
+        event: String,
+        /// The id given.
+        id: u64,
+        /// The channel's largest id.
+        max: u64,
+    },
+
+    /// Joining an event channel with an option that differs from the one it was created with.
+    #[error(
+        "event `{event}` exists with {option} = {existing}; this participant asked for {requested}"
+    )]
+    EventOptionMismatch {
+        /// Full name of the event segment.
+        event: String,
+        /// The option that differs (`max_event_id`, `max_listeners`, `max_notifiers`).
+        option: &'static str,
+        /// The channel's value.
+        existing: u64,
+        /// The value asked for.
+        requested: u64,
+    },
+
+    /// Joining an event channel with a different wait backend than its participants use.
+    #[error(
+        "event `{event}` uses the `{existing}` wait backend; this participant uses `{requested}`"
+    )]
+    EventBackendMismatch {
+        /// Full name of the event segment.
+        event: String,
+        /// The channel's backend (name and id).
+        existing: String,
+        /// The backend of the participant refused (name and id).
+        requested: String,
+    },
+
+    /// Every slot of the role is taken by a live participant.
+    #[error("event `{event}` already has its maximum of {max} {role}")]
+    EventFull {
+        /// Full name of the event segment.
+        event: String,
+        /// `listeners` or `notifiers`.
+        role: &'static str,
+        /// The channel's limit.
+        max: u32,
+    },
+
+    /// Notifiers of the event died without leaving (reported to listeners that asked for it).
+    #[error("{died} notifier(s) of event `{event}` died; {alive} alive")]
+    NotifierDied {
+        /// Full name of the event segment.
+        event: String,
+        /// Notifiers found dead since the last report.
+        died: u64,
+        /// Notifiers alive when the deaths were found.
+        alive: u64,
+    },
+
+    /// No notifier of the event is alive any more (reported to listeners that asked for it).
+    #[error("no notifier of event `{event}` is alive any more")]
+    NoNotifiers {
+        /// Full name of the event segment.
+        event: String,
+    },
 }
 
 impl Error {

@@ -39,13 +39,15 @@
 //! | [`containers`] | `ShmVec`, `ShmString`, `ShmBox` |
 //! | [`message`] | `ShmSafe`, `ShmMessage`, `Topic`, fingerprints |
 //! | [`pubsub`] | `Publisher`, `Subscriber`, samples, queues, topic segments |
-//! | [`wait`] | the waiting seam: futex / spin / polling backends |
+//! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
+//! | [`wait`] | the waiting seam: futex / Unix socket / spin / polling backends |
 //! | [`liveness`] | liveness tokens and inter-process file locks |
 //! | [`error`] | the crate's `Error` |
 
 pub mod containers;
 pub mod domain;
 pub mod error;
+pub mod event;
 pub mod heap;
 pub mod liveness;
 pub mod message;
@@ -57,6 +59,7 @@ pub mod wait;
 
 pub use containers::{ShmBox, ShmString, ShmVec};
 pub use error::{Error, Result};
+pub use event::{EventId, Listener, Notifier};
 pub use heap::{HeapStats, heap_stats, init_heap};
 pub use message::{ShmMessage, ShmSafe, Topic};
 pub use pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
@@ -69,6 +72,7 @@ pub use ipc_derive::ShmMessage;
 pub mod prelude {
     pub use crate::containers::{ShmBox, ShmString, ShmVec};
     pub use crate::error::Error;
+    pub use crate::event::{EventId, Listener, Notifier};
     pub use crate::message::{ShmMessage, ShmSafe, Topic};
     pub use crate::pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
     pub use ipc_derive::ShmMessage;

@@ -103,7 +103,7 @@ macro_rules! topic_options {
             }
 
             /// What a publisher does when a subscriber's queue is full (topic-wide; default
-            /// [`Overflow::DropOldest`]).
+            /// [`Overflow::DropOldest`](crate::pubsub::Overflow::DropOldest)).
             pub fn overflow(mut self, overflow: $crate::pubsub::Overflow) -> Self {
                 self.request.overflow = Some(overflow);
                 self

@@ -13,11 +13,19 @@
 //! | backend | mechanism | platforms |
 //! |---|---|---|
 //! | [`Futex`] | `futex` on the word itself (cross-process, not `FUTEX_PRIVATE`) | Linux |
+//! | `UnixSocket` | `poll` on a datagram socket per waiter; wakers send a byte | Unix (Linux, macOS) |
 //! | [`Spin`] | busy-poll the word (lowest latency, burns a core while waiting) | all |
 //! | [`Polling`] | sleep with exponential back-off (50 µs → 1 ms) | all |
 //!
-//! Further backends (Unix domain sockets, Windows event objects, a user's own) implement the same
-//! trait; the conformance suite in this module's tests runs against every one of them.
+//! Windows event objects slot in as one more backend here (`cfg(windows)`): the waiter creates a
+//! named auto-reset event `Local\<channel>` (`CreateEventW`), wakers open it (`OpenEventW`) and
+//! `SetEvent`, `wait` is `WaitForSingleObject` with the timeout, and `cleanup` has nothing to do
+//! because the kernel deletes the event with its last handle. That backend belongs to the
+//! portability work; until then Windows uses [`Polling`].
+//!
+//! A user's own backend implements the same trait (see `examples/src/fifo.rs` in the repository
+//! for one built on named pipes) and proves itself with the public [`conformance`] suite, the
+//! same suite every built-in backend passes in this module's tests.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
@@ -25,15 +33,20 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 
+pub mod conformance;
 #[cfg(all(target_os = "linux", not(miri)))]
 mod futex;
 mod polling;
 mod spin;
+#[cfg(all(unix, not(miri)))]
+mod unix_socket;
 
 #[cfg(all(target_os = "linux", not(miri)))]
 pub use futex::Futex;
 pub use polling::Polling;
 pub use spin::Spin;
+#[cfg(all(unix, not(miri)))]
+pub use unix_socket::{SocketWaiter, SocketWaker, UnixSocket};
 
 /// The backend used when none is named: the futex on Linux, polling elsewhere.
 #[cfg(all(target_os = "linux", not(miri)))]
@@ -67,16 +80,73 @@ impl WaitWord {
     pub fn waiters(&self) -> u32 {
         self.waiters.load(Ordering::Relaxed)
     }
+
+    /// Forgets registered waiters: for a word being reused after its waiter died mid-wait
+    /// (which leaves the count too high, costing a needless wake per notify). Call it only
+    /// when nobody can be waiting on the word.
+    ///
+    /// ```
+    /// let word = ipc_runtime::wait::WaitWord::new();
+    /// word.clear_waiters();
+    /// assert_eq!(word.waiters(), 0);
+    /// ```
+    pub fn clear_waiters(&self) {
+        self.waiters.store(0, Ordering::SeqCst);
+    }
 }
 
 /// One OS mechanism for sleeping until a [`WaitWord`] changes.
 ///
 /// Implementations only sleep and wake; the protocol that makes this race-free lives in
-/// [`wait_until`] and [`notify`], written once for all backends.
+/// [`wait_until`] and [`notify`], written once for all backends. Every implementation must pass
+/// [`conformance::run`].
 ///
-/// `channel` names one waiter's channel uniquely within the domain (for backends that need an OS
-/// object per waiter, such as a socket path or an event name); the waiter creates the object and
-/// removes it when dropped, wakers open it.
+/// # Channels
+///
+/// A *channel* is one waiter's name, unique on the machine: ASCII letters, digits, `_`, `-` and
+/// `.`, starting with the domain (the event layer uses `<domain>.event.<name>.l<slot>.<gen>`).
+/// Backends that need an OS object per waiter (a socket, a named pipe, a Windows event) derive
+/// its name from the channel: the waiter creates the object and removes it when dropped, wakers
+/// open it, and [`cleanup`](WaitBackend::cleanup) removes one that a waiter which died left
+/// behind. Backends that sleep on the word itself ignore the channel.
+///
+/// # Contract
+///
+/// - [`wait`](WaitBackend::wait) returns once `word`'s sequence differs from `observed`, or the
+///   timeout passed, or spuriously. It must not miss a [`wake`](WaitBackend::wake) that follows a
+///   sequence change made after the caller read `observed`.
+/// - One thread at a time sleeps on a given waiter (callers serialise; the event listener does).
+/// - `wake` never blocks for long and succeeds when nobody is there to wake.
+///
+/// # Implementing your own
+///
+/// ```
+/// use std::time::Duration;
+/// use ipc_runtime::wait::{WaitBackend, WaitWord};
+///
+/// /// Sleeps in 1 ms naps: crude, but a complete backend.
+/// #[derive(Debug)]
+/// struct Naps;
+///
+/// impl WaitBackend for Naps {
+///     const NAME: &'static str = "naps";
+///     const ID: u32 = 1000;
+///     type Waiter = ();
+///     type Waker = ();
+///     fn waiter(_: &str, _: &WaitWord) -> ipc_runtime::Result<()> { Ok(()) }
+///     fn waker(_: &str, _: &WaitWord) -> ipc_runtime::Result<()> { Ok(()) }
+///     fn wait(_: &(), word: &WaitWord, observed: u32, timeout: Option<Duration>)
+///         -> ipc_runtime::Result<()> {
+///         if word.seq().load(std::sync::atomic::Ordering::SeqCst) == observed {
+///             std::thread::sleep(timeout.unwrap_or(Duration::MAX).min(Duration::from_millis(1)));
+///         }
+///         Ok(())
+///     }
+///     fn wake(_: &(), _: &WaitWord) -> ipc_runtime::Result<()> { Ok(()) }
+/// }
+///
+/// ipc_runtime::wait::conformance::run::<Naps>();
+/// ```
 pub trait WaitBackend: Send + Sync + 'static {
     /// Short name, for errors and tools.
     const NAME: &'static str;
@@ -105,6 +175,15 @@ pub trait WaitBackend: Send + Sync + 'static {
 
     /// Wakes every waiter sleeping on `word`. Called after the sequence was bumped.
     fn wake(waker: &Self::Waker, word: &WaitWord) -> Result<()>;
+
+    /// Removes the OS objects a waiter of `channel` left behind when it died without dropping
+    /// its [`Waiter`](WaitBackend::Waiter). Called by whoever reaps a dead participant; must
+    /// succeed when there is nothing to remove. Backends without per-waiter objects keep the
+    /// default, which does nothing.
+    fn cleanup(channel: &str) -> Result<()> {
+        let _ = channel;
+        Ok(())
+    }
 }
 
 /// Tells the waiters of `word` that their condition may have changed. Call it *after* making the
@@ -141,6 +220,10 @@ pub fn wait_until<B: WaitBackend>(
     loop {
         let observed = word.seq.load(Ordering::SeqCst);
         word.waiters.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `notify`: fence to fence, so that `ready()`'s loads (which
+        // need not be SeqCst) see the notifier's change whenever its load of `waiters` missed
+        // our registration. Free on x86 next to the locked add; required on weaker hardware.
+        fence(Ordering::SeqCst);
         if ready() {
             word.waiters.fetch_sub(1, Ordering::SeqCst);
             return Ok(true);
