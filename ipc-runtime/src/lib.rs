@@ -44,6 +44,10 @@
 //! | [`liveness`] | liveness tokens and inter-process file locks |
 //! | [`error`] | the crate's `Error` |
 
+// Lets `#[derive(ShmMessage)]` (which names `::ipc_runtime`) be used inside this crate too.
+#[cfg(test)]
+extern crate self as ipc_runtime;
+
 pub mod containers;
 pub mod domain;
 pub mod error;

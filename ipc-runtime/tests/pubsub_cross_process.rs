@@ -69,7 +69,10 @@ fn env(key: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| panic!("{key} not set"))
 }
 
-fn wait_for_subscribers<M: ShmMessage + Send>(publisher: &Publisher<M>, n: usize) {
+fn wait_for_subscribers<M: ShmMessage + Send, B: ipc_runtime::wait::WaitBackend>(
+    publisher: &Publisher<M, B>,
+    n: usize,
+) {
     assert!(
         support::wait_until(Duration::from_secs(30), || publisher.subscriber_count() >= n),
         "subscribers did not connect"
@@ -479,6 +482,53 @@ fn garbage_in_a_completion_queue_is_rejected() {
             }
             subscriber.debug_scribble_completion(publisher, &[], true);
             support::wait_for_parent();
+        }
+        Some(other) => panic!("unknown role {other}"),
+    }
+}
+
+/// Any wait backend plugs into pub/sub: here Unix domain sockets instead of the futex.
+#[cfg(unix)]
+#[test]
+fn unix_socket_backend_across_processes() {
+    use ipc_runtime::wait::UnixSocket;
+    let test = "unix_socket_backend_across_processes";
+    const N: u64 = 1_000;
+    match support::role().as_deref() {
+        None => {
+            let domain = support::unique_domain("socket");
+            let mut sub = spawn_held_role(test, "sub", &domain, &[]);
+            let mut sub_out = stdout_lines(&mut sub);
+            assert!(wait_for_line(&mut sub_out, "ready"));
+            let publisher = support::spawn_role(test, "pub", &domain, &[]);
+            support::assert_success("publisher", &publisher.wait_with_output().unwrap());
+            let (status, stdout, stderr) = finish(sub, Some(sub_out));
+            assert!(status.success(), "subscriber failed: {stdout}\n{stderr}");
+            support::assert_clean(&domain);
+        }
+        Some("pub") => {
+            let publisher = Publisher::<u64>::builder("sock")
+                .overflow(Overflow::Block)
+                .backend::<UnixSocket>()
+                .create()
+                .unwrap();
+            wait_for_subscribers(&publisher, 1);
+            for seq in 1..=N {
+                publisher.publish(seq).unwrap();
+            }
+        }
+        Some("sub") => {
+            let subscriber = Subscriber::<u64>::builder("sock")
+                .overflow(Overflow::Block)
+                .backend::<UnixSocket>()
+                .create()
+                .unwrap();
+            println!("ready");
+            for seq in 1..=N {
+                let sample =
+                    subscriber.receive_timeout(Duration::from_secs(30)).unwrap().expect("stalled");
+                assert_eq!(*sample, seq);
+            }
         }
         Some(other) => panic!("unknown role {other}"),
     }

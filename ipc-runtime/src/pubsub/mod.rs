@@ -42,3 +42,6 @@ pub use options::Overflow;
 pub use publisher::{Publisher, PublisherBuilder};
 pub use sample::{Sample, SampleMut};
 pub use subscriber::{Subscriber, SubscriberBuilder};
+
+#[cfg(all(test, not(miri)))]
+mod tests;

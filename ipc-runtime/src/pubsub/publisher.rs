@@ -257,10 +257,6 @@ enum Delivered {
     Full,
 }
 
-fn channel(topic: &Topic, role: char, index: u32, generation: u32, what: &str) -> String {
-    format!("{}.topic.{}.{role}{index}.{generation}{what}", topic.domain, topic.name)
-}
-
 impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
     fn start(
         topic: Topic,
@@ -284,9 +280,12 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
         let pool_ptr =
             heap.try_allocate(bytes.max(1), align_of::<SampleSlot<M>>()).map_err(fail)?;
         let pool = heap.address(pool_ptr).cast::<SampleSlot<M>>();
-        let service_channel = channel(&topic, 'p', index, generation, ".service");
+        let service_channel = topic.channel(Role::Publisher, index, generation, ".service");
         let waiters = B::waiter(&service_channel, &slot.service).and_then(|service| {
-            let space = B::waiter(&channel(&topic, 'p', index, generation, ".space"), &slot.space)?;
+            let space = B::waiter(
+                &topic.channel(Role::Publisher, index, generation, ".space"),
+                &slot.space,
+            )?;
             let waker = B::waker(&service_channel, &slot.service)?;
             Ok((service, space, waker))
         });
@@ -435,7 +434,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
         pair.completion_head.0.store(0, Ordering::Relaxed);
         pair.completion_tail.0.store(0, Ordering::Relaxed);
         let word = &self.topic.subscriber(s).word;
-        let waker = match B::waker(&channel(&self.topic, 's', s, generation, ""), word) {
+        let waker = match B::waker(&self.topic.channel(Role::Subscriber, s, generation, ""), word) {
             Ok(waker) => waker,
             Err(err) => {
                 tracing::warn!(topic = %self.topic.name, subscriber = s, %err, "cannot wake subscriber; not connecting it");
@@ -705,7 +704,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
     }
 }
 
-impl<M, B: WaitBackend> Shared<M, B> {
+impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
     /// At process exit with samples still out: stop, but leave the slot `CLOSING` and the
     /// heap's segment in place, so subscribers can still read what we queued for them (their
     /// mapping of our heap keeps it alive). Once our token is gone, whoever finds the slot dead
@@ -721,7 +720,9 @@ impl<M, B: WaitBackend> Shared<M, B> {
             std::thread::yield_now();
         }
         let Some(mut st) = guard else { return };
-        if st.finished {
+        // Perhaps everything came back since the last housekeeping: then finish properly.
+        self.maintain(&mut st, false);
+        if self.try_finish(&mut st) {
             return;
         }
         st.finished = true;

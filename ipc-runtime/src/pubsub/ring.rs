@@ -65,6 +65,11 @@ impl Delivery<'_> {
                 return Ok(None);
             }
             if used > self.capacity {
+                // The head we read may simply be stale (others popped, the publisher pushed
+                // more, before we read the tail). Only a distance that persists is corruption.
+                if self.head.load(Ordering::Acquire) != head {
+                    continue;
+                }
                 return Err(Corrupt { head, tail });
             }
             let value = self.slot(head).load(Ordering::Relaxed);

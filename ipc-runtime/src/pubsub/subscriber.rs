@@ -48,6 +48,8 @@ pub struct Subscriber<M: ShmMessage, B: WaitBackend = DefaultBackend> {
     token: Option<Token>,
     waiter: B::Waiter,
     state: Mutex<State<B>>,
+    /// One thread at a time sleeps on `waiter` (the backend contract); others queue here.
+    sleeper: Mutex<()>,
     spin: u32,
     interval: Duration,
     fail_without_publishers: bool,
@@ -120,7 +122,7 @@ impl<M: ShmMessage, B: WaitBackend> SubscriberBuilder<M, B> {
         let (topic, lock) = Topic::join::<M, B>(&domain, &self.topic, &self.request)?;
         let (index, generation, token) = topic.claim(Role::Subscriber)?;
         let slot = topic.subscriber(index);
-        let channel = format!("{}.topic.{}.s{index}.{generation}", topic.domain, topic.name);
+        let channel = topic.channel(Role::Subscriber, index, generation, "");
         let waiter = match B::waiter(&channel, &slot.word) {
             Ok(waiter) => waiter,
             Err(err) => {
@@ -147,6 +149,7 @@ impl<M: ShmMessage, B: WaitBackend> SubscriberBuilder<M, B> {
                 borrowed: 0,
                 seen_publisher: false,
             }),
+            sleeper: Mutex::new(()),
             spin: self.spin,
             interval: self.interval,
             fail_without_publishers: self.fail_without_publishers,
@@ -233,10 +236,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                 continue;
             }
             let generation = slot.generation.load(Ordering::Acquire);
-            let channel = format!(
-                "{}.topic.{}.p{p}.{generation}.service",
-                self.topic.domain, self.topic.name
-            );
+            let channel = self.topic.channel(Role::Publisher, p, generation, ".service");
             match B::waker(&channel, &slot.service) {
                 Ok(waker) => {
                     let _ = wait::notify::<B>(&waker, &slot.service);
@@ -310,8 +310,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
         ptr::table().register_name(heap_id, ptr::heap_segment_name(&domain, heap_id)?);
         let bytes = pool_len as usize * size_of::<SampleSlot<M>>();
         let pool = RelPtr::new(heap_id, offset).resolve(bytes, align_of::<SampleSlot<M>>())?;
-        let channel =
-            format!("{}.topic.{}.p{p}.{generation}.space", self.topic.domain, self.topic.name);
+        let channel = self.topic.channel(Role::Publisher, p, generation, ".space");
         let space_waker = B::waker(&channel, &slot.space).ok();
         Ok(Conn { generation, pool, pool_len, ready: false, completion_tail: 0, space_waker })
     }
@@ -444,8 +443,10 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             } else {
                 deadline
             };
-            let ready =
-                wait::wait_until::<B>(&self.waiter, word, slice, self.spin, || self.has_data())?;
+            let ready = {
+                let _sleeper = self.sleeper.lock().unwrap_or_else(PoisonError::into_inner);
+                wait::wait_until::<B>(&self.waiter, word, slice, self.spin, || self.has_data())?
+            };
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return self.try_receive();
             }

@@ -30,7 +30,7 @@ pub(crate) enum Role {
 }
 
 impl Role {
-    fn letter(self) -> char {
+    pub(crate) fn letter(self) -> char {
         match self {
             Role::Publisher => 'p',
             Role::Subscriber => 's',
@@ -63,6 +63,8 @@ pub(crate) struct Topic {
     pub domain: String,
     segment: Segment,
     pub layout: Layout,
+    /// The wait backend's cleanup, for channels dead participants left behind.
+    cleanup: fn(&str) -> Result<()>,
 }
 
 // SAFETY: all shared state in the segment is accessed through atomics; the mapping lives as long
@@ -93,7 +95,7 @@ impl Topic {
         let lock = FileLock::lock(domain, &lock_name(name))?;
         let topic = match Segment::open(&seg_name, SegmentKind::Topic, Access::ReadWrite) {
             Ok(segment) => {
-                let existing = Self::from_segment(domain, name, segment)?;
+                let existing = Self::from_segment(domain, name, segment, B::cleanup)?;
                 if existing.anyone_alive()? {
                     existing.check::<M, B>(request)?;
                     existing
@@ -108,7 +110,14 @@ impl Topic {
                 }
             }
             Err(Error::SegmentNotFound { .. }) => {
-                Self::create::<M, B>(domain, name, &seg_name, request)?
+                match Self::create::<M, B>(domain, name, &seg_name, request) {
+                    Ok(topic) => topic,
+                    Err(err) => {
+                        // Nothing was created: do not leave the lock file behind either.
+                        lock.remove();
+                        return Err(err);
+                    }
+                }
             }
             Err(Error::NotReady { creator_pid, .. }) => {
                 // We hold the lock its creator held while creating: the creator died half-way.
@@ -164,10 +173,21 @@ impl Topic {
                 creation_pause_point();
             },
         )?;
-        Ok(Topic { name: name.to_owned(), domain: domain.to_owned(), segment, layout })
+        Ok(Topic {
+            name: name.to_owned(),
+            domain: domain.to_owned(),
+            segment,
+            layout,
+            cleanup: B::cleanup,
+        })
     }
 
-    fn from_segment(domain: &str, name: &str, segment: Segment) -> Result<Topic> {
+    fn from_segment(
+        domain: &str,
+        name: &str,
+        segment: Segment,
+        cleanup: fn(&str) -> Result<()>,
+    ) -> Result<Topic> {
         let corrupted = |what: String| Error::Corrupted { what: format!("topic `{name}`: {what}") };
         if segment.len() < Layout::new(TopicOptions::default()).header + size_of::<TopicHeader>() {
             return Err(corrupted("segment too small for a topic header".into()));
@@ -192,7 +212,7 @@ impl Topic {
                 layout.total
             )));
         }
-        Ok(Topic { name: name.to_owned(), domain: domain.to_owned(), segment, layout })
+        Ok(Topic { name: name.to_owned(), domain: domain.to_owned(), segment, layout, cleanup })
     }
 
     /// Checks that `M`, `B` and the requested options agree with the topic.
@@ -317,6 +337,25 @@ impl Topic {
         }
     }
 
+    /// The wait channel of participant `index` at `generation` (`suffix` tells a participant's
+    /// several channels apart).
+    pub fn channel(&self, role: Role, index: u32, generation: u32, suffix: &str) -> String {
+        format!("{}.topic.{}.{}{index}.{generation}{suffix}", self.domain, self.name, role.letter())
+    }
+
+    /// Removes what a dead participant's wait channels left behind (socket files and such).
+    fn clean_channels(&self, role: Role, index: u32, generation: u32) {
+        let suffixes: &[&str] = match role {
+            Role::Publisher => &[".service", ".space"],
+            Role::Subscriber => &[""],
+        };
+        for suffix in suffixes {
+            if let Err(err) = (self.cleanup)(&self.channel(role, index, generation, suffix)) {
+                tracing::warn!(topic = %self.name, %err, "could not clean a dead participant's wait channel");
+            }
+        }
+    }
+
     /// Name of the liveness token of participant `index` (generation `generation`).
     pub fn token_name(&self, role: Role, index: u32, generation: u32) -> String {
         format!("topic.{}.{}{index}.{generation}", self.name, role.letter())
@@ -347,8 +386,11 @@ impl Topic {
             {
                 continue;
             }
-            if current != FREE && role == Role::Publisher {
-                self.release_dead_publisher_heap(index);
+            if current != FREE {
+                self.clean_channels(role, index, generation);
+                if role == Role::Publisher {
+                    self.release_dead_publisher_heap(index);
+                }
             }
             let generation = match role {
                 Role::Publisher => self.publisher(index).generation.fetch_add(1, Ordering::AcqRel),
@@ -381,6 +423,7 @@ impl Topic {
         }
         if slot.state.compare_exchange(state, FREE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             self.release_dead_publisher_heap(index);
+            self.clean_channels(Role::Publisher, index, generation);
             self.bump_epoch();
             tracing::info!(topic = %self.name, publisher = index, "reclaimed a dead publisher's slot");
         }
@@ -417,6 +460,7 @@ impl Topic {
             return false;
         }
         if slot.state.compare_exchange(state, FREE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            self.clean_channels(Role::Subscriber, index, generation);
             self.bump_epoch();
             tracing::info!(topic = %self.name, subscriber = index, "reclaimed a dead subscriber's slot");
         }
@@ -434,8 +478,11 @@ impl Topic {
                 {
                     return Ok(true);
                 }
-                if role == Role::Publisher && state.load(Ordering::Acquire) != FREE {
-                    self.release_dead_publisher_heap(index);
+                if state.load(Ordering::Acquire) != FREE {
+                    self.clean_channels(role, index, generation);
+                    if role == Role::Publisher {
+                        self.release_dead_publisher_heap(index);
+                    }
                 }
             }
         }
