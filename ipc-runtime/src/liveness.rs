@@ -161,7 +161,7 @@ fn same_file(file: &File, path: &PathBuf) -> bool {
 }
 
 #[cfg(not(unix))]
-fn same_file(_file: &File, path: &PathBuf) -> bool {
+fn same_file(_file: &File, path: &std::path::Path) -> bool {
     // Windows does not let a file be deleted while another handle has it open without
     // FILE_SHARE_DELETE, so the name always refers to the file we locked.
     path.exists()

@@ -199,6 +199,33 @@ impl Segment {
         id: u64,
         init: impl FnOnce(&Segment),
     ) -> Result<Segment> {
+        Self::create_inner(os, name, kind, size, id, false, init)
+    }
+
+    /// Creates a *sparse* segment: only the header is usable at first, and every other page
+    /// must be [committed](Segment::commit) before it is touched (on Windows; elsewhere pages
+    /// cost nothing until touched and committing does nothing). `init` runs on the segment with
+    /// only the header committed.
+    pub(crate) fn create_sparse_with_id(
+        os: &'static dyn SharedMemoryOs,
+        name: &SegmentName,
+        kind: SegmentKind,
+        size: usize,
+        id: u64,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Segment> {
+        Self::create_inner(os, name, kind, size, id, true, init)
+    }
+
+    fn create_inner(
+        os: &'static dyn SharedMemoryOs,
+        name: &SegmentName,
+        kind: SegmentKind,
+        size: usize,
+        id: u64,
+        sparse: bool,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Segment> {
         if size < HEADER_SIZE {
             return Err(Error::TooSmall {
                 segment: name.to_string(),
@@ -206,11 +233,21 @@ impl Segment {
                 min: HEADER_SIZE as u64,
             });
         }
-        let map = os.create(name.as_str(), size).map_err(|err| match err.kind() {
+        let created = if sparse {
+            os.create_reserved(name.as_str(), size)
+        } else {
+            os.create(name.as_str(), size)
+        };
+        let map = created.map_err(|err| match err.kind() {
             io::ErrorKind::AlreadyExists => Error::SegmentExists { segment: name.to_string() },
             _ => Error::io(format!("creating shared-memory segment `{name}` ({size} bytes)"), err),
         })?;
         let segment = Segment { name: name.clone(), map, os };
+        if sparse && let Err(err) = segment.commit(0, HEADER_SIZE) {
+            drop(segment);
+            let _ = os.unlink(name.as_str());
+            return Err(err);
+        }
         let header = SegmentHeader {
             magic: MAGIC,
             version: FORMAT_VERSION,
@@ -305,6 +342,26 @@ impl Segment {
         os.unlink(name.as_str()).map_err(|err| match err.kind() {
             io::ErrorKind::NotFound => Error::SegmentNotFound { segment: name.to_string() },
             _ => Error::io(format!("removing shared-memory segment `{name}`"), err),
+        })
+    }
+
+    /// Makes `[offset, offset + len)` of a segment created sparse usable before it is first
+    /// touched (see [`SharedMemoryOs::commit`]). Does nothing for segments whose pages are all
+    /// usable. Fails if the range is out of bounds, the mapping is read-only, or the system is
+    /// out of memory to commit.
+    pub fn commit(&self, offset: usize, len: usize) -> Result<()> {
+        let in_bounds = offset.checked_add(len).is_some_and(|end| end <= self.len());
+        if !in_bounds || self.access() != Access::ReadWrite {
+            return Err(Error::io(
+                format!("committing bytes {offset}..+{len} of segment `{}`", self.name),
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "out of bounds of the segment, or the segment is mapped read-only",
+                ),
+            ));
+        }
+        self.os.commit(&self.map, offset, len).map_err(|err| {
+            Error::io(format!("committing bytes {offset}..+{len} of segment `{}`", self.name), err)
         })
     }
 

@@ -87,11 +87,30 @@ pub trait SharedMemoryOs: Send + Sync + fmt::Debug + 'static {
     /// Fails with [`io::ErrorKind::AlreadyExists`] when the name is taken.
     fn create(&self, name: &str, size: usize) -> io::Result<RawMapping>;
 
+    /// Like [`create`](SharedMemoryOs::create), but where the OS distinguishes reserving from
+    /// committing memory (Windows), only reserves it: no page may be touched before
+    /// [`commit`](SharedMemoryOs::commit) made it usable. For large, sparsely used segments
+    /// (heaps). The default is `create`, for mechanisms whose pages cost nothing until touched
+    /// anyway (POSIX shared memory on tmpfs).
+    fn create_reserved(&self, name: &str, size: usize) -> io::Result<RawMapping> {
+        self.create(name, size)
+    }
+
+    /// Makes `[offset, offset + len)` of `mapping` (made by this mechanism) usable, if it was
+    /// created reserved; already usable pages stay as they are. Fails if the range is out of
+    /// bounds or the system cannot commit more memory. Pages committed by the owner are
+    /// readable through every other mapping of the object. The default does nothing.
+    fn commit(&self, mapping: &RawMapping, offset: usize, len: usize) -> io::Result<()> {
+        let _ = (mapping, offset, len);
+        Ok(())
+    }
+
     /// Opens an existing object and maps all of it (its current size, which may be 0).
     /// Fails with [`io::ErrorKind::NotFound`] when there is no such object.
     fn open(&self, name: &str, access: Access) -> io::Result<RawMapping>;
 
-    /// Removes the name. Existing mappings stay valid. [`io::ErrorKind::NotFound`] if absent.
+    /// Removes the name. Existing mappings stay valid, and a new object may be created under the
+    /// name at once. [`io::ErrorKind::NotFound`] if absent.
     fn unlink(&self, name: &str) -> io::Result<()>;
 
     /// Names of the objects that start with `prefix`.
