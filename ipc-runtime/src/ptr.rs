@@ -253,6 +253,16 @@ impl SegmentTable {
         id
     }
 
+    /// Commits `[offset, offset + len)` of segment `id`, one this process entered (see
+    /// [`Segment::commit`]); for heaps created sparse.
+    pub(crate) fn commit(&self, id: u64, offset: usize, len: usize) -> Result<()> {
+        let segments = self.segments.lock().unwrap_or_else(PoisonError::into_inner);
+        match segments.iter().find(|s| s.id() == id) {
+            Some(segment) => segment.commit(offset, len),
+            None => Err(Error::SegmentNotFound { segment: format!("{id:016x}") }),
+        }
+    }
+
     /// Maps segment `id` (read-only) and enters it into the table.
     ///
     /// This is what a subscriber calls when it learns of a publisher's heap, so that later reads

@@ -4,8 +4,35 @@
 //! [`init_heap`]. Containers ([`ShmVec`](crate::ShmVec) and friends) allocate
 //! from it; other processes map it read-only, lazily, through the [segment table](crate::ptr).
 //!
-//! * **Sparse.** The segment is sized with `ftruncate` on tmpfs (or `SEC_RESERVE` on Windows):
-//!   a 1 GiB heap costs only the pages that are touched.
+//! * **Sparse.** A 1 GiB heap costs only the pages that are touched. On Linux the segment is a
+//!   tmpfs file sized with `ftruncate`, whose pages exist once written. On Windows it is a
+//!   `SEC_RESERVE` section whose pages must be *committed* before they are touched; the heap
+//!   commits on demand (see [below](#commit-on-demand-windows)).
+//!
+//! # Commit on demand (Windows)
+//!
+//! Committing the whole view up front would be simpler, and pagefile-backed pages take no RAM
+//! until touched either way; but every committed page counts against the system's commit limit
+//! (RAM plus page file), so a few processes with large, mostly idle heaps could exhaust it, and
+//! the size a user asks for would be a real cost instead of an upper bound. So the heap commits
+//! lazily, without catching faults:
+//!
+//! * TLSF writes only inside blocks it hands out and into block headers it wrote before.
+//!   [`Tlsf::allocate_with`] and [`Tlsf::grow_in_place_with`] report, *before* writing, the
+//!   range an operation may touch (bookkeeping plus the whole payload handed out).
+//! * The heap keeps a *commit frontier*: everything below it is committed. Since every range
+//!   starts at a header that was written before (so below the frontier), one number is enough:
+//!   a range ending above it moves the frontier up, in 64 KiB steps, through
+//!   [`Segment::commit`](crate::segment::Segment::commit). Creation commits the header, the
+//!   allocator's control block and the last page (the area's sentinel).
+//! * Pages are never decommitted: freed memory stays committed for reuse, as `Vec` keeps its
+//!   capacity.
+//! * When the system cannot commit more, the allocation fails with [`Error::OutOfMemory`]
+//!   (logged with the OS error), like a full heap.
+//!
+//! Other processes read only blocks that were handed out, which are committed; commitment
+//! belongs to the section, so their read-only views see it. On Linux and in the in-memory
+//! backend committing does nothing.
 //! * **Bounded time.** A [TLSF](tlsf) allocator: constant-time allocate and free, at most 1/32
 //!   lost to size-class rounding, alignment up to 4 KiB.
 //! * **Thread-safe** within the owning process (a short spin lock; only the owner ever writes).
@@ -49,6 +76,12 @@ pub const MAX_ALIGN: usize = tlsf::MAX_ALIGN;
 /// Offset of the allocator's control block inside a heap segment.
 const CONTROL_OFFSET: u64 = HEADER_SIZE as u64;
 
+/// Step by which the commit frontier of a sparse heap moves.
+const COMMIT_STEP: u64 = 64 << 10;
+
+/// Page size assumed for the area's last page (the sentinel's).
+const PAGE: u64 = 4096;
+
 /// A shared heap: a TLSF allocator inside a segment this process owns.
 pub struct Heap {
     id: u64,
@@ -57,6 +90,8 @@ pub struct Heap {
     size: usize,
     tlsf: Tlsf,
     lock: SpinLock,
+    /// Commit frontier: offsets below it are committed. Changed only under `lock`.
+    committed: AtomicU64,
 }
 
 // SAFETY: the allocator's state lives in shared memory and is only mutated under `lock`;
@@ -138,18 +173,69 @@ impl Heap {
             .ok_or(Error::CapacityOverflow { what: "heap size" })? as usize;
         let id = ptr::fresh_segment_id();
         let name = ptr::heap_segment_name(domain, id)?;
-        let segment = Segment::create_with_id(os, &name, SegmentKind::Heap, size, id, |seg| {
-            // SAFETY: the segment was just created, is writable, page-aligned and `size` bytes,
-            // which leaves room for the control block and two minimal blocks.
-            unsafe { Tlsf::init(seg.base(), CONTROL_OFFSET, size as u64) };
-        })?;
+        let frontier = tlsf::init_extent(CONTROL_OFFSET).next_multiple_of(COMMIT_STEP);
+        let frontier = frontier.min(size as u64);
+        let mut committed = Ok(());
+        let segment =
+            Segment::create_sparse_with_id(os, &name, SegmentKind::Heap, size, id, |seg| {
+                // What `Tlsf::init` writes: the control block and first header, and the sentinel in
+                // the last page (`size` is a multiple of the page size).
+                committed = seg
+                    .commit(0, frontier as usize)
+                    .and_then(|()| seg.commit(size - PAGE as usize, PAGE as usize));
+                if committed.is_ok() {
+                    // SAFETY: the segment was just created, is writable, page-aligned and `size`
+                    // bytes, which leaves room for the control block and two minimal blocks; the
+                    // parts `init` writes were committed just above.
+                    unsafe { Tlsf::init(seg.base(), CONTROL_OFFSET, size as u64) };
+                }
+            })?;
+        if let Err(err) = committed {
+            drop(segment);
+            let _ = Segment::unlink_with(os, &name);
+            return Err(err);
+        }
         let base = segment.base();
         ptr::table().register_name(id, name.clone());
         ptr::table().insert(segment);
         // SAFETY: `init` ran on this region at CONTROL_OFFSET; the table keeps it mapped for the
         // life of the process.
         let tlsf = unsafe { Tlsf::attach(base, CONTROL_OFFSET) };
-        Ok(Heap { id, domain: domain.to_owned(), name, size, tlsf, lock: SpinLock::new() })
+        Ok(Heap {
+            id,
+            domain: domain.to_owned(),
+            name,
+            size,
+            tlsf,
+            lock: SpinLock::new(),
+            committed: AtomicU64::new(frontier),
+        })
+    }
+
+    /// Makes sure offsets below `end` are committed, moving the frontier. Called by the
+    /// allocator, under the lock, before it touches anything up to `end`.
+    fn commit_below(&self, end: u64) -> bool {
+        let frontier = self.committed.load(Ordering::Relaxed);
+        if end <= frontier {
+            return true;
+        }
+        let target = end.next_multiple_of(COMMIT_STEP).min(self.size as u64);
+        match ptr::table().commit(self.id, frontier as usize, (target - frontier) as usize) {
+            Ok(()) => {
+                self.committed.store(target, Ordering::Relaxed);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(heap = %self.name, %err, "cannot commit more of the heap");
+                false
+            }
+        }
+    }
+
+    /// Bytes of the heap's segment committed so far (from its start; plus the last page). On
+    /// platforms without commitment this is just how far the allocator has reached.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -205,7 +291,7 @@ impl Heap {
         }
         let offset = {
             let _guard = self.guard();
-            self.tlsf.allocate(size as u64, align as u64)
+            self.tlsf.allocate_with(size as u64, align as u64, &mut |_, end| self.commit_below(end))
         };
         offset.map(|o| RelPtr::new(self.id, o)).ok_or_else(|| self.out_of_memory(size as u64))
     }
@@ -226,7 +312,9 @@ impl Heap {
     /// Tries to grow the block at `p` to `new_size` bytes in place.
     pub fn grow_in_place(&self, p: RelPtr, new_size: usize) -> bool {
         let _guard = self.guard();
-        self.tlsf.grow_in_place(p.offset(), new_size as u64).unwrap_or(false)
+        self.tlsf
+            .grow_in_place_with(p.offset(), new_size as u64, &mut |_, end| self.commit_below(end))
+            .unwrap_or(false)
     }
 
     /// Address of the block at `p` in this process (the heap is mapped writable here).

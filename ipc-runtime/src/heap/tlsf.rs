@@ -68,6 +68,12 @@ pub const CONTROL_SIZE: u64 = (size_of::<Control>() as u64).next_multiple_of(64)
 /// Bytes of overhead per allocation (the block header).
 pub const BLOCK_OVERHEAD: u64 = HDR;
 
+/// How far from the region's base [`Tlsf::init`] writes, with the control block at `control`
+/// (besides the sentinel header at the end of the area).
+pub const fn init_extent(control: u64) -> u64 {
+    control + CONTROL_SIZE + MIN_BLOCK
+}
+
 /// Statistics read from a control block.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -350,10 +356,35 @@ impl Tlsf {
     /// Allocates `size` bytes aligned to `align` (a power of two ≤ [`MAX_ALIGN`]); returns the
     /// payload's offset from the region base, or `None` when no free block is large enough.
     pub fn allocate(&self, size: u64, align: u64) -> Option<u64> {
+        self.allocate_with(size, align, &mut |_, _| true)
+    }
+
+    /// Like [`allocate`](Tlsf::allocate), for a region whose memory must be made usable
+    /// before it is first touched (a sparse segment on Windows).
+    ///
+    /// Before writing anything, calls `commit(start, end)` with the range of offsets that the
+    /// allocation may touch — its own bookkeeping and the whole payload handed out. Everything
+    /// outside that range that it writes is a block header (with its free-list links) written
+    /// before, so a caller that commits every range it is given, plus the first
+    /// [`init_extent`] bytes and the last [`BLOCK_OVERHEAD`] bytes of the area (the sentinel),
+    /// never touches uncommitted memory.
+    /// If `commit` returns false, nothing is changed and the result is `None`.
+    pub fn allocate_with(
+        &self,
+        size: u64,
+        align: u64,
+        commit: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Option<u64> {
         debug_assert!(align.is_power_of_two() && align <= MAX_ALIGN as u64);
         let size = size.checked_next_multiple_of(ALIGN)?.max(MIN_PAYLOAD);
         let b = if align <= ALIGN {
-            self.find_free(size)?
+            let b = self.find_free(size)?;
+            // The payload, then possibly the remainder's header and free-list links.
+            if !commit(b, (b + HDR + size + MIN_BLOCK).min(self.next_phys(b))) {
+                self.insert_free(b);
+                return None;
+            }
+            b
         } else {
             // Room for the payload plus a leading gap that is either 0 or at least a block.
             let b = self.find_free(size.checked_add(align + HDR)?)?;
@@ -363,6 +394,10 @@ impl Tlsf {
                 aligned += align;
             }
             let gap = aligned - payload;
+            if !commit(b, (aligned + size + MIN_BLOCK).min(self.next_phys(b))) {
+                self.insert_free(b);
+                return None;
+            }
             if gap == 0 {
                 b
             } else {
@@ -430,6 +465,18 @@ impl Tlsf {
     /// Tries to grow the used block at `payload` to `new_size` bytes without moving it, by
     /// absorbing the following free block. Returns whether it succeeded.
     pub fn grow_in_place(&self, payload: u64, new_size: u64) -> Result<bool, FreeError> {
+        self.grow_in_place_with(payload, new_size, &mut |_, _| true)
+    }
+
+    /// Like [`grow_in_place`](Tlsf::grow_in_place), calling `commit` first with the range the
+    /// growth may touch, as [`allocate_with`](Tlsf::allocate_with) does. Returns `Ok(false)`,
+    /// changing nothing, if `commit` returns false.
+    pub fn grow_in_place_with(
+        &self,
+        payload: u64,
+        new_size: u64,
+        commit: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<bool, FreeError> {
         let b = self.check_used(payload)?;
         let Some(new_size) = new_size.checked_next_multiple_of(ALIGN) else { return Ok(false) };
         let have = self.size(b);
@@ -438,6 +485,9 @@ impl Tlsf {
         }
         let next = self.next_phys(b);
         if self.flags(next) & FREE == 0 || have + HDR + self.size(next) < new_size {
+            return Ok(false);
+        }
+        if !commit(next, (payload + new_size + MIN_BLOCK).min(self.next_phys(next))) {
             return Ok(false);
         }
         self.remove_free(next);
