@@ -52,6 +52,8 @@ macro_rules! every_backend {
         $f::<crate::wait::Futex>();
         #[cfg(unix)]
         $f::<crate::wait::UnixSocket>();
+        #[cfg(windows)]
+        $f::<crate::wait::WindowsEvent>();
         $f::<crate::wait::Spin>();
         $f::<crate::wait::Polling>();
     }};

@@ -14,14 +14,13 @@
 //! |---|---|---|
 //! | [`Futex`] | `futex` on the word itself (cross-process, not `FUTEX_PRIVATE`) | Linux |
 //! | `UnixSocket` | `poll` on a datagram socket per waiter; wakers send a byte | Unix (Linux, macOS) |
+//! | `WindowsEvent` | a named auto-reset event object per waiter; wakers `SetEvent` it | Windows |
 //! | [`Spin`] | busy-poll the word (lowest latency, burns a core while waiting) | all |
 //! | [`Polling`] | sleep with exponential back-off (50 µs → 1 ms) | all |
 //!
-//! Windows event objects slot in as one more backend here (`cfg(windows)`): the waiter creates a
-//! named auto-reset event `Local\<channel>` (`CreateEventW`), wakers open it (`OpenEventW`) and
-//! `SetEvent`, `wait` is `WaitForSingleObject` with the timeout, and `cleanup` has nothing to do
-//! because the kernel deletes the event with its last handle. That backend belongs to the
-//! portability work; until then Windows uses [`Polling`].
+//! The default ([`DefaultBackend`]) blocks without spinning on every platform: the futex on
+//! Linux, event objects on Windows, Unix domain sockets on other Unix systems (macOS, which has
+//! no public cross-process futex; that combination is compiled but not run by CI).
 //!
 //! A user's own backend implements the same trait (see `examples/src/fifo.rs` in the repository
 //! for one built on named pipes) and proves itself with the public [`conformance`] suite, the
@@ -40,6 +39,8 @@ mod polling;
 mod spin;
 #[cfg(all(unix, not(miri)))]
 mod unix_socket;
+#[cfg(all(windows, not(miri)))]
+mod windows_event;
 
 #[cfg(all(target_os = "linux", not(miri)))]
 pub use futex::Futex;
@@ -47,12 +48,24 @@ pub use polling::Polling;
 pub use spin::Spin;
 #[cfg(all(unix, not(miri)))]
 pub use unix_socket::{SocketWaiter, SocketWaker, UnixSocket};
+#[cfg(all(windows, not(miri)))]
+pub use windows_event::{EventHandle, WindowsEvent};
 
-/// The backend used when none is named: the futex on Linux, polling elsewhere.
+/// The backend used when none is named: the futex on Linux, event objects on Windows, Unix
+/// domain sockets on other Unix systems, polling under Miri.
 #[cfg(all(target_os = "linux", not(miri)))]
 pub type DefaultBackend = Futex;
-/// The backend used when none is named: the futex on Linux, polling elsewhere.
-#[cfg(not(all(target_os = "linux", not(miri))))]
+/// The backend used when none is named: the futex on Linux, event objects on Windows, Unix
+/// domain sockets on other Unix systems, polling under Miri.
+#[cfg(all(windows, not(miri)))]
+pub type DefaultBackend = WindowsEvent;
+/// The backend used when none is named: the futex on Linux, event objects on Windows, Unix
+/// domain sockets on other Unix systems, polling under Miri.
+#[cfg(all(unix, not(target_os = "linux"), not(miri)))]
+pub type DefaultBackend = UnixSocket;
+/// The backend used when none is named: the futex on Linux, event objects on Windows, Unix
+/// domain sockets on other Unix systems, polling under Miri.
+#[cfg(miri)]
 pub type DefaultBackend = Polling;
 
 /// The shared half of a wake-up channel: an event sequence and a count of registered waiters.

@@ -18,6 +18,12 @@ fn unix_socket_conforms() {
     conformance::run::<UnixSocket>();
 }
 
+#[cfg(all(windows, not(miri)))]
+#[test]
+fn windows_event_conforms() {
+    conformance::run::<WindowsEvent>();
+}
+
 #[test]
 fn spin_conforms() {
     conformance::run::<Spin>();
@@ -44,6 +50,7 @@ fn notify_moves_the_sequence_only_for_registered_waiters() {
     }
     check::<Spin>();
     check::<Polling>();
+    check::<DefaultBackend>();
 }
 
 /// The spin phase answers a condition that turns true while spinning, without registering.
