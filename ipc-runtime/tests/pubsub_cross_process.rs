@@ -280,11 +280,22 @@ fn two_publishers_one_subscriber() {
             let mut sub = spawn_held_role(test, "sub", &domain, &[]);
             let mut sub_out = stdout_lines(&mut sub);
             assert!(wait_for_line(&mut sub_out, "ready"));
-            let pubs: Vec<_> = (1..=2u64)
-                .map(|id| support::spawn_role(test, "pub", &domain, &[("PUB_ID", id.to_string())]))
+            // Both publishers hold their slots before either publishes: otherwise the first
+            // may be done and gone before the second starts (process start-up is slow under
+            // Wine), and the second would reuse its slot.
+            let mut pubs: Vec<_> = (1..=2u64)
+                .map(|id| spawn_held_role(test, "pub", &domain, &[("PUB_ID", id.to_string())]))
                 .collect();
-            for p in pubs {
-                support::assert_success("publisher", &p.wait_with_output().unwrap());
+            let mut pub_outs: Vec<_> = pubs.iter_mut().map(stdout_lines).collect();
+            for out in &mut pub_outs {
+                assert!(wait_for_line(out, "ready"), "publisher did not start");
+            }
+            for p in &mut pubs {
+                drop(p.stdin.take()); // go
+            }
+            for (p, out) in pubs.into_iter().zip(pub_outs) {
+                let (status, stdout, stderr) = finish(p, Some(out));
+                assert!(status.success(), "publisher failed: {stdout}\n{stderr}");
             }
             let (status, stdout, stderr) = finish(sub, Some(sub_out));
             assert!(status.success(), "subscriber failed: {stdout}\n{stderr}");
@@ -294,6 +305,8 @@ fn two_publishers_one_subscriber() {
             let id: u64 = env("PUB_ID").parse().unwrap();
             let publisher =
                 Publisher::<Tagged>::builder("two").overflow(Overflow::Block).create().unwrap();
+            println!("ready");
+            support::wait_for_parent();
             wait_for_subscribers(&publisher, 1);
             for seq in 1..=N {
                 publisher.publish(Tagged(id, seq)).unwrap();
@@ -380,7 +393,6 @@ fn fingerprint_mismatch_between_programs_is_refused() {
     }
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn receive_timeout_sleeps_without_burning_cpu() {
     let test = "receive_timeout_sleeps_without_burning_cpu";

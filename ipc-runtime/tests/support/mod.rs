@@ -15,9 +15,18 @@ pub fn role() -> Option<String> {
 }
 
 /// A domain no other test (or test run) uses.
+///
+/// The pid alone is not enough: Wine numbers processes from the same start every time its
+/// server restarts, so a run could meet what an earlier, failed run left under its pid.
 pub fn unique_domain(tag: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!("t{}-{tag}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    static RUN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    // RandomState is seeded from the OS's randomness.
+    let run = *RUN.get_or_init(|| {
+        std::collections::hash_map::RandomState::new().build_hasher().finish() as u32
+    });
+    format!("t{}x{run:08x}-{tag}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A command that re-runs test `test` of this binary in `role`, in `domain`.
@@ -71,11 +80,19 @@ pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// Names of the shared-memory objects (and other files) that belong to `domain`.
+///
+/// Everything a domain puts into the OS by name is listed in one directory,
+/// [`ipc_runtime::liveness::lock_dir`]: on Linux that is `/dev/shm` (segments, lock files,
+/// wait sockets); on Windows it holds the segment registry (`<name>.seg`, see
+/// `ipc_runtime::segment::windows`) and the lock files, while the kernel objects behind the
+/// registry disappear by themselves with their last handle; on macOS, lock files and sockets
+/// (POSIX shared-memory objects cannot be listed there).
 pub fn leftovers(domain: &str) -> Vec<String> {
     let prefix = format!("{domain}.");
     let mut found = Vec::new();
-    #[cfg(target_os = "linux")]
-    for entry in std::fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
+    for entry in
+        std::fs::read_dir(ipc_runtime::liveness::lock_dir()).into_iter().flatten().flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(&prefix) {
             found.push(name);
@@ -84,7 +101,7 @@ pub fn leftovers(domain: &str) -> Vec<String> {
     found
 }
 
-/// Asserts that `domain` left nothing behind in `/dev/shm`.
+/// Asserts that `domain` left nothing behind (see [`leftovers`]).
 pub fn assert_clean(domain: &str) {
     let left = leftovers(domain);
     assert!(left.is_empty(), "domain {domain} left objects behind: {left:?}");
@@ -96,11 +113,49 @@ pub fn log_to_stderr() {
     let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).try_init();
 }
 
-/// CPU time this process has used so far.
-#[cfg(target_os = "linux")]
+/// CPU time this process has used so far (all threads).
+#[cfg(unix)]
 pub fn cpu_time() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// CPU time this process has used so far (all threads): kernel plus user time.
+#[cfg(windows)]
+pub fn cpu_time() -> Duration {
+    use windows_sys::Win32::Foundation::FILETIME;
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessTimes};
+    let zero = FILETIME { dwLowDateTime: 0, dwHighDateTime: 0 };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: the pseudo-handle of the current process is always valid; the four out-pointers
+    // are valid FILETIMEs.
+    let ok = unsafe {
+        GetProcessTimes(GetCurrentProcess(), &mut created, &mut exited, &mut kernel, &mut user)
+    };
+    assert!(ok != 0, "GetProcessTimes: {}", std::io::Error::last_os_error());
+    let ticks = |t: FILETIME| (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime);
+    // FILETIME counts 100 ns intervals.
+    Duration::from_nanos((ticks(kernel) + ticks(user)) * 100)
+}
+
+/// Whether this Windows program runs under Wine (whose `ntdll` exports `wine_get_version`).
+/// Lets a test relax a bound that measures Wine's emulation rather than the project; each use
+/// says which and why.
+#[cfg(windows)]
+pub fn under_wine() -> bool {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: both calls take NUL-terminated ASCII names and only look things up; ntdll is
+    // loaded in every Windows process.
+    unsafe {
+        let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+        !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+    }
+}
+
+/// Whether this program runs under Wine: never, off Windows.
+#[cfg(not(windows))]
+pub fn under_wine() -> bool {
+    false
 }
 
 /// Blocks until the parent closes this process's stdin (a simple "you may go now").
