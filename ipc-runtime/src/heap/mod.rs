@@ -696,6 +696,70 @@ mod tests {
         assert!(blocks * 512 < 1 << 20, "{} bytes committed for a 1 GiB heap", blocks * 512);
     }
 
+    /// A 1 GiB heap commits almost nothing up front, and whatever it hands out (and its own
+    /// bookkeeping) is committed before anyone touches it. Wine does not fault on reserved
+    /// pages, so the check asks the kernel (`VirtualQuery`) instead of relying on a crash.
+    #[test]
+    #[cfg(all(windows, not(miri)))]
+    fn segment_is_sparse_and_commits_what_it_hands_out() {
+        use crate::segment::windows::committed_bytes;
+        let heap = Heap::create(1 << 30).unwrap();
+        let size = heap.stats().segment_size() as usize;
+        let first = heap.try_allocate(16, 16).unwrap();
+        let base = heap.address(first).as_ptr().wrapping_sub(first.offset() as usize);
+        let base = NonNull::new(base).unwrap();
+        let committed_at_start = committed_bytes(base, size);
+        assert!(committed_at_start < 1 << 20, "{committed_at_start} bytes committed up front");
+        let mut rng = Rng(0x5eed);
+        let mut live: Vec<(RelPtr, usize, u8)> = Vec::new();
+        for round in 0..1500u32 {
+            let byte = (round % 251) as u8;
+            match rng.below(4) {
+                0 | 1 if live.len() < 100 => {
+                    let len = 1 + rng.below(100_000) as usize;
+                    let align = 1usize << rng.below(13);
+                    let p = heap.try_allocate(len, align).unwrap();
+                    let at = heap.address(p);
+                    assert_eq!(committed_bytes(at, len), len, "handed out uncommitted memory");
+                    fill(&heap, p, len, byte);
+                    live.push((p, len, byte));
+                }
+                2 if !live.is_empty() => {
+                    let i = rng.below(live.len() as u64) as usize;
+                    let (p, len, old) = live[i];
+                    let grown = len + 1 + rng.below(50_000) as usize;
+                    if heap.grow_in_place(p, grown) {
+                        assert_eq!(committed_bytes(heap.address(p), grown), grown);
+                        assert!(holds(&heap, p, len, old));
+                        fill(&heap, p, grown, byte);
+                        live[i] = (p, grown, byte);
+                    }
+                }
+                _ if !live.is_empty() => {
+                    let (p, len, byte) = live.swap_remove(rng.below(live.len() as u64) as usize);
+                    assert!(holds(&heap, p, len, byte));
+                    heap.free(p);
+                }
+                _ => {}
+            }
+        }
+        // Everything below the frontier is committed (block headers included), and little more.
+        let frontier = heap.committed() as usize;
+        assert_eq!(committed_bytes(base, frontier), frontier);
+        assert!(committed_bytes(base, size) <= frontier + PAGE as usize);
+        assert!(
+            frontier as u64 <= heap.stats().high_water() + (2 << 20),
+            "frontier {frontier} far above the high-water mark {}",
+            heap.stats().high_water()
+        );
+        heap.check_integrity().unwrap();
+        for (p, _, _) in live {
+            heap.free(p);
+        }
+        heap.free(first);
+        Segment::unlink(heap.name()).unwrap();
+    }
+
     #[test]
     fn parses_sizes() {
         assert_eq!(parse_size("4096"), Some(4096));
