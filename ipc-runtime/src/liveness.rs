@@ -10,6 +10,15 @@
 //!
 //! Lock files live in `/dev/shm` on Linux (next to the segments, so one listing shows everything
 //! a domain owns) and in `<temp dir>/ipc-rs` elsewhere, named `<domain>.lock.<name>`.
+//!
+//! On Windows, `File::try_lock` is `LockFileEx`: the lock belongs to the handle, so a second
+//! handle in the same process is refused like another process, and the kernel releases it when
+//! the process ends, `TerminateProcess` included (checked under Wine by the killed-notifier and
+//! killed-listener tests). Removing a file that is still open succeeds (std opens files with
+//! `FILE_SHARE_DELETE`); the name goes at once with the POSIX delete semantics of Windows 10
+//! and later, and with the last handle under Wine (a prober that opens the file in between finds
+//! the lock free and removes it again). Systems with only the legacy semantics refuse to open a
+//! file pending deletion, which [`is_alive`] would report as an error; they are not tested.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;

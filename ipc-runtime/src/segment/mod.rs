@@ -7,7 +7,10 @@
 //! behaviour and never a panic.
 //!
 //! The operating system part sits behind [`SharedMemoryOs`]: POSIX `shm_open` on Unix, named
-//! file mappings on Windows, and an in-process [`memory`] backend used under Miri.
+//! file mappings on Windows (`segment::windows`, which keeps a registry of names in the lock
+//! directory so that `unlink` behaves as on POSIX), and an in-process [`memory`] backend used
+//! under Miri. Heaps create their segment *sparse* ([`SharedMemoryOs::create_reserved`]): on
+//! Windows its pages must be [committed](Segment::commit) before they are touched.
 
 use std::fmt;
 use std::io;

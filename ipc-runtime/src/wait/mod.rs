@@ -12,7 +12,7 @@
 //!
 //! | backend | mechanism | platforms |
 //! |---|---|---|
-//! | [`Futex`] | `futex` on the word itself (cross-process, not `FUTEX_PRIVATE`) | Linux |
+//! | `Futex` | `futex` on the word itself (cross-process, not `FUTEX_PRIVATE`) | Linux |
 //! | `UnixSocket` | `poll` on a datagram socket per waiter; wakers send a byte | Unix (Linux, macOS) |
 //! | `WindowsEvent` | a named auto-reset event object per waiter; wakers `SetEvent` it | Windows |
 //! | [`Spin`] | busy-poll the word (lowest latency, burns a core while waiting) | all |
