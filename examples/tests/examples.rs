@@ -3,9 +3,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
+/// What the domain left in the directory that lists everything a domain names in the OS
+/// (`/dev/shm` on Linux; on Windows the segment registry and lock files).
 fn leftovers(domain: &str) -> Vec<String> {
     let prefix = format!("{domain}.");
-    std::fs::read_dir("/dev/shm")
+    std::fs::read_dir(ipc_runtime::liveness::lock_dir())
         .into_iter()
         .flatten()
         .flatten()
