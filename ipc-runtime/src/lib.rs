@@ -42,6 +42,7 @@
 //! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
 //! | [`wait`] | the waiting seam: futex / Unix socket / spin / polling backends |
 //! | [`liveness`] | liveness tokens and inter-process file locks |
+//! | [`inspect`] | reading and cleaning a domain from outside (the `ipc` tool) |
 //! | [`error`] | the crate's `Error` |
 
 // Lets `#[derive(ShmMessage)]` (which names `::ipc_runtime`) be used inside this crate too.
@@ -53,6 +54,7 @@ pub mod domain;
 pub mod error;
 pub mod event;
 pub mod heap;
+pub mod inspect;
 pub mod liveness;
 pub mod message;
 pub mod ptr;

@@ -128,6 +128,46 @@ pub fn is_alive(domain: &str, name: &str) -> Result<bool> {
     }
 }
 
+/// What [`probe`] found about a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// A live process holds it.
+    Alive,
+    /// The file exists but nobody holds it: its owner died.
+    Dead,
+    /// There is no such token.
+    Missing,
+}
+
+/// Looks at token `name` in `domain` without changing anything (unlike [`is_alive`], which
+/// removes a dead token's file). For tools that only report.
+///
+/// ```
+/// use ipc_runtime::liveness::{self, Probe, Token};
+///
+/// let domain = format!("doc-probe-{}", std::process::id());
+/// assert_eq!(liveness::probe(&domain, "x").unwrap(), Probe::Missing);
+/// let token = Token::acquire(&domain, "x").unwrap();
+/// assert_eq!(liveness::probe(&domain, "x").unwrap(), Probe::Alive);
+/// drop(token);
+/// ```
+pub fn probe(domain: &str, name: &str) -> Result<Probe> {
+    let path = lock_path(domain, name)?;
+    let file = match open(&path, false) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Probe::Missing),
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+    };
+    match file.try_lock() {
+        Err(TryLockError::WouldBlock) => Ok(Probe::Alive),
+        Ok(()) => {
+            let _ = file.unlock();
+            Ok(Probe::Dead)
+        }
+        Err(TryLockError::Error(e)) => Err(Error::io(format!("probing {}", path.display()), e)),
+    }
+}
+
 /// An exclusive lock between processes for a short critical section (blocking).
 ///
 /// Released on drop, or by the OS if the holder dies. The file stays (it is tiny and reused);

@@ -92,6 +92,9 @@ pub struct Heap {
     lock: SpinLock,
     /// Commit frontier: offsets below it are committed. Changed only under `lock`.
     committed: AtomicU64,
+    /// Says "the owner of this heap is alive" to other processes.
+    token: Option<crate::liveness::Token>,
+    os: &'static dyn SharedMemoryOs,
 }
 
 // SAFETY: the allocator's state lives in shared memory and is only mutated under `lock`;
@@ -173,6 +176,12 @@ impl Heap {
             .ok_or(Error::CapacityOverflow { what: "heap size" })? as usize;
         let id = ptr::fresh_segment_id();
         let name = ptr::heap_segment_name(domain, id)?;
+        // The token exists before the segment, so no one can ever see the segment without a
+        // live owner and remove it (`remove_if_dead`).
+        #[cfg(not(miri))]
+        let token = Some(crate::liveness::Token::acquire(domain, &token_name(id))?);
+        #[cfg(miri)]
+        let token = None;
         let frontier = tlsf::init_extent(CONTROL_OFFSET).next_multiple_of(COMMIT_STEP);
         let frontier = frontier.min(size as u64);
         let mut committed = Ok(());
@@ -209,6 +218,8 @@ impl Heap {
             tlsf,
             lock: SpinLock::new(),
             committed: AtomicU64::new(frontier),
+            token,
+            os,
         })
     }
 
@@ -330,6 +341,14 @@ impl Heap {
     }
 }
 
+impl Drop for Heap {
+    /// A heap other than the default one is removed by name when dropped; its mapping stays in
+    /// the segment table (addresses handed out stay valid), and its token goes.
+    fn drop(&mut self) {
+        let _ = Segment::unlink_with(self.os, &self.name);
+    }
+}
+
 impl fmt::Display for FreeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -424,6 +443,8 @@ fn init_default(bytes: Option<usize>) -> Result<&'static Heap> {
     let heap = Heap::create(bytes)?;
     remove_at_exit(heap.name().clone());
     take_token(&heap);
+    #[cfg(not(miri))]
+    sweep_dead_heaps(heap.domain(), heap.id());
     // Any fresh random value works; segment ids are random, non-zero and never u64::MAX in
     // practice (MAX is re-drawn).
     let token = loop {
@@ -487,28 +508,32 @@ pub(crate) fn free(p: RelPtr) {
     }
 }
 
+/// Reads the usage counters of a heap segment (mapped by anyone, read-only is enough).
+pub(crate) fn read_stats(segment: &Segment) -> HeapStats {
+    // SAFETY: the segment was validated as a heap segment, so the allocator's control block was
+    // initialised at CONTROL_OFFSET; `counters` only performs atomic reads.
+    let tlsf = unsafe { Tlsf::attach(segment.base(), CONTROL_OFFSET) };
+    let c = tlsf.counters();
+    HeapStats {
+        in_use: c.in_use,
+        high_water: c.high_water,
+        capacity: c.capacity,
+        allocations: c.allocations,
+        segment_size: segment.len() as u64,
+    }
+}
+
 /// Name of the liveness token that says the owner of heap `id` is alive.
 pub(crate) fn token_name(id: u64) -> String {
     format!("heap.{id:016x}")
 }
 
-/// Holds the default heap's liveness token for the life of the process, so others can tell when
-/// its owner has died and remove the segment ([`remove_if_dead`]).
+/// Remembers the default heap's token file, removed at exit (the process keeps holding the
+/// lock until then).
 fn take_token(heap: &Heap) {
-    #[cfg(not(miri))]
-    {
-        static TOKEN: OnceLock<crate::liveness::Token> = OnceLock::new();
-        match crate::liveness::Token::acquire(domain::current(), &token_name(heap.id())) {
-            Ok(token) => {
-                let path = token.path().clone();
-                let _ = TOKEN.set(token);
-                TOKEN_PATHS.lock().unwrap_or_else(PoisonError::into_inner).push(path);
-            }
-            Err(err) => tracing::warn!(heap = %heap.name(), %err, "no liveness token for the heap"),
-        }
+    if let Some(token) = &heap.token {
+        TOKEN_PATHS.lock().unwrap_or_else(PoisonError::into_inner).push(token.path().clone());
     }
-    #[cfg(miri)]
-    let _ = heap;
 }
 
 static TOKEN_PATHS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
@@ -527,6 +552,21 @@ pub(crate) fn linger_begin() {
 /// The lingering publisher got all its samples back.
 pub(crate) fn linger_end() {
     LINGERING.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Removes the heap segments of dead processes in `domain` (a crashed process cannot remove its
+/// own): every process does this once, when it creates its heap.
+fn sweep_dead_heaps(domain: &str, own: u64) {
+    let prefix = format!("{domain}.heap.");
+    let Ok(names) = crate::segment::platform().list(&prefix) else { return };
+    for name in names {
+        if let Some(id) = name.strip_prefix(&prefix).and_then(|id| u64::from_str_radix(id, 16).ok())
+            && id != own
+            && remove_if_dead(domain, id)
+        {
+            tracing::info!(segment = %name, "removed the heap of a dead process");
+        }
+    }
 }
 
 /// Removes the segment of heap `id` in `domain` if the process that owned it is dead. Mappings

@@ -30,6 +30,7 @@
 //! joiners while the publisher is idle, returning samples, probing liveness). Without it a late
 //! joiner would wait for the publisher's next message to receive its history.
 
+pub(crate) mod inspect;
 mod layout;
 mod options;
 mod publisher;

@@ -64,7 +64,7 @@ pub(crate) struct Topic {
     segment: Segment,
     pub layout: Layout,
     /// The wait backend's cleanup, for channels dead participants left behind.
-    cleanup: fn(&str) -> Result<()>,
+    cleanup: crate::wait::ChannelCleanup,
 }
 
 // SAFETY: all shared state in the segment is accessed through atomics; the mapping lives as long
@@ -186,7 +186,7 @@ impl Topic {
         domain: &str,
         name: &str,
         segment: Segment,
-        cleanup: fn(&str) -> Result<()>,
+        cleanup: crate::wait::ChannelCleanup,
     ) -> Result<Topic> {
         let corrupted = |what: String| Error::Corrupted { what: format!("topic `{name}`: {what}") };
         if segment.len() < Layout::new(TopicOptions::default()).header + size_of::<TopicHeader>() {
@@ -213,6 +213,35 @@ impl Topic {
             )));
         }
         Ok(Topic { name: name.to_owned(), domain: domain.to_owned(), segment, layout, cleanup })
+    }
+
+    /// Opens an existing topic without joining it or checking its type (for tools).
+    pub fn open_existing(domain: &str, name: &str) -> Result<Topic> {
+        fn no_cleanup(_: &str) -> Result<()> {
+            Ok(())
+        }
+        let seg_name = segment_name(domain, name)?;
+        let segment = Segment::open(&seg_name, SegmentKind::Topic, Access::ReadWrite)?;
+        let mut topic = Self::from_segment(domain, name, segment, no_cleanup)?;
+        if let Some((_, cleanup)) = crate::wait::builtin_backend(topic.header().backend_id) {
+            topic.cleanup = cleanup;
+        }
+        Ok(topic)
+    }
+
+    /// The topic's creation lock (for tools that change a topic they did not join).
+    pub fn lock(domain: &str, name: &str) -> Result<FileLock> {
+        FileLock::lock(domain, &lock_name(name))
+    }
+
+    /// Removes the topic's segment if nobody alive uses it; returns whether it did.
+    /// Call with the topic's lock held.
+    pub fn remove_if_unused(&self) -> Result<bool> {
+        if self.anyone_alive()? {
+            return Ok(false);
+        }
+        Segment::unlink(&segment_name(&self.domain, &self.name)?)?;
+        Ok(true)
     }
 
     /// Checks that `M`, `B` and the requested options agree with the topic.

@@ -199,6 +199,34 @@ pub trait WaitBackend: Send + Sync + 'static {
     }
 }
 
+/// A backend's [`cleanup`](WaitBackend::cleanup) as a plain function.
+pub type ChannelCleanup = fn(&str) -> Result<()>;
+
+/// The name and channel cleanup of the built-in backend with identifier `id` (as recorded in
+/// shared structures), for tools that clean up after participants of any backend. `None` for
+/// identifiers of user-defined backends.
+pub fn builtin_backend(id: u32) -> Option<(&'static str, ChannelCleanup)> {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    if id == Futex::ID {
+        return Some((Futex::NAME, Futex::cleanup));
+    }
+    #[cfg(all(unix, not(miri)))]
+    if id == UnixSocket::ID {
+        return Some((UnixSocket::NAME, UnixSocket::cleanup));
+    }
+    #[cfg(all(windows, not(miri)))]
+    if id == WindowsEvent::ID {
+        return Some((WindowsEvent::NAME, WindowsEvent::cleanup));
+    }
+    if id == Spin::ID {
+        return Some((Spin::NAME, Spin::cleanup));
+    }
+    if id == Polling::ID {
+        return Some((Polling::NAME, Polling::cleanup));
+    }
+    None
+}
+
 /// Tells the waiters of `word` that their condition may have changed. Call it *after* making the
 /// change visible (for example after pushing to a queue).
 #[inline]

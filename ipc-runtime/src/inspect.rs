@@ -1,0 +1,230 @@
+//! Introspection and cleanup of a domain from outside, for tools (the `ipc` command) and tests.
+//!
+//! [`domain`] and [`topic`] only read: liveness is probed without side effects
+//! ([`liveness::probe`]). [`clean`] removes what belongs to dead processes — their participant
+//! slots (publishers take back what dead subscribers held themselves, on their next
+//! housekeeping), their heap segments, their tokens, the wait channels they left, and topics and
+//! event channels nobody alive uses — and reports each object it removed.
+
+use crate::error::{Error, Result};
+use crate::heap::HeapStats;
+use crate::liveness::{self, FileLock, Probe};
+use crate::segment::{self, Access, Segment, SegmentKind, SegmentName};
+
+/// A participant (publisher or subscriber slot) of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantInfo {
+    /// Slot index.
+    pub slot: u32,
+    /// `active`, `joining`, `closing` (a dropped publisher with samples still out) or `garbage`.
+    pub state: &'static str,
+    /// Incarnation of the slot.
+    pub generation: u32,
+    /// Process id recorded by the participant.
+    pub pid: u32,
+    /// Whether its liveness token is held.
+    pub alive: bool,
+    /// Publishers: last sequence number published. Subscribers: samples received.
+    pub count: u64,
+    /// Subscribers: samples queued for it now. Publishers: 0.
+    pub queued: u64,
+    /// Publishers: their heap.
+    pub heap: Option<HeapInfo>,
+}
+
+/// A topic: its message type, options and participants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub name: String,
+    /// Message type name recorded by the creator.
+    pub type_name: String,
+    /// Layout fingerprint of the message type.
+    pub fingerprint: u64,
+    /// `size_of` the message type.
+    pub message_size: u64,
+    /// Wait backend name.
+    pub backend: String,
+    /// Queue depth per subscriber.
+    pub subscriber_capacity: u32,
+    /// History for late joiners.
+    pub history: u32,
+    /// Subscriber slots.
+    pub max_subscribers: u32,
+    /// Publisher slots.
+    pub max_publishers: u32,
+    /// Overflow policy.
+    pub overflow: String,
+    /// Samples a subscriber may hold.
+    pub max_borrowed: u32,
+    /// Occupied publisher slots.
+    pub publishers: Vec<ParticipantInfo>,
+    /// Occupied subscriber slots.
+    pub subscribers: Vec<ParticipantInfo>,
+}
+
+/// A heap segment and its use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeapInfo {
+    /// Segment name.
+    pub segment: String,
+    /// Process that created it.
+    pub owner_pid: u32,
+    /// Whether the owner is alive.
+    pub alive: bool,
+    /// Usage counters.
+    pub stats: HeapStats,
+}
+
+/// An event channel and how many of its participants are alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventInfo {
+    /// Channel name.
+    pub name: String,
+    /// Participants whose token is held.
+    pub alive: usize,
+    /// Participants whose token is left but not held.
+    pub dead: usize,
+}
+
+/// Everything in a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainInfo {
+    /// The domain.
+    pub domain: String,
+    /// Topics.
+    pub topics: Vec<TopicInfo>,
+    /// Topics that could not be read, with the reason.
+    pub unreadable: Vec<(String, String)>,
+    /// Heap segments.
+    pub heaps: Vec<HeapInfo>,
+    /// Event channels.
+    pub events: Vec<EventInfo>,
+}
+
+fn objects(domain: &str, kind: SegmentKind) -> Result<Vec<String>> {
+    crate::domain::validate(domain, "domain")?;
+    let prefix = format!("{domain}.{}.", kind.as_str());
+    let names = segment::platform().list(&prefix).map_err(|e| {
+        Error::io(format!("listing the shared-memory objects of domain `{domain}`"), e)
+    })?;
+    Ok(names.into_iter().filter_map(|n| n.strip_prefix(&prefix).map(str::to_owned)).collect())
+}
+
+/// Names of the topics in `domain`.
+///
+/// ```
+/// let none = ipc_runtime::inspect::topics(&format!("doc-empty-{}", std::process::id())).unwrap();
+/// assert!(none.is_empty());
+/// ```
+pub fn topics(domain: &str) -> Result<Vec<String>> {
+    objects(domain, SegmentKind::Topic)
+}
+
+/// Everything about topic `name`, read without changing anything.
+pub fn topic(domain: &str, name: &str) -> Result<TopicInfo> {
+    crate::pubsub::inspect::topic_info(domain, name)
+}
+
+/// Usage of heap segment `id` in `domain` (mapped read-only for the moment of reading).
+pub fn heap(domain: &str, id: u64) -> Result<HeapInfo> {
+    let name = crate::ptr::heap_segment_name(domain, id)?;
+    let segment = Segment::open(&name, SegmentKind::Heap, Access::ReadOnly)?;
+    let stats = crate::heap::read_stats(&segment);
+    let alive = liveness::probe(domain, &crate::heap::token_name(id))? == Probe::Alive;
+    Ok(HeapInfo {
+        segment: name.to_string(),
+        owner_pid: segment.header().creator_pid(),
+        alive,
+        stats,
+    })
+}
+
+fn heap_ids(domain: &str) -> Result<Vec<u64>> {
+    Ok(objects(domain, SegmentKind::Heap)?
+        .into_iter()
+        .filter_map(|id| u64::from_str_radix(&id, 16).ok())
+        .collect())
+}
+
+/// Tokens (lock-file names without the domain prefix) whose name starts with `prefix`.
+fn tokens_of(domain: &str, prefix: &str) -> Result<Vec<String>> {
+    Ok(liveness::list(domain)?.into_iter().filter(|t| t.starts_with(prefix)).collect())
+}
+
+fn event_info(domain: &str, name: &str) -> Result<EventInfo> {
+    let mut info = EventInfo { name: name.to_owned(), alive: 0, dead: 0 };
+    for token in tokens_of(domain, &format!("event.{name}."))? {
+        match liveness::probe(domain, &token)? {
+            Probe::Alive => info.alive += 1,
+            Probe::Dead => info.dead += 1,
+            Probe::Missing => {}
+        }
+    }
+    Ok(info)
+}
+
+/// Everything in `domain`, read without changing anything.
+pub fn domain(domain: &str) -> Result<DomainInfo> {
+    let mut info = DomainInfo {
+        domain: domain.to_owned(),
+        topics: Vec::new(),
+        unreadable: Vec::new(),
+        heaps: Vec::new(),
+        events: Vec::new(),
+    };
+    for name in topics(domain)? {
+        match topic(domain, &name) {
+            Ok(t) => info.topics.push(t),
+            Err(err) => info.unreadable.push((name, err.to_string())),
+        }
+    }
+    for id in heap_ids(domain)? {
+        if let Ok(h) = heap(domain, id) {
+            info.heaps.push(h);
+        }
+    }
+    for name in objects(domain, SegmentKind::Event)? {
+        info.events.push(event_info(domain, &name)?);
+    }
+    Ok(info)
+}
+
+/// Removes what belongs to dead processes in `domain` and returns a line per removed object.
+pub fn clean(domain: &str) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for name in topics(domain)? {
+        crate::pubsub::inspect::clean_topic(domain, &name, &mut removed)?;
+    }
+    for id in heap_ids(domain)? {
+        let pid = heap(domain, id).map(|h| h.owner_pid).unwrap_or(0);
+        if crate::heap::remove_if_dead(domain, id) {
+            removed.push(format!("heap segment {domain}.heap.{id:016x} (dead pid {pid})"));
+        }
+    }
+    for name in objects(domain, SegmentKind::Event)? {
+        let lock = FileLock::lock(domain, &format!("event.{name}"))?;
+        let info = event_info(domain, &name)?;
+        if info.alive == 0 {
+            Segment::unlink(&SegmentName::new(domain, SegmentKind::Event, &name)?)?;
+            for token in tokens_of(domain, &format!("event.{name}."))? {
+                let _ = liveness::is_alive(domain, &token);
+            }
+            lock.remove();
+            removed.push(format!("event channel `{name}` (no live participant)"));
+        }
+    }
+    // Tokens of dead processes, and creation locks whose object is gone (a lock file nobody
+    // holds reads as dead). Creation locks of topics and channels that exist stay.
+    let mut keep: Vec<String> = topics(domain)?.into_iter().map(|t| format!("topic.{t}")).collect();
+    keep.extend(objects(domain, SegmentKind::Event)?.into_iter().map(|e| format!("event.{e}")));
+    for token in liveness::list(domain)? {
+        if keep.contains(&token) {
+            continue;
+        }
+        if liveness::probe(domain, &token)? == Probe::Dead && !liveness::is_alive(domain, &token)? {
+            removed.push(format!("lock file `{token}` (its process is dead)"));
+        }
+    }
+    Ok(removed)
+}
