@@ -263,6 +263,16 @@ impl SegmentTable {
         }
     }
 
+    /// Keeps segment `id` (one this process entered) in existence for as long as process `pid`
+    /// lives (see [`Segment::keep_alive_for`]).
+    pub(crate) fn keep_alive_for(&self, id: u64, pid: u32) -> Result<()> {
+        let segments = self.segments.lock().unwrap_or_else(PoisonError::into_inner);
+        match segments.iter().find(|s| s.id() == id) {
+            Some(segment) => segment.keep_alive_for(pid),
+            None => Err(Error::SegmentNotFound { segment: format!("{id:016x}") }),
+        }
+    }
+
     /// Maps segment `id` (read-only) and enters it into the table.
     ///
     /// This is what a subscriber calls when it learns of a publisher's heap, so that later reads

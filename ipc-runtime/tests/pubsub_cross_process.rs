@@ -270,6 +270,55 @@ fn late_joiner_receives_exactly_the_history() {
     }
 }
 
+/// A publisher that publishes and exits before its subscriber has read anything (the seed's
+/// broadcaster typing `exit`): the subscriber still receives every message, `ShmVec` payloads
+/// included, from the departed publisher's heap. On Windows that heap lives only because the
+/// publisher handed the subscriber's process a handle to it when it connected.
+#[test]
+fn samples_outlive_the_publisher_process() {
+    let test = "samples_outlive_the_publisher_process";
+    const N: u64 = 20;
+    match support::role().as_deref() {
+        None => {
+            let domain = support::unique_domain("outlive");
+            let mut sub = spawn_held_role(test, "sub", &domain, &[]);
+            let mut sub_out = stdout_lines(&mut sub);
+            assert!(wait_for_line(&mut sub_out, "ready"));
+            let publisher = support::run_role(test, "pub", &domain, &[]);
+            support::assert_success("publisher", &publisher);
+            // The publisher has exited; only now does the subscriber look.
+            let (status, stdout, stderr) = finish(sub, Some(sub_out));
+            assert!(status.success(), "subscriber failed: {stdout}\n{stderr}");
+            assert!(stdout.contains(&format!("received={N}")), "{stdout}");
+            support::assert_clean(&domain);
+        }
+        Some("pub") => {
+            let pattern = pattern();
+            let publisher =
+                Publisher::<Payload>::builder("outlive").subscriber_capacity(32).create().unwrap();
+            wait_for_subscribers(&publisher, 1);
+            for seq in 1..=N {
+                publisher.publish(build(&pattern, seq)).unwrap();
+            }
+        }
+        Some("sub") => {
+            let pattern = pattern();
+            let subscriber =
+                Subscriber::<Payload>::builder("outlive").subscriber_capacity(32).create().unwrap();
+            println!("ready");
+            support::wait_for_parent();
+            for seq in 1..=N {
+                let sample =
+                    subscriber.receive_timeout(Duration::from_secs(30)).unwrap().expect("lost");
+                assert_eq!(sample.sequence(), seq);
+                check(&pattern, &sample);
+            }
+            println!("received={N}");
+        }
+        Some(other) => panic!("unknown role {other}"),
+    }
+}
+
 #[test]
 fn two_publishers_one_subscriber() {
     let test = "two_publishers_one_subscriber";

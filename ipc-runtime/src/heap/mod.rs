@@ -554,6 +554,22 @@ pub(crate) fn linger_end() {
     LINGERING.fetch_sub(1, Ordering::AcqRel);
 }
 
+/// Makes this process's default heap outlive it for as long as process `pid` lives, so that a
+/// subscriber there can still read the samples (and everything they point to) after this
+/// publisher exited. Free where segments outlive their creators anyway (POSIX); on Windows it
+/// hands `pid` a handle to the heap's section. Failures are logged: at worst, that subscriber
+/// loses what it had not read when this process exits.
+pub(crate) fn keep_alive_for(pid: u32) {
+    if pid == 0 || pid == std::process::id() {
+        return;
+    }
+    if let Some(heap) = DEFAULT.get()
+        && let Err(err) = ptr::table().keep_alive_for(heap.id(), pid)
+    {
+        tracing::debug!(heap = %heap.name(), pid, %err, "cannot keep the heap alive for a reader");
+    }
+}
+
 /// Removes the heap segments of dead processes in `domain` (a crashed process cannot remove its
 /// own): every process does this once, when it creates its heap.
 fn sweep_dead_heaps(domain: &str, own: u64) {

@@ -441,6 +441,9 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
                 return;
             }
         };
+        // Our samples live in our heap: it must stay readable for this subscriber even if we
+        // exit before it has read them (on Windows an object dies with its last handle).
+        heap::keep_alive_for(self.topic.subscriber(s).pid.load(Ordering::Relaxed));
         let pool_len = st.pool_len;
         let conn = &mut st.subs[s as usize];
         *conn = Conn::idle(pool_len);

@@ -368,6 +368,14 @@ impl Segment {
         })
     }
 
+    /// Keeps the segment in existence for as long as process `pid` lives (see
+    /// [`SharedMemoryOs::keep_alive_for`]).
+    pub fn keep_alive_for(&self, pid: u32) -> Result<()> {
+        self.os.keep_alive_for(self.name.as_str(), pid).map_err(|err| {
+            Error::io(format!("keeping segment `{}` alive for process {pid}", self.name), err)
+        })
+    }
+
     /// The segment's full name.
     pub fn name(&self) -> &SegmentName {
         &self.name

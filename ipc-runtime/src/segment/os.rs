@@ -105,6 +105,16 @@ pub trait SharedMemoryOs: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// Keeps object `name` in existence for as long as process `pid` lives, even after every
+    /// process that mapped it has gone, so that `pid` can still open it by name (until it is
+    /// unlinked). For a publisher's heap, whose samples a subscriber may read only after the
+    /// publisher exited. POSIX objects outlive their creators anyway, so the default does
+    /// nothing; on Windows, where an object dies with its last handle, this gives `pid` one.
+    fn keep_alive_for(&self, name: &str, pid: u32) -> io::Result<()> {
+        let _ = (name, pid);
+        Ok(())
+    }
+
     /// Opens an existing object and maps all of it (its current size, which may be 0).
     /// Fails with [`io::ErrorKind::NotFound`] when there is no such object.
     fn open(&self, name: &str, access: Access) -> io::Result<RawMapping>;

@@ -37,6 +37,13 @@
 //!   SYSTEM and administrators) and live in the creator's logon session, the closest match to
 //!   POSIX mode `0600`. Registry files inherit the ACL of the user's temp directory.
 //!
+//! * **Outliving the creator.** A publisher's heap must stay readable for its subscribers
+//!   after the publisher exits, as a POSIX object does until it is unlinked.
+//!   [`keep_alive_for`](SharedMemoryOs::keep_alive_for) duplicates a read-only handle to the
+//!   section into the subscriber's process (`DuplicateHandle`), where it stays until that
+//!   process exits; so the section, and its name, live as long as some process may still read
+//!   it.
+//!
 //! # Sparse segments
 //!
 //! [`create`](SharedMemoryOs::create) makes an ordinary `SEC_COMMIT` section: every page is
@@ -54,8 +61,8 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, ERROR_ALREADY_EXISTS, GetLastError, HANDLE, INVALID_HANDLE_VALUE, WAIT_ABANDONED,
-    WAIT_OBJECT_0,
+    CloseHandle, DuplicateHandle, ERROR_ALREADY_EXISTS, GetLastError, HANDLE, INVALID_HANDLE_VALUE,
+    WAIT_ABANDONED, WAIT_OBJECT_0,
 };
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, FILE_MAP_READ, FILE_MAP_WRITE, MEM_COMMIT, MEM_FREE,
@@ -63,7 +70,8 @@ use windows_sys::Win32::System::Memory::{
     PAGE_READWRITE, SEC_COMMIT, SEC_RESERVE, UnmapViewOfFile, VirtualAlloc, VirtualQuery,
 };
 use windows_sys::Win32::System::Threading::{
-    CreateMutexW, INFINITE, ReleaseMutex, WaitForSingleObject,
+    CreateMutexW, GetCurrentProcess, INFINITE, OpenProcess, PROCESS_DUP_HANDLE, ReleaseMutex,
+    WaitForSingleObject,
 };
 
 use super::os::{Access, RawMapping, SharedMemoryOs};
@@ -408,6 +416,43 @@ impl SharedMemoryOs for Windows {
         }
         let handle = Handle(raw);
         map(handle, Some(entry.size), access)
+    }
+
+    fn keep_alive_for(&self, name: &str, pid: u32) -> io::Result<()> {
+        if pid == std::process::id() {
+            return Ok(());
+        }
+        let entry = Entry::read(name)?;
+        let kernel = wide(&entry.kernel);
+        // SAFETY: `kernel` is NUL-terminated UTF-16 and outlives the call.
+        let raw = unsafe { OpenFileMappingW(FILE_MAP_READ, 0, kernel.as_ptr()) };
+        if raw.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        let section = Handle(raw);
+        // SAFETY: plain call; a null result is checked below.
+        let raw = unsafe { OpenProcess(PROCESS_DUP_HANDLE, 0, pid) };
+        if raw.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        let process = Handle(raw);
+        let mut theirs: HANDLE = std::ptr::null_mut();
+        // SAFETY: both handles are valid; the copy (read-only access, not inheritable) is
+        // created in the target process and written to `theirs`, which is a valid out-pointer.
+        // The copy is left there on purpose: it keeps the section (and its name) alive until
+        // that process exits.
+        let ok = unsafe {
+            DuplicateHandle(
+                GetCurrentProcess(),
+                section.0,
+                process.0,
+                &mut theirs,
+                FILE_MAP_READ,
+                0,
+                0,
+            )
+        };
+        if ok == 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
 
     fn unlink(&self, name: &str) -> io::Result<()> {
