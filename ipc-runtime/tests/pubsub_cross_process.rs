@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use ipc_runtime::prelude::*;
@@ -329,9 +330,10 @@ fn two_publishers_one_subscriber() {
             let mut sub = spawn_held_role(test, "sub", &domain, &[]);
             let mut sub_out = stdout_lines(&mut sub);
             assert!(wait_for_line(&mut sub_out, "ready"));
-            // Both publishers hold their slots before either publishes: otherwise the first
-            // may be done and gone before the second starts (process start-up is slow under
-            // Wine), and the second would reuse its slot.
+            // Both publishers hold their slots before either publishes, and until the
+            // subscriber has everything: otherwise the first may be done and gone before the
+            // second starts (process start-up is slow under Wine), and the second would reuse
+            // its slot.
             let mut pubs: Vec<_> = (1..=2u64)
                 .map(|id| spawn_held_role(test, "pub", &domain, &[("PUB_ID", id.to_string())]))
                 .collect();
@@ -340,14 +342,16 @@ fn two_publishers_one_subscriber() {
                 assert!(wait_for_line(out, "ready"), "publisher did not start");
             }
             for p in &mut pubs {
-                drop(p.stdin.take()); // go
-            }
-            for (p, out) in pubs.into_iter().zip(pub_outs) {
-                let (status, stdout, stderr) = finish(p, Some(out));
-                assert!(status.success(), "publisher failed: {stdout}\n{stderr}");
+                let stdin = p.stdin.as_mut().unwrap();
+                writeln!(stdin, "go").unwrap();
+                stdin.flush().unwrap();
             }
             let (status, stdout, stderr) = finish(sub, Some(sub_out));
             assert!(status.success(), "subscriber failed: {stdout}\n{stderr}");
+            for (p, out) in pubs.into_iter().zip(pub_outs) {
+                let (status, stdout, stderr) = finish(p, Some(out)); // closes stdin: exit
+                assert!(status.success(), "publisher failed: {stdout}\n{stderr}");
+            }
             support::assert_clean(&domain);
         }
         Some("pub") => {
@@ -355,11 +359,14 @@ fn two_publishers_one_subscriber() {
             let publisher =
                 Publisher::<Tagged>::builder("two").overflow(Overflow::Block).create().unwrap();
             println!("ready");
-            support::wait_for_parent();
+            let mut go = String::new();
+            std::io::stdin().read_line(&mut go).unwrap();
+            assert_eq!(go.trim_end(), "go");
             wait_for_subscribers(&publisher, 1);
             for seq in 1..=N {
                 publisher.publish(Tagged(id, seq)).unwrap();
             }
+            support::wait_for_parent();
         }
         Some("sub") => {
             let subscriber =
