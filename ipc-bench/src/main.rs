@@ -115,7 +115,7 @@ mod run {
             }
         }
         if let Some(only) = &options.only {
-            cases.retain(|case| only.iter().any(|o| case.key().contains(o.as_str())));
+            cases.retain(|case| only.iter().any(|o| case.key().starts_with(o.as_str())));
         }
         cases
     }

@@ -13,7 +13,7 @@ usage: cargo run --release -p ipc-bench -- [options]
   --warmup N         untimed round trips per case and round (default 1000)
   --rounds N         rounds; cases are interleaved, a fresh peer each time (default 3)
   --pin A,B,...      pin the parent to CPU A and peers to B,... (round robin)
-  --only K1,K2,...   run only cases whose key contains one of these (e.g. busy/fixed-8,baseline)
+  --only K1,K2,...   run only cases whose key starts with one of these (e.g. busy/fixed-8,baseline)
   --json             print the results as JSON on stdout instead of markdown
   --svg PATH         where to write the latency plot (default target/ipc-bench/latency.svg)
   --domain NAME      IPC domain of the run (default ipcbench-<pid>)
