@@ -128,7 +128,12 @@ mod run {
 
     enum Acc {
         Latency(Histogram<u64>),
-        Rate { messages: u64, elapsed: Duration },
+        /// Fan-out: last-receiver latency and time inside `publish`.
+        FanOut(Histogram<u64>, Histogram<u64>),
+        Rate {
+            messages: u64,
+            elapsed: Duration,
+        },
     }
 
     fn load_average() -> String {
@@ -174,8 +179,8 @@ mod run {
             (Case::PingPong(kind, mode), Acc::Latency(h)) => {
                 ours::pingpong(launcher, kind, mode, round, warmup, per_round, h)
             }
-            (Case::FanOut(n), Acc::Latency(h)) => {
-                ours::fanout(launcher, n, round, warmup, per_round, h)
+            (Case::FanOut(n), Acc::FanOut(h, publish)) => {
+                ours::fanout(launcher, n, round, warmup, per_round, h, publish)
             }
             (Case::RawAtomic, Acc::Latency(h)) => {
                 baselines::raw_atomic(launcher, round, warmup, per_round, h)
@@ -222,10 +227,11 @@ mod run {
         let mut accs: Vec<(Case, Acc)> = cases
             .iter()
             .map(|&case| {
-                let acc = if case.is_rate() {
-                    Acc::Rate { messages: 0, elapsed: Duration::ZERO }
-                } else {
-                    Acc::Latency(Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("bounds"))
+                let hist = || Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+                let acc = match case {
+                    _ if case.is_rate() => Acc::Rate { messages: 0, elapsed: Duration::ZERO },
+                    Case::FanOut(_) => Acc::FanOut(hist(), hist()),
+                    _ => Acc::Latency(hist()),
                 };
                 (case, acc)
             })
@@ -236,7 +242,7 @@ mod run {
                 run_case(&launcher, *case, round, &options, acc)
                     .map_err(|e| format!("{} (round {}): {e}", case.key(), round + 1))?;
                 let so_far = match acc {
-                    Acc::Latency(h) => {
+                    Acc::Latency(h) | Acc::FanOut(h, _) => {
                         format!("p50 {}", crate::report::fmt_ns(h.value_at_quantile(0.5)))
                     }
                     Acc::Rate { messages, elapsed } => {
@@ -257,6 +263,12 @@ mod run {
         for (case, acc) in accs {
             match acc {
                 Acc::Latency(hist) => latency.push(Latency { case, hist }),
+                Acc::FanOut(hist, publish) => {
+                    latency.push(Latency { case, hist });
+                    if let Case::FanOut(n) = case {
+                        latency.push(Latency { case: Case::FanOutPublish(n), hist: publish });
+                    }
+                }
                 Acc::Rate { messages, elapsed } => rates.push(Rate { case, messages, elapsed }),
             }
         }

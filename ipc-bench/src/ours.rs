@@ -235,7 +235,9 @@ fn pingpong_typed<M: Payload>(
     peer.finish()
 }
 
-/// One chunk of fan-out to `n` blocking subscribers: records the latency to the last receiver.
+/// One chunk of fan-out to `n` blocking subscribers: records the latency to the last receiver
+/// in `hist`, and how long the `publish` call itself took in `publish_hist` (it wakes every
+/// sleeping subscriber).
 pub fn fanout(
     launcher: &Launcher,
     n: u32,
@@ -243,6 +245,7 @@ pub fn fanout(
     warmup: u64,
     iterations: u64,
     hist: &mut Histogram<u64>,
+    publish_hist: &mut Histogram<u64>,
 ) -> Result<()> {
     type M = Fixed<8>;
     let name = format!("fan{n}.r{round}");
@@ -269,6 +272,7 @@ pub fn fanout(
         let message = M::prepare(&publisher, seq, &())?;
         let sent = ipc_runtime::timestamp();
         message.send(&publisher)?;
+        let published = ipc_runtime::timestamp();
         let mut last = i64::MIN;
         for _ in 0..n {
             let ack = recv(&acks, Mode::Blocking)?;
@@ -279,6 +283,7 @@ pub fn fanout(
         }
         if i >= warmup {
             hist.saturating_record((last - sent).max(1) as u64);
+            publish_hist.saturating_record((published - sent).max(1) as u64);
         }
     }
     stop(&publisher, &acks, &(), n as usize)?;

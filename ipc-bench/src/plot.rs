@@ -36,7 +36,11 @@ fn panels() -> Vec<Panel> {
     }
     panels.push(Panel {
         title: "fan-out, blocking, last receiver".into(),
-        curves: [1, 4, 16].iter().map(|&n| (Case::FanOut(n), false)).collect(),
+        curves: [1, 4, 16]
+            .iter()
+            .map(|&n| (Case::FanOut(n), false))
+            .chain([(Case::FanOutPublish(16), true)])
+            .collect(),
     });
     panels
 }

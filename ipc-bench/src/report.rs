@@ -20,6 +20,8 @@ pub enum Case {
     PingPong(PayloadKind, Mode),
     /// Our fan-out to this many blocking subscribers.
     FanOut(u32),
+    /// Diagnostic recorded with [`Case::FanOut`]: how long `publish` itself took.
+    FanOutPublish(u32),
     /// Baseline: raw atomic-flag ping-pong (busy).
     RawAtomic,
     /// Baseline: Unix-domain-socket ping-pong (blocking).
@@ -38,6 +40,7 @@ impl Case {
         match self {
             Case::PingPong(p, m) => format!("{}/{}", m.key(), p.key()),
             Case::FanOut(n) => format!("fanout/{n}"),
+            Case::FanOutPublish(n) => format!("fanout-publish/{n}"),
             Case::RawAtomic => "baseline/raw-atomic".into(),
             Case::Uds => "baseline/uds".into(),
             Case::Pipe => "baseline/pipe".into(),
@@ -51,6 +54,7 @@ impl Case {
         match self {
             Case::PingPong(p, m) => format!("{} {p}", m.label()),
             Case::FanOut(n) => format!("fan-out 1→{n}, blocking, last receiver"),
+            Case::FanOutPublish(n) => format!("fan-out 1→{n}: time inside publish() (diagnostic)"),
             Case::RawAtomic => "raw atomic flag (floor)".into(),
             Case::Uds => "Unix socket ping-pong".into(),
             Case::Pipe => "pipe ping-pong".into(),
