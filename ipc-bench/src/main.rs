@@ -2,7 +2,7 @@
 //! measured in the same run.
 //!
 //! ```sh
-//! cargo run --release -p ipc-bench                    # full run (about a minute)
+//! cargo run --release -p ipc-bench                    # full run (15-30 s)
 //! cargo run --release -p ipc-bench -- --quick         # smoke run (seconds; what CI runs)
 //! cargo run --release -p ipc-bench -- --pin 0,1 --json > bench.json
 //! ```
@@ -17,7 +17,10 @@
 //! * fan-out 1 → 1, 4, 16 blocking subscribers, latency to the last receiver;
 //! * throughput one → one, 8 B and 64 KiB, busy-poll and blocking receiver;
 //! * baselines ([`baselines`]): raw atomic-flag ping-pong over shared memory (the floor),
-//!   Unix-socket and pipe ping-pong, Unix-datagram throughput.
+//!   Unix-socket and pipe ping-pong, Unix-datagram throughput;
+//! * two diagnostics that say where time goes: the time spent inside `publish` during fan-out
+//!   (it wakes every sleeping subscriber), and publish → `try_receive` → drop in one thread (the
+//!   software cost of a message with no cache line crossing cores).
 //!
 //! Cases run in interleaved rounds (`--rounds`, a fresh peer each time), so load from other
 //! processes on the machine hits them alike; the load average before and after is printed.
@@ -103,7 +106,7 @@ mod run {
 
     /// Every case, in the order a round runs them.
     fn plan(options: &Options) -> Vec<Case> {
-        let mut cases = vec![Case::RawAtomic, Case::Uds, Case::Pipe];
+        let mut cases = vec![Case::RawAtomic, Case::Uds, Case::Pipe, Case::InProcess];
         for mode in [Mode::Busy, Mode::Blocking] {
             cases.extend(PayloadKind::ALL.iter().map(|&kind| Case::PingPong(kind, mode)));
         }
@@ -186,6 +189,7 @@ mod run {
                 baselines::raw_atomic(launcher, round, warmup, per_round, h)
             }
             (Case::Uds, Acc::Latency(h)) => baselines::uds(launcher, round, warmup, per_round, h),
+            (Case::InProcess, Acc::Latency(h)) => ours::in_process(round, warmup, per_round, h),
             (Case::Pipe, Acc::Latency(h)) => baselines::pipe(launcher, warmup, per_round, h),
             (Case::Throughput(kind, mode), Acc::Rate { messages, elapsed }) => {
                 let n = stream_messages(kind.bytes(), options);

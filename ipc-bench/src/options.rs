@@ -11,7 +11,7 @@ usage: cargo run --release -p ipc-bench -- [options]
   --quick            smoke run (seconds): 1 round, 100 warm-up, 1000 iterations
   --iterations N     recorded round trips per case, over all rounds (default 10000)
   --warmup N         untimed round trips per case and round (default 1000)
-  --rounds N         rounds; cases are interleaved, a fresh peer each time (default 3)
+  --rounds N         rounds; cases are interleaved, a fresh peer each time (default 5)
   --pin A,B,...      pin the parent to CPU A and peers to B,... (round robin)
   --only K1,K2,...   run only cases whose key starts with one of these (e.g. busy/fixed-8,baseline)
   --json             print the results as JSON on stdout instead of markdown
@@ -108,7 +108,7 @@ impl Options {
         options.quick = quick;
         options.iterations = iterations.unwrap_or(if quick { 1_000 } else { 10_000 });
         options.warmup = warmup.unwrap_or(if quick { 100 } else { 1_000 });
-        options.rounds = rounds.unwrap_or(if quick { 1 } else { 3 });
+        options.rounds = rounds.unwrap_or(if quick { 1 } else { 5 });
         Ok(options)
     }
 }
@@ -128,7 +128,7 @@ mod tests {
         assert_eq!((o.iterations, o.warmup, o.rounds), (50, 100, 1));
         assert_eq!(o.pin, Some(vec![0, 1]));
         let o = parse(&[]).unwrap();
-        assert_eq!((o.iterations, o.warmup, o.rounds), (10_000, 1_000, 3));
+        assert_eq!((o.iterations, o.warmup, o.rounds), (10_000, 1_000, 5));
         assert!(o.svg.ends_with("target/ipc-bench/latency.svg"));
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["--iterations"]).is_err());

@@ -293,6 +293,34 @@ pub fn fanout(
     Ok(())
 }
 
+/// Diagnostic: the software cost of one message — publish, `try_receive`, drop — with publisher
+/// and subscriber in this thread, so no cache line crosses cores. Records the whole sequence.
+pub fn in_process(
+    round: u32,
+    warmup: u64,
+    iterations: u64,
+    hist: &mut Histogram<u64>,
+) -> Result<()> {
+    type M = Fixed<8>;
+    let topic = format!("inproc.r{round}");
+    let publisher = ping_publisher::<M>(&topic, 1)?;
+    let subscriber = ping_subscriber::<M>(&topic, 1)?;
+    wait_connected(&publisher, 1)?;
+    for i in 0..warmup + iterations {
+        let message = M::prepare(&publisher, i + 1, &())?;
+        let start = Instant::now();
+        message.send(&publisher)?;
+        let sample = subscriber.try_receive()?.ok_or("in-process: the message did not arrive")?;
+        black_box(sample.last_byte());
+        drop(sample);
+        let elapsed = start.elapsed();
+        if i >= warmup {
+            hist.saturating_record(elapsed.as_nanos().max(1) as u64);
+        }
+    }
+    wait_returned(&publisher)
+}
+
 /// The echo peer of ping-pong and fan-out.
 pub fn echo_peer(args: &Args) -> Result<()> {
     let kind = PayloadKind::parse(args.get("payload")?).ok_or("bad payload")?;

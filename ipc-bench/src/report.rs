@@ -22,6 +22,9 @@ pub enum Case {
     FanOut(u32),
     /// Diagnostic recorded with [`Case::FanOut`]: how long `publish` itself took.
     FanOutPublish(u32),
+    /// Diagnostic: publish → `try_receive` → drop of an 8-byte message in one thread, i.e. the
+    /// software cost of one message without any cross-core transfer.
+    InProcess,
     /// Baseline: raw atomic-flag ping-pong (busy).
     RawAtomic,
     /// Baseline: Unix-domain-socket ping-pong (blocking).
@@ -41,6 +44,7 @@ impl Case {
             Case::PingPong(p, m) => format!("{}/{}", m.key(), p.key()),
             Case::FanOut(n) => format!("fanout/{n}"),
             Case::FanOutPublish(n) => format!("fanout-publish/{n}"),
+            Case::InProcess => "diag/in-process".into(),
             Case::RawAtomic => "baseline/raw-atomic".into(),
             Case::Uds => "baseline/uds".into(),
             Case::Pipe => "baseline/pipe".into(),
@@ -55,6 +59,10 @@ impl Case {
             Case::PingPong(p, m) => format!("{} {p}", m.label()),
             Case::FanOut(n) => format!("fan-out 1→{n}, blocking, last receiver"),
             Case::FanOutPublish(n) => format!("fan-out 1→{n}: time inside publish() (diagnostic)"),
+            Case::InProcess => {
+                "one thread: publish → try_receive → drop, [u8; 8 B] (diagnostic, whole message)"
+                    .into()
+            }
             Case::RawAtomic => "raw atomic flag (floor)".into(),
             Case::Uds => "Unix socket ping-pong".into(),
             Case::Pipe => "pipe ping-pong".into(),
