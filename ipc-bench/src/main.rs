@@ -216,6 +216,8 @@ mod run {
         }
         let started = Instant::now();
         let load_before = load_average();
+        // Before pinning, which narrows what the process may use.
+        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
         let domain =
             options.domain.clone().unwrap_or_else(|| format!("ipcbench-{}", std::process::id()));
         ipc_runtime::domain::set_current(&domain)?;
@@ -289,7 +291,7 @@ mod run {
                 iterations: options.rounds as u64
                     * options.iterations.div_ceil(options.rounds as u64),
                 rounds: options.rounds,
-                cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+                cpus,
                 load: (load_before, load_average()),
                 wall: started.elapsed(),
             },
