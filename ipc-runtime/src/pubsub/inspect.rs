@@ -78,7 +78,7 @@ pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
             generation,
             pid: slot.pid.load(Ordering::Relaxed),
             alive: probe(&topic, Role::Subscriber, s, generation) == Probe::Alive,
-            count: slot.received.load(Ordering::Relaxed),
+            count: slot.received.0.load(Ordering::Relaxed),
             queued,
             heap: None,
         });

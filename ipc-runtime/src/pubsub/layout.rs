@@ -83,8 +83,9 @@ pub(crate) struct SubscriberSlot {
     pub _pad: u32,
     /// The subscriber waits here for data.
     pub word: WaitWord,
-    /// Samples taken (for tools).
-    pub received: AtomicU64,
+    /// Samples taken (for tools). On a line of its own: the subscriber writes it on every
+    /// receive, and the publisher reads `word` on every publish.
+    pub received: Line<AtomicU64>,
 }
 
 /// A cache line on its own, so the two sides of a queue do not false-share.

@@ -222,6 +222,7 @@ struct State<M, B: WaitBackend> {
     loans: u32,
     last_probe: Instant,
     scratch: Vec<u32>,
+    delivered: Vec<u32>,
     finished: bool,
     token: Option<Token>,
 }
@@ -327,6 +328,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
             loans: 0,
             last_probe: Instant::now(),
             scratch: Vec::new(),
+            delivered: Vec::new(),
             finished: false,
             token: Some(token),
         };
@@ -365,11 +367,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
     /// interval, or when `probe`) reclaim what dead subscribers held.
     fn maintain(&self, st: &mut State<M, B>, probe: bool) {
         self.drain_completions(st);
-        let epoch = self.topic.epoch();
-        if epoch != st.epoch {
-            st.epoch = epoch;
-            self.scan_subscribers(st);
-        }
+        self.refresh_subscribers(st);
         if probe || st.last_probe.elapsed() >= self.interval {
             st.last_probe = Instant::now();
             for s in 0..self.options().max_subscribers {
@@ -380,22 +378,38 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
         }
     }
 
+    /// The light part of housekeeping, on every publish: connect and disconnect subscribers
+    /// when someone arrived or left (one atomic load when nobody did).
+    #[inline]
+    fn refresh_subscribers(&self, st: &mut State<M, B>) {
+        let epoch = self.topic.epoch();
+        if epoch != st.epoch {
+            st.epoch = epoch;
+            self.scan_subscribers(st);
+        }
+    }
+
     fn drain_completions(&self, st: &mut State<M, B>) {
         for s in 0..self.options().max_subscribers {
-            let conn = &mut st.subs[s as usize];
-            if conn.generation == 0 {
-                continue;
-            }
-            let mut returned = std::mem::take(&mut st.scratch);
-            let completion = self.topic.completion(self.index, s);
-            let drained = completion.drain(&mut conn.completion_head, |i| returned.push(i));
-            for i in returned.drain(..) {
-                self.release_held(st, s, i, "completion queue");
-            }
-            st.scratch = returned;
-            if let Err(corrupt) = drained {
-                self.broken(st, s, "completion", corrupt);
-            }
+            self.drain_one(st, s);
+        }
+    }
+
+    /// Takes back what subscriber `s` returned.
+    fn drain_one(&self, st: &mut State<M, B>, s: u32) {
+        let conn = &mut st.subs[s as usize];
+        if conn.generation == 0 {
+            return;
+        }
+        let mut returned = std::mem::take(&mut st.scratch);
+        let completion = self.topic.completion(self.index, s);
+        let drained = completion.drain(&mut conn.completion_head, |i| returned.push(i));
+        for i in returned.drain(..) {
+            self.release_held(st, s, i, "completion queue");
+        }
+        st.scratch = returned;
+        if let Err(corrupt) = drained {
+            self.broken(st, s, "completion", corrupt);
         }
     }
 
@@ -511,7 +525,17 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
         let options = *self.options();
         let allowance = options.subscriber_capacity + options.max_borrowed;
         let queue = self.topic.delivery(self.index, s);
+        let mut drained = false;
         loop {
+            if !drained && st.subs[s as usize].held_count >= allowance {
+                // Returned samples are only taken back after publishing (off the latency path);
+                // count them before judging the subscriber.
+                self.drain_one(st, s);
+                drained = true;
+                if st.subs[s as usize].generation == 0 {
+                    return Ok(Delivered::Skipped);
+                }
+            }
             let conn = &mut st.subs[s as usize];
             let over_allowance = conn.held_count >= allowance;
             if !over_allowance && queue.push(&mut conn.tail, i)? {
@@ -596,6 +620,10 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
         if let Some(i) = st.free.pop() {
             return Ok(i);
         }
+        self.drain_completions(st);
+        if let Some(i) = st.free.pop() {
+            return Ok(i);
+        }
         self.maintain(st, true);
         st.free.pop().ok_or_else(|| Error::OutOfSamples {
             topic: self.topic.name.clone(),
@@ -610,8 +638,11 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
         // SAFETY: slot `i` is ours (refs == 1, not delivered yet).
         unsafe { (*st.pool.as_ptr().add(i as usize)).sequence = sequence };
         self.topic.publisher(self.index).sequence.store(sequence, Ordering::Relaxed);
-        let deadline = Instant::now() + self.block_timeout;
+        let mut deadline = None;
         let mut result = Ok(());
+        // Deliver to everyone first and wake afterwards, so the first subscribers' wake-up
+        // system calls do not delay the delivery to the others.
+        let mut delivered = std::mem::take(&mut st.delivered);
         for s in 0..self.options().max_subscribers {
             loop {
                 if st.subs[s as usize].generation == 0 {
@@ -619,11 +650,17 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
                 }
                 match self.deliver(st, s, i) {
                     Ok(Delivered::Yes) => {
-                        self.wake(st, s);
+                        delivered.push(s);
                         break;
                     }
                     Ok(Delivered::Skipped) => break,
                     Ok(Delivered::Full) => {
+                        // Those already served need not wait for the slow one.
+                        for s in delivered.drain(..) {
+                            self.wake(st, s);
+                        }
+                        let deadline =
+                            *deadline.get_or_insert_with(|| Instant::now() + self.block_timeout);
                         if let Err(err) = self.wait_for_space(st, s, deadline) {
                             result = Err(err);
                             break;
@@ -639,6 +676,10 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
                 break;
             }
         }
+        for s in delivered.drain(..) {
+            self.wake(st, s);
+        }
+        st.delivered = delivered;
         let history = self.options().history as usize;
         if history > 0 {
             st.refs[i as usize] += 1;
@@ -701,6 +742,9 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
         slot.heap_id.store(0, Ordering::Relaxed);
         slot.state.store(FREE, Ordering::Release);
         self.topic.bump_epoch();
+        // Our waiters live until the last `Arc` goes, which may be never if the process exits
+        // first; nobody needs to wake us any more, so remove what they put in the file system.
+        self.topic.clean_channels(Role::Publisher, self.index, self.generation);
         drop(st.token.take());
         self.topic.leave();
         true
@@ -713,14 +757,23 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
     /// mapping of our heap keeps it alive). Once our token is gone, whoever finds the slot dead
     /// reclaims it and removes the heap segment and, if nobody is left, the topic.
     fn abandon(&self) {
-        // Another thread may hold the lock while the process exits; do not wait for it forever.
+        // The service thread may be finishing right now (its critical sections are short):
+        // wait for it, so the process does not exit half-way through its cleanup. But another
+        // thread could hold the lock for long (blocked publishing), so not forever.
         let mut guard = None;
-        for _ in 0..1000 {
-            if let Ok(st) = self.state.try_lock() {
-                guard = Some(st);
-                break;
+        let give_up = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < give_up {
+            match self.state.try_lock() {
+                Ok(st) => {
+                    guard = Some(st);
+                    break;
+                }
+                Err(std::sync::TryLockError::Poisoned(p)) => {
+                    guard = Some(p.into_inner());
+                    break;
+                }
+                Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
             }
-            std::thread::yield_now();
         }
         let Some(mut st) = guard else { return };
         // Perhaps everything came back since the last housekeeping: then finish properly.
@@ -776,12 +829,15 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
     pub fn publish(&self, message: M) -> Result<()> {
         let shared = &*self.shared;
         let mut st = shared.lock();
-        shared.maintain(&mut st, false);
+        shared.refresh_subscribers(&mut st);
         let i = shared.take_slot(&mut st)?;
         // SAFETY: slot `i` was free: no one references it; we initialise it and hold one ref.
         unsafe { (*st.pool.as_ptr().add(i as usize)).value.write(message) };
         st.refs[i as usize] = 1;
-        shared.publish_slot(&mut st, i)
+        let result = shared.publish_slot(&mut st, i);
+        // Bookkeeping after delivery, off the subscribers' critical path.
+        shared.drain_completions(&mut st);
+        result
     }
 
     /// Loans a slot initialised with `M::default()`, to build the message in place.
@@ -799,7 +855,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
         if st.loans >= MAX_LOANS {
             return Err(Error::LoanLimit { topic: shared.topic.name.clone(), max: MAX_LOANS });
         }
-        shared.maintain(&mut st, false);
+        shared.refresh_subscribers(&mut st);
         let i = shared.take_slot(&mut st)?;
         st.loans += 1;
         // SAFETY: `i` < pool_len, inside our pool.
@@ -812,8 +868,10 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
         let mut st = shared.lock();
         st.loans -= 1;
         st.refs[i as usize] = 1;
-        shared.maintain(&mut st, false);
-        shared.publish_slot(&mut st, i)
+        shared.refresh_subscribers(&mut st);
+        let result = shared.publish_slot(&mut st, i);
+        shared.drain_completions(&mut st);
+        result
     }
 
     pub(crate) fn return_loan(&self, i: u32, initialized: bool) {

@@ -50,6 +50,8 @@ pub struct Subscriber<M: ShmMessage, B: WaitBackend = DefaultBackend> {
     state: Mutex<State<B>>,
     /// One thread at a time sleeps on `waiter` (the backend contract); others queue here.
     sleeper: Mutex<()>,
+    /// Whether the topic's overflow policy is `Block` (publishers may wait for us to pop).
+    block: bool,
     spin: u32,
     interval: Duration,
     fail_without_publishers: bool,
@@ -131,11 +133,12 @@ impl<M: ShmMessage, B: WaitBackend> SubscriberBuilder<M, B> {
             }
         };
         slot.pid.store(std::process::id(), Ordering::Relaxed);
-        slot.received.store(0, Ordering::Relaxed);
+        slot.received.0.store(0, Ordering::Relaxed);
         slot.state.store(ACTIVE, Ordering::Release);
         drop(lock);
         topic.bump_epoch();
         let max_publishers = topic.layout.options.max_publishers;
+        let block = topic.layout.options.overflow == super::options::Overflow::Block;
         let subscriber = Subscriber {
             topic,
             index,
@@ -150,6 +153,7 @@ impl<M: ShmMessage, B: WaitBackend> SubscriberBuilder<M, B> {
                 seen_publisher: false,
             }),
             sleeper: Mutex::new(()),
+            block,
             spin: self.spin,
             interval: self.interval,
             fail_without_publishers: self.fail_without_publishers,
@@ -358,7 +362,10 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                     continue;
                 }
             };
-            if let Some(waker) = &conn.space_waker {
+            // Only a publisher of a `Block` topic ever waits for room.
+            if self.block
+                && let Some(waker) = &conn.space_waker
+            {
                 let _ = wait::notify::<B>(waker, &self.topic.publisher(p as u32).space);
             }
             if i >= conn.pool_len {
@@ -373,7 +380,9 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             let generation = conn.generation;
             st.borrowed += 1;
             st.next = p + 1;
-            self.topic.subscriber(self.index).received.fetch_add(1, Ordering::Relaxed);
+            // Only we write this counter (tools read it): no read-modify-write needed.
+            let received = &self.topic.subscriber(self.index).received.0;
+            received.store(received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             return Ok(Some(Sample {
                 subscriber: self,
                 slot,

@@ -372,8 +372,9 @@ impl Topic {
         format!("{}.topic.{}.{}{index}.{generation}{suffix}", self.domain, self.name, role.letter())
     }
 
-    /// Removes what a dead participant's wait channels left behind (socket files and such).
-    fn clean_channels(&self, role: Role, index: u32, generation: u32) {
+    /// Removes what a participant's wait channels leave behind (socket files and such): for
+    /// dead participants, and for a publisher that finished while its waiters still exist.
+    pub fn clean_channels(&self, role: Role, index: u32, generation: u32) {
         let suffixes: &[&str] = match role {
             Role::Publisher => &[".service", ".space"],
             Role::Subscriber => &[""],
