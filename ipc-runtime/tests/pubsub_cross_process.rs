@@ -540,11 +540,14 @@ fn garbage_in_a_completion_queue_is_rejected() {
             let (publisher, scribbled_at) = (first.publisher_index(), first.sequence());
             drop(first);
             subscriber.debug_scribble_completion(publisher, &[u32::MAX, 1_000_000, 3, 3, 3], false);
-            // Anything published after the scribble proves the publisher has drained it.
+            // At the scribble, at most 16 samples (up to `scribbled_at + 16`) were queued for
+            // us; `scribbled_at + 17` was delivered after it, and the publisher drains returned
+            // samples after each delivery, so receiving `scribbled_at + 18` proves it has read
+            // the garbage.
             loop {
                 let sample =
                     subscriber.receive_timeout(Duration::from_secs(30)).unwrap().expect("more");
-                if sample.sequence() > scribbled_at + 16 {
+                if sample.sequence() > scribbled_at + 17 {
                     break;
                 }
             }
