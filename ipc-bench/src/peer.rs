@@ -168,11 +168,19 @@ pub fn say(line: &str) -> Result<()> {
 }
 
 /// Pins the calling thread (and the threads it starts later) to `cpu`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn pin(cpu: usize) -> Result<()> {
     let mut set = rustix::thread::CpuSet::new();
     set.set(cpu);
     rustix::thread::sched_setaffinity(None, &set)
         .map_err(|e| format!("pinning to CPU {cpu}: {e}").into())
+}
+
+/// Pinning needs `sched_setaffinity`, which this platform lacks (macOS only has affinity
+/// hints): `--pin` is refused with an error saying so.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn pin(cpu: usize) -> Result<()> {
+    Err(format!("--pin (CPU {cpu}): pinning is supported on Linux only").into())
 }
 
 /// In a peer: pins it if the parent said so.

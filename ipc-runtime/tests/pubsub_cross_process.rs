@@ -320,6 +320,70 @@ fn samples_outlive_the_publisher_process() {
     }
 }
 
+/// The window between a lingering publisher handing over in `exit` (its token gone) and its
+/// process being gone: a subscriber that leaves right then must still remove the publisher's
+/// heap (it waits for the process to finish dying), or nobody would.
+#[test]
+fn subscriber_leaving_while_the_publisher_exits_leaves_nothing() {
+    let test = "subscriber_leaving_while_the_publisher_exits_leaves_nothing";
+    const N: u64 = 5;
+    match support::role().as_deref() {
+        None => {
+            let domain = support::unique_domain("exitrace");
+            let marker = std::env::temp_dir().join(format!("exit-pause-{domain}"));
+            let _ = std::fs::remove_file(&marker);
+            let mut sub = spawn_held_role(test, "sub", &domain, &[]);
+            let mut sub_out = stdout_lines(&mut sub);
+            assert!(wait_for_line(&mut sub_out, "ready"));
+            let publisher = support::spawn_role(
+                test,
+                "pub",
+                &domain,
+                &[("IPC_TEST_PAUSE_IN_EXIT", marker.display().to_string())],
+            );
+            assert!(
+                support::wait_until(Duration::from_secs(30), || marker.exists()),
+                "the publisher never reached its exit pause"
+            );
+            // The publisher is in `exit`, its token gone: now the subscriber reads and leaves.
+            let stdin = sub.stdin.as_mut().unwrap();
+            writeln!(stdin, "go").unwrap();
+            stdin.flush().unwrap();
+            assert!(wait_for_line(&mut sub_out, "leaving"), "subscriber did not get to leave");
+            std::fs::remove_file(&marker).unwrap();
+            let out = publisher.wait_with_output().unwrap();
+            support::assert_success("publisher", &out);
+            let (status, stdout, stderr) = finish(sub, Some(sub_out));
+            assert!(status.success(), "subscriber failed: {stdout}\n{stderr}");
+            support::assert_clean(&domain);
+        }
+        Some("pub") => {
+            let publisher =
+                Publisher::<Tagged>::builder("exitrace").subscriber_capacity(8).create().unwrap();
+            wait_for_subscribers(&publisher, 1);
+            for seq in 1..=N {
+                publisher.publish(Tagged(1, seq)).unwrap();
+            }
+            // Dropped with every sample still queued: the publisher lingers into `exit`.
+        }
+        Some("sub") => {
+            let subscriber =
+                Subscriber::<Tagged>::builder("exitrace").subscriber_capacity(8).create().unwrap();
+            println!("ready");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            for seq in 1..=N {
+                let sample =
+                    subscriber.receive_timeout(Duration::from_secs(30)).unwrap().expect("lost");
+                assert_eq!(sample.1, seq);
+            }
+            println!("leaving");
+            drop(subscriber);
+        }
+        Some(other) => panic!("unknown role {other}"),
+    }
+}
+
 #[test]
 fn two_publishers_one_subscriber() {
     let test = "two_publishers_one_subscriber";

@@ -49,7 +49,7 @@
 
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::domain;
@@ -539,19 +539,30 @@ fn take_token(heap: &Heap) {
 static TOKEN_PATHS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
 
 /// Number of dropped publishers whose samples are still out in other processes.
-static LINGERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+
+/// Set when the exit hook of [`remove_at_exit`] has run.
+static EXITED: AtomicBool = AtomicBool::new(false);
 
 /// While a dropped publisher still has samples out, the heap's segment must survive the
 /// process's exit (its liveness token still goes), because other processes may still need to
 /// map it to read samples queued for them; whoever next finds the process dead removes the
-/// segment ([`remove_if_dead`]). Pair with [`linger_end`].
+/// segment ([`remove_once_dead`]). Pair with [`linger_end`].
 pub(crate) fn linger_begin() {
-    LINGERING.fetch_add(1, Ordering::AcqRel);
+    LINGERING.fetch_add(1, Ordering::SeqCst);
 }
 
-/// The lingering publisher got all its samples back.
+/// The lingering publisher got all its samples back. If that happens after the exit hook had
+/// to leave the heap in place (a service thread finishing during `exit`), the name goes now.
 pub(crate) fn linger_end() {
-    LINGERING.fetch_sub(1, Ordering::AcqRel);
+    // SeqCst pairs with the exit hook's store-then-load: at least one of the two sees the
+    // other, so the name is removed at least once (a second removal finds nothing).
+    if LINGERING.fetch_sub(1, Ordering::SeqCst) == 1
+        && EXITED.load(Ordering::SeqCst)
+        && let Some(heap) = DEFAULT.get()
+    {
+        let _ = Segment::unlink(heap.name());
+    }
 }
 
 /// Makes this process's default heap outlive it for as long as process `pid` lives, so that a
@@ -595,11 +606,34 @@ pub fn remove_if_dead(domain: &str, id: u64) -> bool {
     dead
 }
 
+/// Like [`remove_if_dead`], for a heap whose owner is known to be on its way out (its
+/// publisher's token is gone, which happens only in `exit`): waits up to `patience` for the
+/// process to finish dying, so that the heap's name is not left behind by someone who looked a
+/// moment too early. Returns whether the heap was removed.
+pub(crate) fn remove_once_dead(domain: &str, id: u64, patience: std::time::Duration) -> bool {
+    let give_up = std::time::Instant::now() + patience;
+    loop {
+        if remove_if_dead(domain, id) {
+            return true;
+        }
+        if std::time::Instant::now() >= give_up {
+            tracing::warn!(
+                domain,
+                heap = id,
+                "the heap of an exiting publisher outlived the wait for its owner; the next process to create a heap in this domain removes it"
+            );
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Removes the heap's name (and its liveness token) when the process exits normally; crashed
 /// processes' heaps are removed by whoever finds them dead ([`remove_if_dead`]).
 fn remove_at_exit(name: SegmentName) {
     crate::liveness::on_exit(Box::new(move || {
-        if LINGERING.load(Ordering::Acquire) == 0 {
+        EXITED.store(true, Ordering::SeqCst);
+        if LINGERING.load(Ordering::SeqCst) == 0 {
             let _ = Segment::unlink(&name);
         }
         let tokens =

@@ -784,6 +784,24 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
         st.finished = true;
         self.topic.bump_epoch();
         drop(st.token.take());
+        drop(st);
+        #[cfg(not(miri))]
+        exit_pause_point();
+    }
+}
+
+/// Hook for tests: in `exit`, after a lingering publisher handed over (its token is gone, its
+/// process not yet), wait until the test removes the marker file named by
+/// `IPC_TEST_PAUSE_IN_EXIT` (at most 30 s), so a test can look at the topic in that window.
+#[cfg(not(miri))]
+fn exit_pause_point() {
+    if let Ok(path) = std::env::var("IPC_TEST_PAUSE_IN_EXIT") {
+        let path = std::path::PathBuf::from(path);
+        let _ = std::fs::write(&path, b"paused");
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while path.exists() && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 

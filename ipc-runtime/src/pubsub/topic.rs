@@ -469,7 +469,9 @@ impl Topic {
             return;
         }
         let Some(domain) = self.publisher_heap_domain(index) else { return };
-        crate::heap::remove_if_dead(&domain, id);
+        // A publisher's token dies before its process only in `exit` (the slot is freed first
+        // otherwise), so a heap still alive here belongs to a process about to be gone.
+        crate::heap::remove_once_dead(&domain, id, std::time::Duration::from_secs(2));
     }
 
     /// The domain of publisher `index`'s heap, as it recorded it.
