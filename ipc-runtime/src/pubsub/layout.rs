@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! SegmentHeader (64)
-//! TopicHeader                      fingerprint, type name, options, backend, connect epoch
+//! TopicHeader                      fingerprint, type name, options, backend, connect epoch,
+//!                                  the subscribers' shared wait word
 //! PublisherSlot × max_publishers   state, generation, pid, heap + sample pool, wait words
 //! SubscriberSlot × max_subscribers state, generation, pid, wait word
 //! Pair × (max_publishers × max_subscribers)
@@ -23,7 +24,7 @@ use crate::segment::HEADER_SIZE;
 use crate::wait::WaitWord;
 
 /// Version of this layout; bumped whenever it changes.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 
 /// Extra pool slots for samples loaned but not yet published.
 pub(crate) const MAX_LOANS: u32 = 4;
@@ -54,6 +55,10 @@ pub(crate) struct TopicHeader {
     pub options: WireOptions,
     /// Bumped whenever a participant arrives or leaves; everyone re-scans when it moves.
     pub connect_epoch: AtomicU64,
+    /// With a [`BROADCAST`](crate::wait::WaitBackend::BROADCAST) backend, every subscriber
+    /// sleeps here (registered on its own slot's word), so a publish wakes them all with one
+    /// call. On a line of its own: publishers write it whenever someone sleeps.
+    pub data: Line<WaitWord>,
 }
 
 #[repr(C, align(64))]
@@ -81,7 +86,8 @@ pub(crate) struct SubscriberSlot {
     pub generation: AtomicU32,
     pub pid: AtomicU32,
     pub _pad: u32,
-    /// The subscriber waits here for data.
+    /// The subscriber registers here when it sleeps for data (and sleeps here too, unless the
+    /// backend broadcasts: see [`TopicHeader::data`]).
     pub word: WaitWord,
     /// Samples taken (for tools). On a line of its own: the subscriber writes it on every
     /// receive, and the publisher reads `word` on every publish.

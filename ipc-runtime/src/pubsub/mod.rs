@@ -20,6 +20,11 @@
 //!   [`Error::IncompatibleOptions`](crate::Error::IncompatibleOptions) naming the option. A
 //!   participant whose message type has another fingerprint gets
 //!   [`Error::TypeMismatch`](crate::Error::TypeMismatch) naming both types.
+//! * **Waking.** A subscriber blocked in `receive` registers on its slot's wait word; a publish
+//!   wakes only subscribers that are registered. With a backend that sleeps on the word itself
+//!   ([`WaitBackend::BROADCAST`](crate::wait::WaitBackend::BROADCAST): futex, spin, polling),
+//!   every subscriber sleeps on one topic-wide word, so a publish wakes all of them with one
+//!   system call rather than one per subscriber. Other backends get one wake per subscriber.
 //! * **Any start order.** Subscribers may come first; publishers and subscribers come and go.
 //!   Late joiners get the last `history` messages.
 //! * **Crash safety.** Every participant holds a [liveness token](crate::liveness). A publisher

@@ -241,6 +241,8 @@ struct Shared<M, B: WaitBackend> {
     service_waiter: B::Waiter,
     service_waker: B::Waker,
     space_waiter: B::Waiter,
+    /// With a broadcasting backend: wakes every subscriber sleeping on the topic's word.
+    broadcast_waker: Option<B::Waker>,
 }
 
 // SAFETY: the pool pointer refers to this process's heap, which lives as long as the process;
@@ -288,9 +290,17 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
                 &slot.space,
             )?;
             let waker = B::waker(&service_channel, &slot.service)?;
-            Ok((service, space, waker))
+            let broadcast = if B::BROADCAST {
+                Some(B::waker(
+                    &topic.channel(Role::Publisher, index, generation, ".data"),
+                    topic.data_word(),
+                )?)
+            } else {
+                None
+            };
+            Ok((service, space, waker, broadcast))
         });
-        let (service_waiter, space_waiter, service_waker) = match waiters {
+        let (service_waiter, space_waiter, service_waker, broadcast_waker) = match waiters {
             Ok(all) => all,
             Err(e) => {
                 heap.free(pool_ptr);
@@ -345,6 +355,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
             service_waiter,
             service_waker,
             space_waiter,
+            broadcast_waker,
         });
         shared.maintain(&mut shared.lock(), false);
         let service = Arc::clone(&shared);
@@ -466,10 +477,12 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
         pair.sub_generation.store(generation, Ordering::Release);
         // Late joiner: hand it the history.
         let history: Vec<u32> = st.history.iter().copied().collect();
+        let mut delivered = false;
         for i in history {
-            if let Ok(Delivered::Yes) = self.deliver(st, s, i) {
-                self.wake(st, s);
-            }
+            delivered |= matches!(self.deliver(st, s, i), Ok(Delivered::Yes));
+        }
+        if delivered {
+            self.wake(st, &mut vec![s]);
         }
     }
 
@@ -558,12 +571,27 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
         }
     }
 
-    fn wake(&self, st: &State<M, B>, s: u32) {
-        if let Some(waker) = &st.subs[s as usize].waker
-            && let Err(err) = wait::notify::<B>(waker, &self.topic.subscriber(s).word)
-        {
-            tracing::warn!(topic = %self.topic.name, subscriber = s, %err, "wake-up failed");
+    /// Wakes those of subscribers `delivered` that sleep, and empties the list. With a
+    /// broadcasting backend that is one call on the topic's word, whatever their number.
+    fn wake(&self, st: &State<M, B>, delivered: &mut Vec<u32>) {
+        if delivered.is_empty() {
+            return;
         }
+        if let Some(waker) = &self.broadcast_waker {
+            let words = delivered.iter().map(|&s| &self.topic.subscriber(s).word);
+            if let Err(err) = wait::notify_any::<B>(waker, self.topic.data_word(), words) {
+                tracing::warn!(topic = %self.topic.name, %err, "wake-up failed");
+            }
+        } else {
+            for &s in delivered.iter() {
+                if let Some(waker) = &st.subs[s as usize].waker
+                    && let Err(err) = wait::notify::<B>(waker, &self.topic.subscriber(s).word)
+                {
+                    tracing::warn!(topic = %self.topic.name, subscriber = s, %err, "wake-up failed");
+                }
+            }
+        }
+        delivered.clear();
     }
 
     /// `Overflow::Block`: waits until subscriber `s` has room, has gone, or the deadline passes.
@@ -656,9 +684,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
                     Ok(Delivered::Skipped) => break,
                     Ok(Delivered::Full) => {
                         // Those already served need not wait for the slow one.
-                        for s in delivered.drain(..) {
-                            self.wake(st, s);
-                        }
+                        self.wake(st, &mut delivered);
                         let deadline =
                             *deadline.get_or_insert_with(|| Instant::now() + self.block_timeout);
                         if let Err(err) = self.wait_for_space(st, s, deadline) {
@@ -676,9 +702,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Shared<M, B> {
                 break;
             }
         }
-        for s in delivered.drain(..) {
-            self.wake(st, s);
-        }
+        self.wake(st, &mut delivered);
         st.delivered = delivered;
         let history = self.options().history as usize;
         if history > 0 {

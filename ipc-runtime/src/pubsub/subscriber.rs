@@ -442,6 +442,10 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
 
     fn receive_until(&self, deadline: Option<Instant>) -> Result<Option<Sample<'_, M, B>>> {
         let word = &self.topic.subscriber(self.index).word;
+        // A broadcasting backend lets every subscriber sleep on the topic's word, so that a
+        // publish wakes them all with one call; we still register on our own word, which is
+        // what the publisher checks.
+        let sleep_on = if B::BROADCAST { self.topic.data_word() } else { word };
         loop {
             if let Some(sample) = self.try_receive()? {
                 return Ok(Some(sample));
@@ -454,7 +458,14 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             };
             let ready = {
                 let _sleeper = self.sleeper.lock().unwrap_or_else(PoisonError::into_inner);
-                wait::wait_until::<B>(&self.waiter, word, slice, self.spin, || self.has_data())?
+                wait::wait_until_shared::<B>(
+                    &self.waiter,
+                    word,
+                    sleep_on,
+                    slice,
+                    self.spin,
+                    || self.has_data(),
+                )?
             };
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return self.try_receive();
@@ -508,6 +519,12 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     pub fn cleanup(&self) -> Result<()> {
         self.publishers_alive();
         Ok(())
+    }
+
+    /// Whether a thread of this subscriber is asleep (registered) waiting for data (tests).
+    #[cfg(test)]
+    pub(crate) fn sleeping(&self) -> bool {
+        self.topic.subscriber(self.index).word.waiters() != 0
     }
 
     /// Test seam: behaves like a buggy or hostile subscriber by writing `values` into its

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::prelude::*;
-use crate::wait::{Spin, WaitBackend};
+use crate::wait::{DefaultBackend, Polling, Spin, WaitBackend};
 
 fn domain(test: &str) -> String {
     format!("ut{}-ps-{test}", std::process::id())
@@ -124,6 +124,52 @@ fn spin_backend_works_end_to_end() {
             assert_eq!(*sample, i);
         }
     });
+}
+
+/// Three subscribers asleep in `receive` are all woken by one publish: with a broadcasting
+/// backend through the topic's shared word (one wake call), otherwise one wake each.
+fn one_publish_wakes_every_sleeper<B: WaitBackend>(tag: &str) {
+    let d = domain(tag);
+    let subscribers: Vec<_> = (0..3)
+        .map(|_| Subscriber::<u64>::builder("wake").domain(&d).backend::<B>().create().unwrap())
+        .collect();
+    let publisher = Publisher::<u64>::builder("wake").domain(&d).backend::<B>().create().unwrap();
+    std::thread::scope(|s| {
+        let receivers: Vec<_> = subscribers
+            .iter()
+            .map(|sub| {
+                s.spawn(move || {
+                    let start = std::time::Instant::now();
+                    let value = *sub.receive_timeout(Duration::from_secs(30)).unwrap().unwrap();
+                    // At the deadline `receive_timeout` looks once more and would find the
+                    // message even if nobody woke it.
+                    assert!(start.elapsed() < Duration::from_secs(20), "{}: slept on", B::NAME);
+                    value
+                })
+            })
+            .collect();
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while !subscribers.iter().all(|sub| sub.sleeping()) {
+            assert!(std::time::Instant::now() < end, "{}: subscribers never slept", B::NAME);
+            std::thread::yield_now();
+        }
+        publisher.publish(42).unwrap();
+        for receiver in receivers {
+            assert_eq!(receiver.join().unwrap(), 42, "{}", B::NAME);
+        }
+    });
+    drop(publisher);
+    drop(subscribers);
+    assert_clean(&d);
+}
+
+#[test]
+fn one_publish_wakes_every_sleeping_subscriber() {
+    one_publish_wakes_every_sleeper::<DefaultBackend>("wake-default");
+    one_publish_wakes_every_sleeper::<Spin>("wake-spin");
+    one_publish_wakes_every_sleeper::<Polling>("wake-polling");
+    #[cfg(unix)]
+    one_publish_wakes_every_sleeper::<crate::wait::UnixSocket>("wake-socket");
 }
 
 #[test]

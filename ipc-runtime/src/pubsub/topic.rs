@@ -10,7 +10,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
 use super::layout::{
-    CLAIMED, FREE, LAYOUT_VERSION, Layout, PairHeader, PublisherSlot, SubscriberSlot,
+    CLAIMED, FREE, LAYOUT_VERSION, Layout, Line, PairHeader, PublisherSlot, SubscriberSlot,
     TYPE_NAME_CAP, TopicHeader,
 };
 use super::options::{OptionRequest, TopicOptions};
@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::liveness::{self, FileLock, Token};
 use crate::message::ShmMessage;
 use crate::segment::{Access, Segment, SegmentKind, SegmentName};
-use crate::wait::WaitBackend;
+use crate::wait::{WaitBackend, WaitWord};
 
 /// Which side of a topic a participant is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +158,7 @@ impl Topic {
             type_name: stored_name,
             options: options.to_wire(),
             connect_epoch: Default::default(),
+            data: Line(WaitWord::new()),
         };
         let segment = Segment::create_with(
             crate::segment::platform(),
@@ -340,6 +341,12 @@ impl Topic {
 
     pub fn epoch(&self) -> u64 {
         self.header().connect_epoch.load(Ordering::Acquire)
+    }
+
+    /// The word every subscriber sleeps on when the backend broadcasts
+    /// ([`TopicHeader::data`]).
+    pub fn data_word(&self) -> &WaitWord {
+        &self.header().data.0
     }
 
     pub fn bump_epoch(&self) {

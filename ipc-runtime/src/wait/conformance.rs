@@ -31,6 +31,7 @@ pub fn run<B: WaitBackend>() {
     times_out::<B>();
     wakes_before_the_timeout::<B>();
     waker_made_before_the_waiter::<B>();
+    one_wake_reaches_every_sleeper::<B>();
     flood_of_wakes_never_blocks::<B>();
     stale_objects_are_replaced_and_cleaned::<B>();
     ping_pong::<B>(if cfg!(miri) { 20 } else { 2_000 });
@@ -150,6 +151,52 @@ pub fn wakes_before_the_timeout<B: WaitBackend>() {
             .unwrap();
         assert!(ok, "{}: not woken", B::NAME);
         assert!(start.elapsed() < Duration::from_secs(20), "{}: slept to the deadline", B::NAME);
+    });
+}
+
+/// For a [`BROADCAST`](WaitBackend::BROADCAST) backend: one `wake` reaches every thread
+/// sleeping on the word, each registered under its own channel. Does nothing for others.
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::one_wake_reaches_every_sleeper::<ipc_runtime::wait::Spin>();
+/// ```
+pub fn one_wake_reaches_every_sleeper<B: WaitBackend>() {
+    if !B::BROADCAST {
+        return;
+    }
+    const SLEEPERS: u32 = 3;
+    let word = WaitWord::new();
+    let about_to_sleep = AtomicU32::new(0);
+    let waker = B::waker(&unique_channel("broadcast-waker"), &word).unwrap();
+    std::thread::scope(|s| {
+        let sleepers: Vec<_> = (0..SLEEPERS)
+            .map(|_| {
+                s.spawn(|| {
+                    let waiter = B::waiter(&unique_channel("broadcast"), &word).unwrap();
+                    let observed = word.seq().load(Ordering::SeqCst);
+                    about_to_sleep.fetch_add(1, Ordering::SeqCst);
+                    let start = Instant::now();
+                    // `wait` may return spuriously: sleep again until the sequence moves.
+                    while word.seq().load(Ordering::SeqCst) == observed {
+                        let left = Duration::from_secs(30).saturating_sub(start.elapsed());
+                        assert!(!left.is_zero(), "{}: a sleeper was never woken", B::NAME);
+                        B::wait(&waiter, &word, observed, Some(left)).unwrap();
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        while about_to_sleep.load(Ordering::SeqCst) < SLEEPERS {
+            std::thread::yield_now();
+        }
+        word.seq().fetch_add(1, Ordering::SeqCst);
+        B::wake(&waker, &word).unwrap();
+        for sleeper in sleepers {
+            let slept = sleeper.join().unwrap();
+            assert!(slept < Duration::from_secs(20), "{}: one wake did not reach all", B::NAME);
+        }
     });
 }
 

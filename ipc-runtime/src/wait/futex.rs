@@ -18,6 +18,7 @@ pub struct Futex;
 impl WaitBackend for Futex {
     const NAME: &'static str = "futex";
     const ID: u32 = 1;
+    const BROADCAST: bool = true;
     type Waiter = ();
     type Waker = ();
 

@@ -18,6 +18,10 @@
 //! | [`Spin`] | busy-poll the word (lowest latency, burns a core while waiting) | all |
 //! | [`Polling`] | sleep with exponential back-off (50 µs → 1 ms) | all |
 //!
+//! Backends that sleep on the word itself (futex, spin, polling) are
+//! [`BROADCAST`](WaitBackend::BROADCAST): one wake reaches every thread sleeping on a word,
+//! which publish/subscribe uses to wake all of a topic's subscribers with one call.
+//!
 //! The default ([`DefaultBackend`]) blocks without spinning on every platform: the futex on
 //! Linux, event objects on Windows, Unix domain sockets on other Unix systems (macOS, which has
 //! no public cross-process futex; that combination is compiled but not run by CI).
@@ -166,6 +170,14 @@ pub trait WaitBackend: Send + Sync + 'static {
     /// Identifier recorded in shared structures so that participants using different
     /// mechanisms on one channel are refused. Built-in backends use 1–99; pick ≥ 1000 for yours.
     const ID: u32;
+    /// Whether [`wait`](WaitBackend::wait) sleeps on the word itself and
+    /// [`wake`](WaitBackend::wake) wakes every thread sleeping on it, whatever channel each
+    /// registered under (true of the futex, spin and polling backends). Then several waiters can
+    /// share one word and a single `wake` reaches them all: publish/subscribe uses this to wake
+    /// every sleeping subscriber of a topic with one call instead of one per subscriber.
+    /// Backends with an OS object per waiter (sockets, event objects, pipes) keep the default,
+    /// `false`.
+    const BROADCAST: bool = false;
     /// Process-local state of the waiting side.
     type Waiter: Send + Sync + fmt::Debug;
     /// Process-local state of a waking side, one per channel it wakes.
@@ -231,12 +243,24 @@ pub fn builtin_backend(id: u32) -> Option<(&'static str, ChannelCleanup)> {
 /// change visible (for example after pushing to a queue).
 #[inline]
 pub fn notify<B: WaitBackend>(waker: &B::Waker, word: &WaitWord) -> Result<()> {
+    notify_any::<B>(waker, word, std::iter::once(word))
+}
+
+/// [`notify`] for waiters that register on words of their own but sleep on one `shared` word
+/// ([`wait_until_shared`], [`WaitBackend::BROADCAST`] backends only): wakes everyone on
+/// `shared`, with one call, if any of `registered` has a waiter.
+#[inline]
+pub(crate) fn notify_any<'w, B: WaitBackend>(
+    waker: &B::Waker,
+    shared: &WaitWord,
+    mut registered: impl Iterator<Item = &'w WaitWord>,
+) -> Result<()> {
     // Pairs with the SeqCst increment of `waiters` in `wait_until`: either the waiter sees our
     // change when it re-checks, or we see it registered and wake it.
     fence(Ordering::SeqCst);
-    if word.waiters.load(Ordering::SeqCst) != 0 {
-        word.seq.fetch_add(1, Ordering::SeqCst);
-        B::wake(waker, word)?;
+    if registered.any(|word| word.waiters.load(Ordering::SeqCst) != 0) {
+        shared.seq.fetch_add(1, Ordering::SeqCst);
+        B::wake(waker, shared)?;
     }
     Ok(())
 }
@@ -250,6 +274,21 @@ pub fn wait_until<B: WaitBackend>(
     word: &WaitWord,
     deadline: Option<Instant>,
     spin: u32,
+    ready: impl FnMut() -> bool,
+) -> Result<bool> {
+    wait_until_shared::<B>(waiter, word, word, deadline, spin, ready)
+}
+
+/// [`wait_until`] for a waiter that registers on its own word `mine` but sleeps on `shared`, a
+/// word other waiters sleep on too, so that one wake reaches them all ([`notify_any`];
+/// [`WaitBackend::BROADCAST`] backends only). Wakers check `mine` to learn whether anyone
+/// sleeps, so a waiter that died while registered costs only wakes on its own behalf.
+pub(crate) fn wait_until_shared<B: WaitBackend>(
+    waiter: &B::Waiter,
+    mine: &WaitWord,
+    shared: &WaitWord,
+    deadline: Option<Instant>,
+    spin: u32,
     mut ready: impl FnMut() -> bool,
 ) -> Result<bool> {
     for _ in 0..spin {
@@ -259,14 +298,16 @@ pub fn wait_until<B: WaitBackend>(
         std::hint::spin_loop();
     }
     loop {
-        let observed = word.seq.load(Ordering::SeqCst);
-        word.waiters.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence in `notify`: fence to fence, so that `ready()`'s loads (which
-        // need not be SeqCst) see the notifier's change whenever its load of `waiters` missed
-        // our registration. Free on x86 next to the locked add; required on weaker hardware.
+        // Read before registering: a wake after our registration moves `shared` past it.
+        let observed = shared.seq.load(Ordering::SeqCst);
+        mine.waiters.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `notify_any`: fence to fence, so that `ready()`'s loads
+        // (which need not be SeqCst) see the notifier's change whenever its load of `waiters`
+        // missed our registration. Free on x86 next to the locked add; required on weaker
+        // hardware.
         fence(Ordering::SeqCst);
         if ready() {
-            word.waiters.fetch_sub(1, Ordering::SeqCst);
+            mine.waiters.fetch_sub(1, Ordering::SeqCst);
             return Ok(true);
         }
         let timeout = match deadline {
@@ -274,13 +315,13 @@ pub fn wait_until<B: WaitBackend>(
             Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => Some(left),
                 _ => {
-                    word.waiters.fetch_sub(1, Ordering::SeqCst);
+                    mine.waiters.fetch_sub(1, Ordering::SeqCst);
                     return Ok(false);
                 }
             },
         };
-        let slept = B::wait(waiter, word, observed, timeout);
-        word.waiters.fetch_sub(1, Ordering::SeqCst);
+        let slept = B::wait(waiter, shared, observed, timeout);
+        mine.waiters.fetch_sub(1, Ordering::SeqCst);
         slept?;
         if ready() {
             return Ok(true);

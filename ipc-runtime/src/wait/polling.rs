@@ -19,6 +19,7 @@ const MAX_STEP: Duration = Duration::from_millis(1);
 impl WaitBackend for Polling {
     const NAME: &'static str = "polling";
     const ID: u32 = 5;
+    const BROADCAST: bool = true;
     type Waiter = ();
     type Waker = ();
 

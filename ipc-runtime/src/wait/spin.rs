@@ -16,6 +16,7 @@ pub struct Spin;
 impl WaitBackend for Spin {
     const NAME: &'static str = "spin";
     const ID: u32 = 3;
+    const BROADCAST: bool = true;
     type Waiter = ();
     type Waker = ();
 
