@@ -105,10 +105,17 @@ pub(crate) fn impls(cont: &Container<'_>) -> TokenStream {
     // Enum tags are plain integers of the representation's type. A value of such a type holds
     // no address and no handle, so copied byte for byte into another process it means the
     // same there.
+    let no_uninit = match &cont.data {
+        Data::Struct(fields) => struct_no_uninit(cont, fields),
+        // Tags and variants of different sizes leave room for padding: say no.
+        Data::Enum(_) => quote!(false),
+    };
+    let bool_ = prim(cont, "bool");
     quote! {
         #[automatically_derived]
         unsafe impl #impl_generics #krate::ShmSafe for #ident #ty_generics #where_clause {
             const LAYOUT_FINGERPRINT: #u64 = <Self as #krate::ShmMessage>::FINGERPRINT;
+            const NO_UNINIT: #bool_ = #no_uninit;
         }
 
         #[automatically_derived]
@@ -180,6 +187,21 @@ fn prim(cont: &Container<'_>, name: &str) -> TokenStream {
     let krate = cont.attrs.krate();
     let name = Ident::new(name, Span::call_site());
     quote!(#krate::__private::#name)
+}
+
+/// `ShmSafe::NO_UNINIT` of a struct: every field has no uninitialised byte and the fields'
+/// sizes add up to the struct's (no padding). Rejected fields (already reported) count as "no".
+fn struct_no_uninit(cont: &Container<'_>, fields: &[Field<'_>]) -> TokenStream {
+    let krate = cont.attrs.krate();
+    let p = quote!(#krate::__private);
+    if accepted(fields).count() != fields.len() {
+        return quote!(false);
+    }
+    let parts = fields.iter().map(|field| {
+        let ty = field.ty;
+        quote!((<#ty as #krate::ShmSafe>::NO_UNINIT, #p::size_of::<#ty>()),)
+    });
+    quote!(#p::no_uninit(&[#(#parts)*], #p::size_of::<Self>()))
 }
 
 /// The common head of every fingerprint: name, representation, size, alignment.

@@ -49,6 +49,7 @@
 #[cfg(test)]
 extern crate self as ipc_runtime;
 
+mod barrier;
 pub mod containers;
 pub mod domain;
 pub mod error;
@@ -56,10 +57,12 @@ pub mod event;
 pub mod heap;
 pub mod inspect;
 pub mod liveness;
+mod membership;
 pub mod message;
 pub mod ptr;
 pub mod pubsub;
 pub mod segment;
+mod spin;
 mod time;
 pub mod wait;
 
@@ -93,10 +96,11 @@ pub mod __private {
     //! may define `struct u64;`.
     pub use crate::message::fingerprint;
     pub use crate::message::fingerprint::{Part, field, variant_field};
+    pub use crate::message::no_uninit;
     pub use core;
     pub use core::convert::identity;
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::primitive::{
-        i8, i16, i32, i64, i128, isize, str, u8, u16, u32, u64, u128, usize,
+        bool, i8, i16, i32, i64, i128, isize, str, u8, u16, u32, u64, u128, usize,
     };
 }

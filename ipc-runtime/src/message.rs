@@ -74,6 +74,38 @@ pub unsafe trait ShmSafe: Sized + 'static {
     /// and derived types use their full [`ShmMessage::FINGERPRINT`].
     const LAYOUT_FINGERPRINT: u64 =
         fingerprint::layout(fingerprint::START, size_of::<Self>(), align_of::<Self>());
+
+    /// Whether every byte of every value is initialised: no padding, no uninitialised space
+    /// (bytemuck's `NoUninit`). Such a value can be copied as machine words, which is how
+    /// publish/subscribe carries small messages inside a ring entry.
+    ///
+    /// The default is `false`; `true` is part of the unsafe contract. Integers, floats,
+    /// `bool`, `char` and `()` are `true`, arrays of such types too, and
+    /// `#[derive(ShmMessage)]` computes it for structs (all fields `true` and no padding
+    /// between or after them).
+    ///
+    /// ```
+    /// use ipc_runtime::prelude::*;
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(C)]
+    /// struct Tight {
+    ///     a: u32,
+    ///     b: u32,
+    /// }
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(C)]
+    /// struct Padded {
+    ///     a: u8,
+    ///     b: u32,
+    /// }
+    ///
+    /// assert!(<Tight as ShmSafe>::NO_UNINIT);
+    /// assert!(!<Padded as ShmSafe>::NO_UNINIT);
+    /// assert!(<[f64; 3] as ShmSafe>::NO_UNINIT);
+    /// ```
+    const NO_UNINIT: bool = false;
 }
 
 /// A type that can be sent through a topic: [`ShmSafe`] plus a layout fingerprint and a name.
@@ -273,6 +305,7 @@ macro_rules! primitives {
         unsafe impl ShmSafe for $t {
             const LAYOUT_FINGERPRINT: u64 =
                 fingerprint::named(stringify!($t), size_of::<$t>(), align_of::<$t>());
+            const NO_UNINIT: bool = true;
         }
         impl ShmMessage for $t {
             const FINGERPRINT: u64 = <$t as ShmSafe>::LAYOUT_FINGERPRINT;
@@ -335,6 +368,25 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
         size_of::<Self>(),
         align_of::<Self>(),
     );
+    // Array elements are laid out back to back, with no padding between them.
+    const NO_UNINIT: bool = T::NO_UNINIT;
+}
+
+/// Whether a struct whose fields are `(NO_UNINIT, size)` and whose own size is `size` has no
+/// uninitialised byte: every field has none and they fill the struct exactly (for `repr(C)`,
+/// `repr(transparent)` and `repr(packed)`, the only representations the derive accepts, the
+/// fields do not overlap, so sizes adding up to the total leaves no room for padding).
+pub const fn no_uninit(fields: &[(bool, usize)], size: usize) -> bool {
+    let mut total = 0;
+    let mut i = 0;
+    while i < fields.len() {
+        if !fields[i].0 {
+            return false;
+        }
+        total += fields[i].1;
+        i += 1;
+    }
+    total == size
 }
 
 // SAFETY: zero-sized; carries no data.
@@ -371,6 +423,9 @@ macro_rules! tuples {
                 )+
                 fingerprint::layout(h, size_of::<Self>(), align_of::<Self>())
             };
+            // Elements never overlap: sizes adding up to the tuple's leave no padding.
+            const NO_UNINIT: bool =
+                $($name::NO_UNINIT &&)+ (0 $(+ size_of::<$name>())+) == size_of::<Self>();
         }
     )*};
 }

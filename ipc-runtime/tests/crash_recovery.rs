@@ -61,7 +61,11 @@ fn killed_subscribers_leak_nothing_and_never_block_the_publisher() {
             for round in 0..kills {
                 let mut sub = spawn_held_role(test, "sub", &domain, &[]);
                 let mut out = stdout_lines(&mut sub);
-                assert!(wait_for_line(&mut out, "holding"), "subscriber {round} did not start");
+                if !wait_for_line(&mut out, "holding") {
+                    sub.kill().unwrap();
+                    let (_, stdout, stderr) = finish(sub, Some(out));
+                    panic!("subscriber {round} did not start:\n{stdout}\n{stderr}");
+                }
                 sub.kill().unwrap();
                 let status = sub.wait().unwrap();
                 assert!(!status.success());

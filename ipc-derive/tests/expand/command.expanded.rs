@@ -3,6 +3,7 @@ const _: () = {
     #[automatically_derived]
     unsafe impl ::ipc_runtime::ShmSafe for Command {
         const LAYOUT_FINGERPRINT: ::ipc_runtime::__private::u64 = <Self as ::ipc_runtime::ShmMessage>::FINGERPRINT;
+        const NO_UNINIT: ::ipc_runtime::__private::bool = false;
     }
     #[automatically_derived]
     impl ::ipc_runtime::ShmMessage for Command {

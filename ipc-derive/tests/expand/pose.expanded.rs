@@ -7,6 +7,27 @@ const _: () = {
         T: Copy,
     {
         const LAYOUT_FINGERPRINT: ::ipc_runtime::__private::u64 = <Self as ::ipc_runtime::ShmMessage>::FINGERPRINT;
+        const NO_UNINIT: ::ipc_runtime::__private::bool = ::ipc_runtime::__private::no_uninit(
+            &[
+                (
+                    <f64 as ::ipc_runtime::ShmSafe>::NO_UNINIT,
+                    ::ipc_runtime::__private::size_of::<f64>(),
+                ),
+                (
+                    <f64 as ::ipc_runtime::ShmSafe>::NO_UNINIT,
+                    ::ipc_runtime::__private::size_of::<f64>(),
+                ),
+                (
+                    <ShmString as ::ipc_runtime::ShmSafe>::NO_UNINIT,
+                    ::ipc_runtime::__private::size_of::<ShmString>(),
+                ),
+                (
+                    <[T; N] as ::ipc_runtime::ShmSafe>::NO_UNINIT,
+                    ::ipc_runtime::__private::size_of::<[T; N]>(),
+                ),
+            ],
+            ::ipc_runtime::__private::size_of::<Self>(),
+        );
     }
     #[automatically_derived]
     impl<T: ::ipc_runtime::ShmSafe, const N: usize> ::ipc_runtime::ShmMessage

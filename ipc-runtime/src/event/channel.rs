@@ -1,16 +1,27 @@
-//! One event channel as a participant sees it: the mapped, validated segment, and the
-//! membership protocol (join, leave, reap the dead) shared by notifiers and listeners.
+//! One event channel as a participant sees it: the mapped, validated segment, joining and
+//! leaving it, and cleaning up after participants that died.
 //!
-//! Every change to *who is in* the channel happens under the channel's [`FileLock`]
-//! (`<domain>.lock.event.<name>`): creating or replacing the segment, claiming a slot, leaving,
-//! and probing tokens. Joins and leaves are rare, so one lock keeps the protocol simple and
-//! makes a crash at any point recoverable: the OS drops the lock with the process, and the next
-//! holder finds either a slot still `CLAIMING` (its claimer died; reaped) or a segment not
-//! marked ready (its creator died; replaced). Probing tokens only under the lock also matters
-//! for correctness: a probe that finds a token unlocked removes its file, which must never race
-//! with a joiner taking the same token over.
+//! The membership protocol is [`crate::membership`]'s, written once for topics and event
+//! channels, and [`Channel`] is its [`Registry`] (notifier and listener slots): the channel's
+//! lock (`<domain>.lock.event.<name>`), claiming a slot under it, generations and the liveness
+//! tokens named after them (`event.<name>.n3.<generation>` for notifier slot 3, `.l3.<...>`
+//! for listener slot 3), reaping slots whose token is no longer held, replacing a segment left
+//! half-created by a creator that died, and removal of the segment and the lock file by the
+//! last one out.
 //!
-//! Notifying and taking events never take the lock.
+//! What stays here is what is particular to events:
+//!
+//! * the `prepare` step of [`Channel::join`], run under the lock after a slot was claimed and
+//!   before it is activated (a listener resets its slot and creates its waiter there);
+//! * the epochs and counters in [`Shared`] that tell the other participants who came and went
+//!   (`listener_epoch`, `notifier_epoch`, `notifier_joins`, `notifier_deaths`);
+//! * what a dead participant leaves: a dead listener's wait channel (the backend's cleanup), and
+//!   the hint bits a notifier killed mid-notify did not set (restored after reaping it);
+//! * replacing a channel whose participants are all dead, and the
+//!   [`EventFull`](Error::EventFull) error (through [`Registry::full`]).
+//!
+//! Every change to who is in the channel, and every token probe, happens under the lock.
+//! Notifying and taking events never take it.
 
 use std::fmt;
 use std::mem::size_of;
@@ -18,15 +29,16 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::EventId;
-use super::layout::{ACTIVE, CLAIMING, Config, FREE, Layout, ListenerHead, NotifierSlot, Shared};
+use super::layout::{Config, Layout, ListenerHead, NotifierSlot, Shared};
 use crate::domain;
 use crate::error::{Error, Result};
-use crate::liveness::{self, FileLock, Token};
-use crate::segment::{Access, Segment, SegmentKind, SegmentName};
+use crate::liveness::{FileLock, Token};
+use crate::membership::{self, ACTIVE, CLAIMING, Dead, FREE, Member, Registry, Role};
+use crate::segment::{Segment, SegmentKind, SegmentName};
 use crate::wait::{WaitBackend, WaitWord};
 
-/// Longest event name: derived lock and token names (`event.<name>.l1023`) must stay within
-/// [`domain::MAX_NAME_LEN`].
+/// Longest event name: derived lock and token names (`event.<name>.l1023.<generation>`) must
+/// stay within the limit for composed names ([`domain::MAX_NAME_LEN`] plus room for suffixes).
 ///
 /// ```
 /// use ipc_runtime::event::{Listener, MAX_EVENT_NAME_LEN};
@@ -66,28 +78,10 @@ pub(crate) struct Options {
     pub max_notifiers: Option<u32>,
 }
 
-/// Which kind of slot a participant holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Notifier,
-    Listener,
-}
-
-impl Role {
-    fn letter(self) -> char {
-        match self {
-            Role::Notifier => 'n',
-            Role::Listener => 'l',
-        }
-    }
-
-    fn plural(self) -> &'static str {
-        match self {
-            Role::Notifier => "notifiers",
-            Role::Listener => "listeners",
-        }
-    }
-}
+/// Notifier slots of a channel.
+pub(crate) const NOTIFIER: Role = Role { letter: 'n', plural: "notifiers" };
+/// Listener slots of a channel.
+pub(crate) const LISTENER: Role = Role { letter: 'l', plural: "listeners" };
 
 /// A participant's claim on a slot, released by [`Channel::leave`].
 #[derive(Debug)]
@@ -137,6 +131,8 @@ impl<'a> ListenerRef<'a> {
 pub(crate) struct Channel {
     domain: String,
     name: String,
+    /// `event.<name>`: the lock's name and the prefix of token names.
+    object: String,
     segment: Segment,
     layout: Layout,
     backend_name: String,
@@ -163,12 +159,47 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn lock_name(name: &str) -> String {
+fn object_name(name: &str) -> String {
     format!("event.{name}")
 }
 
-fn token_name(name: &str, role: Role, slot: usize) -> String {
-    format!("event.{name}.{}{slot}", role.letter())
+impl Registry for Channel {
+    fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    fn object(&self) -> &str {
+        &self.object
+    }
+
+    fn slots(&self, role: Role) -> u32 {
+        // At most `MAX_PARTICIPANTS_LIMIT` (checked by `Layout::new`).
+        if role == NOTIFIER {
+            self.layout.max_notifiers as u32
+        } else {
+            self.layout.max_listeners as u32
+        }
+    }
+
+    fn member(&self, role: Role, index: u32) -> &Member {
+        if role == NOTIFIER {
+            &self.notifier_slot(index as usize).member
+        } else {
+            &self.listener(index as usize).head.member
+        }
+    }
+
+    fn roles(&self) -> &'static [Role] {
+        &[NOTIFIER, LISTENER]
+    }
+
+    fn full(&self, role: Role) -> Error {
+        Error::EventFull {
+            event: self.segment.name().to_string(),
+            role: role.plural,
+            max: self.slots(role),
+        }
+    }
 }
 
 impl Channel {
@@ -190,7 +221,7 @@ impl Channel {
             }
             None => domain::current().to_owned(),
         };
-        let lock = FileLock::lock(&domain, &lock_name(name))?;
+        let lock = membership::lock(&domain, &object_name(name))?;
         // Until a channel is in use, the lock file protects nothing: remove it on failure
         // (removing a held lock's file is safe, see `FileLock::lock`).
         let opened = Self::open_existing::<B>(&domain, name).and_then(|existing| match existing {
@@ -205,10 +236,10 @@ impl Channel {
             }
         };
         channel.check_compatible::<B>(options)?;
-        match channel.claim::<T>(role, prepare) {
-            Ok((membership, value)) => Ok((channel, membership, value)),
+        match channel.claim::<B, T>(role, prepare) {
+            Ok((joined, value)) => Ok((channel, joined, value)),
             Err(err) => {
-                channel.remove_if_unused(lock);
+                membership::remove_if_unused(&channel, &channel.segment, SegmentKind::Event, lock);
                 Err(err)
             }
         }
@@ -219,25 +250,13 @@ impl Channel {
     }
 
     /// Opens the segment if one exists that live participants use. A segment left by a creator
-    /// that died, or whose participants are all dead, is removed (the caller creates a fresh
-    /// one). Must be called under the channel lock. Compatibility is checked by the caller.
+    /// that died ([`membership::open_or_replace`]), or whose participants are all dead, is
+    /// removed (the caller creates a fresh one). Must be called under the channel lock.
+    /// Compatibility is checked by the caller.
     fn open_existing<B: WaitBackend>(domain: &str, name: &str) -> Result<Option<Channel>> {
         let seg_name = Self::segment_name(domain, name)?;
-        let segment = match Segment::open(&seg_name, SegmentKind::Event, Access::ReadWrite) {
-            Ok(segment) => segment,
-            Err(Error::SegmentNotFound { .. }) => return Ok(None),
-            // We hold the lock, and creators hold it until the segment is ready: a segment
-            // not ready, empty, or with a zeroed header was left by a creator that died.
-            Err(
-                err @ (Error::NotReady { .. }
-                | Error::TooSmall { .. }
-                | Error::WrongMagic { found: [0, 0, 0, 0, 0, 0, 0, 0], .. }),
-            ) => {
-                tracing::warn!("replacing half-created event segment: {err}");
-                Self::unlink(&seg_name);
-                return Ok(None);
-            }
-            Err(err) => return Err(err),
+        let Some(segment) = membership::open_or_replace(&seg_name, SegmentKind::Event)? else {
+            return Ok(None);
         };
         let config_ptr = segment.base().as_ptr().wrapping_add(Layout::config_offset());
         if segment.len() < Layout::config_offset() + size_of::<Config>() {
@@ -255,14 +274,15 @@ impl Channel {
         let channel = Channel {
             domain: domain.to_owned(),
             name: name.to_owned(),
+            object: object_name(name),
             segment,
             layout,
             backend_name,
         };
         channel.reap::<B>();
-        if !channel.in_use() {
+        if !membership::in_use(&channel) {
             tracing::debug!("replacing event segment `{seg_name}`: every participant is gone");
-            Self::unlink(&seg_name);
+            membership::unlink(&seg_name);
             return Ok(None);
         }
         Ok(Some(channel))
@@ -326,180 +346,96 @@ impl Channel {
         Ok(Channel {
             domain: domain.to_owned(),
             name: name.to_owned(),
+            object: object_name(name),
             segment,
             layout,
             backend_name: B::NAME.to_owned(),
         })
     }
 
-    /// Claims a free slot of `role`. Under the lock.
-    fn claim<T>(
+    /// Claims a slot of `role` ([`membership::claim`]), runs `prepare` on it and activates it.
+    /// Under the lock.
+    fn claim<B: WaitBackend, T>(
         &self,
         role: Role,
         prepare: impl FnOnce(&Channel, usize, u32) -> Result<T>,
     ) -> Result<(Membership, T)> {
-        let count = self.slot_count(role);
-        for slot in 0..count {
-            let (state, generation) = self.slot_state(role, slot);
-            if state.load(Ordering::Acquire) != FREE {
-                continue;
+        let claim = membership::claim(self, role)?;
+        if let Some(generation) = claim.replaced {
+            // Its holder died after this join's reap: clean up after it as a reap would.
+            let mut reaped = Reaped::default();
+            let dead = Dead { state: claim.previous, generation };
+            self.bury::<B>(role, claim.index, dead, &mut reaped);
+            if reaped.notifiers > 0 {
+                self.repair_hints();
             }
-            state.store(CLAIMING, Ordering::SeqCst);
-            let token = match Token::acquire(&self.domain, &token_name(&self.name, role, slot)) {
-                Ok(token) => token,
-                Err(Error::TokenHeld { token }) => {
-                    // A live process holds this slot although it reads as free: its state was
-                    // overwritten. Give the slot back to its holder and look further.
-                    tracing::warn!(
-                        "event `{}`: {} slot {slot} reads free but `{token}` is held; skipping",
-                        self.segment.name(),
-                        role.plural()
-                    );
-                    state.store(ACTIVE, Ordering::SeqCst);
-                    continue;
-                }
-                Err(err) => {
-                    state.store(FREE, Ordering::SeqCst);
-                    return Err(err);
-                }
-            };
-            let generation = generation.load(Ordering::Relaxed).wrapping_add(1);
-            self.slot_generation(role, slot).store(generation, Ordering::Relaxed);
-            self.slot_pid(role, slot).store(std::process::id(), Ordering::Relaxed);
-            let value = match prepare(self, slot, generation) {
-                Ok(value) => value,
-                Err(err) => {
-                    state.store(FREE, Ordering::SeqCst);
-                    drop(token);
-                    return Err(err);
-                }
-            };
-            state.store(ACTIVE, Ordering::SeqCst);
-            let shared = self.shared();
-            match role {
-                Role::Listener => {
-                    shared.listener_epoch.fetch_add(1, Ordering::SeqCst);
-                }
-                Role::Notifier => {
-                    shared.notifier_joins.fetch_add(1, Ordering::SeqCst);
-                    shared.notifier_epoch.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-            return Ok((Membership { role, slot, token: Some(token) }, value));
         }
-        Err(Error::EventFull {
-            event: self.segment.name().to_string(),
-            role: role.plural(),
-            max: count as u32,
-        })
+        let slot = claim.index as usize;
+        let value = match prepare(self, slot, claim.generation) {
+            Ok(value) => value,
+            Err(err) => {
+                membership::release(self, role, claim.index);
+                drop(claim.token);
+                return Err(err);
+            }
+        };
+        membership::activate(self, role, claim.index);
+        let shared = self.shared();
+        if role == LISTENER {
+            shared.listener_epoch.fetch_add(1, Ordering::SeqCst);
+        } else {
+            shared.notifier_joins.fetch_add(1, Ordering::SeqCst);
+            shared.notifier_epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok((Membership { role, slot, token: Some(claim.token) }, value))
     }
 
     /// Leaves: frees the slot, reaps the dead, and removes the segment and the lock file when
     /// nobody is left. Errors are logged (this runs in `Drop`).
-    pub fn leave<B: WaitBackend>(&self, membership: &mut Membership) {
-        let lock = match FileLock::lock(&self.domain, &lock_name(&self.name)) {
+    pub fn leave<B: WaitBackend>(&self, joined: &mut Membership) {
+        let lock = match self.lock() {
             Ok(lock) => lock,
             Err(err) => {
                 tracing::error!("leaving event `{}`: {err}", self.segment.name());
                 return;
             }
         };
-        let (state, _) = self.slot_state(membership.role, membership.slot);
-        state.store(FREE, Ordering::SeqCst);
+        membership::release(self, joined.role, joined.slot as u32);
         let shared = self.shared();
-        match membership.role {
-            Role::Listener => shared.listener_epoch.fetch_add(1, Ordering::SeqCst),
-            Role::Notifier => shared.notifier_epoch.fetch_add(1, Ordering::SeqCst),
-        };
-        // Release the token while holding the lock: the next claimer of this slot takes it.
-        drop(membership.token.take());
-        self.reap::<B>();
-        self.remove_if_unused(lock);
-    }
-
-    /// Under the lock (consumed): removes the segment and the lock file if no slot is in use.
-    fn remove_if_unused(&self, lock: FileLock) {
-        if self.in_use() {
-            drop(lock);
+        if joined.role == LISTENER {
+            shared.listener_epoch.fetch_add(1, Ordering::SeqCst);
         } else {
-            Self::unlink(self.segment.name());
-            lock.remove();
+            shared.notifier_epoch.fetch_add(1, Ordering::SeqCst);
         }
-    }
-
-    fn unlink(name: &SegmentName) {
-        match Segment::unlink(name) {
-            Ok(()) | Err(Error::SegmentNotFound { .. }) => {}
-            Err(err) => tracing::error!("removing event segment: {err}"),
-        }
+        // Release the token while holding the lock.
+        drop(joined.token.take());
+        self.reap::<B>();
+        membership::remove_if_unused(self, &self.segment, SegmentKind::Event, lock);
     }
 
     /// Takes the channel lock (for probes).
     pub fn lock(&self) -> Result<FileLock> {
-        FileLock::lock(&self.domain, &lock_name(&self.name))
+        membership::lock(&self.domain, &self.object)
     }
 
-    /// Frees the slots of participants that died. Must be called under the channel lock.
+    /// Frees the slots of participants that died ([`membership::reap_dead`]) and cleans up after
+    /// them. Must be called under the channel lock.
     pub fn reap<B: WaitBackend>(&self) -> Reaped {
         let mut reaped = Reaped::default();
-        let shared = self.shared();
-        for role in [Role::Notifier, Role::Listener] {
-            for slot in 0..self.slot_count(role) {
-                let (state, generation) = self.slot_state(role, slot);
-                let seen = state.load(Ordering::Acquire);
-                if seen == FREE {
+        for &role in self.roles() {
+            for index in 0..self.slots(role) {
+                if let Some(dead) = membership::reap_dead(self, role, index) {
+                    self.bury::<B>(role, index, dead, &mut reaped);
                     continue;
                 }
-                let token = token_name(&self.name, role, slot);
-                let alive = match liveness::is_alive(&self.domain, &token) {
-                    Ok(alive) => alive,
-                    Err(err) => {
-                        tracing::warn!("event `{}`: probing {token}: {err}", self.segment.name());
-                        true
-                    }
-                };
-                if alive {
-                    if seen != ACTIVE {
-                        tracing::warn!(
-                            "event `{}`: {} slot {slot} has state {seen} but a live holder",
-                            self.segment.name(),
-                            role.plural()
-                        );
-                    }
-                    continue;
-                }
-                if seen != ACTIVE && seen != CLAIMING {
+                let state = self.member(role, index).state.load(Ordering::Acquire);
+                if state != FREE && state != ACTIVE {
                     tracing::warn!(
-                        "event `{}`: {} slot {slot} had invalid state {seen}; freed",
+                        "event `{}`: {} slot {index} has state {state} but a live holder",
                         self.segment.name(),
-                        role.plural()
+                        role.plural
                     );
                 }
-                match role {
-                    Role::Notifier => {
-                        if seen == ACTIVE {
-                            reaped.notifiers += 1;
-                            shared.notifier_deaths.fetch_add(1, Ordering::SeqCst);
-                        }
-                        state.store(FREE, Ordering::SeqCst);
-                        shared.notifier_epoch.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Role::Listener => {
-                        reaped.listeners += 1;
-                        let channel =
-                            self.listener_channel(slot, generation.load(Ordering::Relaxed));
-                        if let Err(err) = B::cleanup(&channel) {
-                            tracing::warn!("event `{}`: {err}", self.segment.name());
-                        }
-                        state.store(FREE, Ordering::SeqCst);
-                        shared.listener_epoch.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-                tracing::debug!(
-                    "event `{}`: reaped dead {} slot {slot}",
-                    self.segment.name(),
-                    role.plural()
-                );
             }
         }
         if reaped.notifiers > 0 {
@@ -508,13 +444,47 @@ impl Channel {
         reaped
     }
 
+    /// What follows freeing the slot of a participant that died: counting it, telling the
+    /// others (epochs) and removing a dead listener's wait channel.
+    fn bury<B: WaitBackend>(&self, role: Role, index: u32, dead: Dead, reaped: &mut Reaped) {
+        if dead.state != ACTIVE && dead.state != CLAIMING {
+            tracing::warn!(
+                "event `{}`: {} slot {index} had invalid state {}; freed",
+                self.segment.name(),
+                role.plural,
+                dead.state
+            );
+        }
+        let shared = self.shared();
+        if role == NOTIFIER {
+            // A notifier that died while joining never was one: not a death to report.
+            if dead.state == ACTIVE {
+                reaped.notifiers += 1;
+                shared.notifier_deaths.fetch_add(1, Ordering::SeqCst);
+            }
+            shared.notifier_epoch.fetch_add(1, Ordering::SeqCst);
+        } else {
+            reaped.listeners += 1;
+            let channel = self.listener_channel(index as usize, dead.generation);
+            if let Err(err) = B::cleanup(&channel) {
+                tracing::warn!("event `{}`: {err}", self.segment.name());
+            }
+            shared.listener_epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        tracing::debug!(
+            "event `{}`: reaped dead {} slot {index}",
+            self.segment.name(),
+            role.plural
+        );
+    }
+
     /// Sets the hint bit of every id with a non-zero counter in every active listener slot.
     /// A notifier killed between incrementing a counter and setting its bit leaves an event
     /// no scan would find; this finds it. Called after reaping dead notifiers.
     fn repair_hints(&self) {
         for slot in 0..self.layout.max_listeners {
             let view = self.listener(slot);
-            if view.head.state.load(Ordering::Acquire) != ACTIVE {
+            if view.head.member.state.load(Ordering::Acquire) != ACTIVE {
                 continue;
             }
             for index in 0..self.layout.ids {
@@ -531,18 +501,10 @@ impl Channel {
         }
     }
 
-    /// Whether any slot is in use (after a reap: held by a live process).
-    fn in_use(&self) -> bool {
-        [Role::Notifier, Role::Listener].into_iter().any(|role| {
-            (0..self.slot_count(role))
-                .any(|slot| self.slot_state(role, slot).0.load(Ordering::Acquire) != FREE)
-        })
-    }
-
     /// Number of active slots of `role`. Under the lock, after a reap: the live ones.
     pub fn active(&self, role: Role) -> usize {
-        (0..self.slot_count(role))
-            .filter(|&slot| self.slot_state(role, slot).0.load(Ordering::Acquire) == ACTIVE)
+        (0..self.slots(role))
+            .filter(|&index| self.member(role, index).state.load(Ordering::Acquire) == ACTIVE)
             .count()
     }
 
@@ -606,44 +568,9 @@ impl Channel {
         }
     }
 
-    fn slot_count(&self, role: Role) -> usize {
-        match role {
-            Role::Notifier => self.layout.max_notifiers,
-            Role::Listener => self.layout.max_listeners,
-        }
-    }
-
-    fn slot_state(
-        &self,
-        role: Role,
-        slot: usize,
-    ) -> (&std::sync::atomic::AtomicU32, &std::sync::atomic::AtomicU32) {
-        match role {
-            Role::Notifier => {
-                let s = self.notifier_slot(slot);
-                (&s.state, &s.generation)
-            }
-            Role::Listener => {
-                let s = self.listener(slot).head;
-                (&s.state, &s.generation)
-            }
-        }
-    }
-
-    fn slot_generation(&self, role: Role, slot: usize) -> &std::sync::atomic::AtomicU32 {
-        self.slot_state(role, slot).1
-    }
-
-    fn slot_pid(&self, role: Role, slot: usize) -> &std::sync::atomic::AtomicU32 {
-        match role {
-            Role::Notifier => &self.notifier_slot(slot).pid,
-            Role::Listener => &self.listener(slot).head.pid,
-        }
-    }
-
     /// State of listener slot `slot` as read now (validated by callers).
     pub fn listener_state(&self, slot: usize) -> (u32, u32) {
-        let head = self.listener(slot).head;
-        (head.state.load(Ordering::Acquire), head.generation.load(Ordering::Acquire))
+        let member = &self.listener(slot).head.member;
+        (member.state.load(Ordering::Acquire), member.generation.load(Ordering::Acquire))
     }
 }

@@ -8,7 +8,7 @@
 //!       128  Shared          (64 B)  epochs and counters every participant updates
 //!       192  NotifierSlot × max_notifiers (16 B each)
 //!   aligned  ListenerSlot × max_listeners, `stride` bytes each, 64-aligned:
-//!              +0   state, generation, pid (12 B), WaitWord (8 B)
+//!              +0   Member: state, generation, pid (12 B), WaitWord (8 B)
 //!              +24  pending bits of ids 0..63 (a hint: "this id's counter may be > 0")
 //!              +32  counters of ids 0..3 (the truth: events not yet taken)
 //!              +64  pending bits of ids 64.. (one u64 per 64 ids)
@@ -24,16 +24,23 @@
 //! Nothing read back from shared memory is trusted for addressing: offsets come from a
 //! process-local [`Layout`] built from the creator's options and checked against the segment's
 //! real size, so a participant that scribbles on the config cannot move anyone's accesses.
+//!
+//! Both kinds of slot start with a [`Member`], the registry head of [`crate::membership`],
+//! which owns its states and their meaning.
 
-use std::mem::size_of;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::mem::{offset_of, size_of};
+use std::sync::atomic::AtomicU64;
 
 use crate::error::{Error, Result};
+use crate::membership::Member;
 use crate::segment::HEADER_SIZE;
 use crate::wait::WaitWord;
 
-/// Magic bytes at the start of [`Config`] ("IPC event layout, version 1").
-pub(crate) const MAGIC: [u8; 8] = *b"IPCEVT\x00\x01";
+/// Magic bytes at the start of [`Config`] ("IPC event layout, version 2"). Version 2 has the
+/// memory layout of version 1 and the membership protocol of [`crate::membership`], whose token
+/// names carry the slot's generation: a version-1 process would take every version-2 member for
+/// dead (and the reverse), so the two must not share a channel.
+pub(crate) const MAGIC: [u8; 8] = *b"IPCEVT\x00\x02";
 
 /// Largest accepted `max_event_id`: ids 0..=65535, 512 KiB of counters per listener.
 ///
@@ -54,13 +61,6 @@ pub const MAX_EVENT_ID_LIMIT: u64 = 65_535;
 /// assert!(Notifier::builder(&name).max_listeners(too_many).create().is_err());
 /// ```
 pub const MAX_PARTICIPANTS_LIMIT: u32 = 1024;
-
-/// Slot states.
-pub(crate) const FREE: u32 = 0;
-/// A process holding the channel lock is filling the slot in. Seen by anyone else holding the
-/// lock, it means that process died half-way.
-pub(crate) const CLAIMING: u32 = 1;
-pub(crate) const ACTIVE: u32 = 2;
 
 /// Fixed configuration, written once by the creator.
 #[repr(C, align(64))]
@@ -95,9 +95,7 @@ pub(crate) struct Shared {
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct NotifierSlot {
-    pub state: AtomicU32,
-    pub generation: AtomicU32,
-    pub pid: AtomicU32,
+    pub member: Member,
     _reserved: u32,
 }
 
@@ -105,9 +103,7 @@ pub(crate) struct NotifierSlot {
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct ListenerHead {
-    pub state: AtomicU32,
-    pub generation: AtomicU32,
-    pub pid: AtomicU32,
+    pub member: Member,
     pub word: WaitWord,
 }
 
@@ -126,6 +122,19 @@ const MORE_BITS_OFFSET: usize = 64;
 const _: () = assert!(size_of::<Config>() == 64 && size_of::<Shared>() == 64);
 const _: () = assert!(size_of::<NotifierSlot>() == 16);
 const _: () = assert!(size_of::<ListenerHead>() <= BITS_OFFSET);
+// The slot heads keep the layout they had before `Member` (state, generation, pid, then the
+// rest): a `Member` must keep those offsets.
+const _: () = assert!(
+    size_of::<Member>() == 12
+        && offset_of!(Member, state) == 0
+        && offset_of!(Member, generation) == 4
+        && offset_of!(Member, pid) == 8
+);
+const _: () =
+    assert!(offset_of!(NotifierSlot, member) == 0 && offset_of!(NotifierSlot, _reserved) == 12);
+const _: () =
+    assert!(offset_of!(ListenerHead, member) == 0 && offset_of!(ListenerHead, word) == 12);
+const _: () = assert!(size_of::<ListenerHead>() == 20);
 const _: () =
     assert!(BITS_OFFSET + 8 == HOT_OFFSET && HOT_OFFSET + HOT_IDS * 8 == MORE_BITS_OFFSET);
 

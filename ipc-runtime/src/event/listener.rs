@@ -12,7 +12,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::EventId;
-use super::channel::{Channel, ListenerRef, Membership, Options, Role};
+use super::channel::{Channel, LISTENER, ListenerRef, Membership, NOTIFIER, Options};
 use crate::error::{Error, Result};
 use crate::wait::{self, DefaultBackend, WaitBackend};
 
@@ -467,7 +467,7 @@ impl<B: WaitBackend> Listener<B> {
         let shared = self.channel.shared();
         let lock = self.channel.lock()?;
         self.channel.reap::<B>();
-        state.alive = self.channel.active(Role::Notifier);
+        state.alive = self.channel.active(NOTIFIER);
         state.epoch = shared.notifier_epoch.load(Ordering::SeqCst);
         let joins = shared.notifier_joins.load(Ordering::SeqCst);
         drop(lock);
@@ -783,11 +783,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
     pub fn create(self) -> Result<Listener<B>> {
-        let (channel, membership, (waiter, self_waker, state)) = Channel::join::<B, _>(
-            &self.name,
-            &self.options,
-            Role::Listener,
-            |ch, slot, generation| {
+        let (channel, membership, (waiter, self_waker, state)) =
+            Channel::join::<B, _>(&self.name, &self.options, LISTENER, |ch, slot, generation| {
                 let view = ch.listener(slot);
                 // Discard what the slot's previous owner left. Bits first, then counters: a
                 // late notify (from a notifier that has not seen us join yet) either lands after
@@ -803,7 +800,7 @@ impl<B: WaitBackend> ListenerBuilder<B> {
                 let waiter = B::waiter(&wait_channel, view.word())?;
                 let self_waker = B::waker(&wait_channel, view.word())?;
                 let shared = ch.shared();
-                let alive = ch.active(Role::Notifier);
+                let alive = ch.active(NOTIFIER);
                 let state = WatchState {
                     last_probe: None,
                     epoch: shared.notifier_epoch.load(Ordering::SeqCst),
@@ -813,8 +810,7 @@ impl<B: WaitBackend> ListenerBuilder<B> {
                     armed: alive > 0,
                 };
                 Ok((waiter, self_waker, state))
-            },
-        )?;
+            })?;
         Ok(Listener {
             channel,
             membership,

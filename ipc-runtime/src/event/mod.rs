@@ -66,9 +66,11 @@
 //!
 //! # Liveness and cleanup
 //!
-//! Each participant holds a [`liveness::Token`](crate::liveness::Token)
-//! (`<domain>.lock.event.<name>.n3` for notifier slot 3, `.l3` for listener slot 3). Who is in
-//! the channel changes only under a [file lock](crate::liveness::FileLock)
+//! Membership follows the protocol topics follow too. Each participant holds a
+//! [`liveness::Token`](crate::liveness::Token) named after its slot and the slot's generation
+//! (`<domain>.lock.event.<name>.n3.<generation>` for notifier slot 3, `.l3.<generation>` for
+//! listener slot 3), so a new holder of a slot never reuses an old holder's token. Who is in the
+//! channel changes only under a [file lock](crate::liveness::FileLock)
 //! (`<domain>.lock.event.<name>`): creating or replacing the segment, claiming or freeing a slot,
 //! and probing tokens. Joining and leaving reap slots whose token is no longer held. A segment
 //! whose creator died before marking it ready, or whose participants are all dead, is replaced

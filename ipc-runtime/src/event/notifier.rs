@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
 
 use super::EventId;
-use super::channel::{Channel, Membership, Options, Role};
-use super::layout::{ACTIVE, CLAIMING, FREE};
+use super::channel::{Channel, LISTENER, Membership, NOTIFIER, Options};
 use crate::error::Result;
+use crate::membership::{ACTIVE, CLAIMING, FREE};
 use crate::wait::{self, DefaultBackend, WaitBackend};
 
 /// Sends event ids to every [`Listener`](super::Listener) of a channel.
@@ -211,7 +211,7 @@ impl<B: WaitBackend> Notifier<B> {
     pub fn listeners_alive(&self) -> Result<usize> {
         let lock = self.channel.lock()?;
         self.channel.reap::<B>();
-        let alive = self.channel.active(Role::Listener);
+        let alive = self.channel.active(LISTENER);
         drop(lock);
         Ok(alive)
     }
@@ -370,7 +370,7 @@ impl<B: WaitBackend> NotifierBuilder<B> {
     /// ```
     pub fn create(self) -> Result<Notifier<B>> {
         let (channel, membership, ()) =
-            Channel::join::<B, ()>(&self.name, &self.options, Role::Notifier, |_, _, _| Ok(()))?;
+            Channel::join::<B, ()>(&self.name, &self.options, NOTIFIER, |_, _, _| Ok(()))?;
         Ok(Notifier {
             channel,
             membership,

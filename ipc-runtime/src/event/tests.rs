@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::layout::{ACTIVE, Layout};
+use super::layout::Layout;
 use super::*;
 use crate::error::Error;
+use crate::membership::ACTIVE;
 use crate::segment::{self, Access, Segment, SegmentKind, SegmentName};
 use crate::wait::{Polling, Spin, WaitBackend};
 

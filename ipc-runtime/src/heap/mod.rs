@@ -57,10 +57,9 @@ use crate::error::{Error, Result};
 use crate::ptr::{self, RelPtr};
 use crate::segment::{HEADER_SIZE, Segment, SegmentKind, SegmentName, SharedMemoryOs};
 
-mod lock;
 pub mod tlsf;
 
-use lock::{SpinGuard, SpinLock};
+use crate::spin::{Guard, SpinLock};
 
 use tlsf::{FreeError, Tlsf};
 
@@ -89,7 +88,7 @@ pub struct Heap {
     name: SegmentName,
     size: usize,
     tlsf: Tlsf,
-    lock: SpinLock,
+    lock: SpinLock<()>,
     /// Commit frontier: offsets below it are committed. Changed only under `lock`.
     committed: AtomicU64,
     /// Says "the owner of this heap is alive" to other processes.
@@ -216,7 +215,7 @@ impl Heap {
             name,
             size,
             tlsf,
-            lock: SpinLock::new(),
+            lock: SpinLock::new(()),
             committed: AtomicU64::new(frontier),
             token,
             os,
@@ -250,7 +249,7 @@ impl Heap {
     }
 
     #[inline]
-    fn guard(&self) -> SpinGuard<'_> {
+    fn guard(&self) -> Guard<'_, ()> {
         self.lock.lock()
     }
 
@@ -581,6 +580,12 @@ pub(crate) fn keep_alive_for(pid: u32) {
     }
 }
 
+/// The name of the doorbell segment of the process owning heap `id` in `domain` (its service
+/// thread's wake-up word, see `pubsub::service`); it lives and goes with the heap.
+pub(crate) fn bell_name(domain: &str, id: u64) -> Result<SegmentName> {
+    SegmentName::new(domain, crate::segment::SegmentKind::Bell, &format!("{id:016x}"))
+}
+
 /// Removes the heap segments of dead processes in `domain` (a crashed process cannot remove its
 /// own): every process does this once, when it creates its heap.
 fn sweep_dead_heaps(domain: &str, own: u64) {
@@ -602,6 +607,10 @@ pub fn remove_if_dead(domain: &str, id: u64) -> bool {
     let dead = matches!(crate::liveness::is_alive(domain, &token_name(id)), Ok(false));
     if dead && let Ok(name) = ptr::heap_segment_name(domain, id) {
         let _ = Segment::unlink(&name);
+        // The process's doorbell goes with it (see `pubsub::service`).
+        if let Ok(bell) = bell_name(domain, id) {
+            let _ = Segment::unlink(&bell);
+        }
     }
     dead
 }
@@ -633,6 +642,12 @@ pub(crate) fn remove_once_dead(domain: &str, id: u64, patience: std::time::Durat
 fn remove_at_exit(name: SegmentName) {
     crate::liveness::on_exit(Box::new(move || {
         EXITED.store(true, Ordering::SeqCst);
+        // Nobody needs to wake a process that is gone; its heap may have to stay a while.
+        if let Some(heap) = DEFAULT.get()
+            && let Ok(bell) = bell_name(heap.domain(), heap.id())
+        {
+            let _ = Segment::unlink(&bell);
+        }
         if LINGERING.load(Ordering::SeqCst) == 0 {
             let _ = Segment::unlink(&name);
         }

@@ -1,18 +1,22 @@
 //! Reading and tidying a topic from outside: what `ipc list`, `ipc show` and `ipc clean` use.
+//!
+//! Counters live in the participants' ports (in their heaps); a port that cannot be mapped
+//! (its process is gone and its heap removed) reads as zero.
 
 use std::sync::atomic::Ordering;
 
-use super::layout::{ACTIVE, CLAIMED, CLOSING, FREE};
-use super::topic::{Role, Topic};
+use super::port::{PubPort, SubPort};
+use super::topic::{PUBLISHER, SUBSCRIBER, Topic, read_heap_ref};
 use crate::error::Result;
 use crate::inspect::{ParticipantInfo, TopicInfo};
 use crate::liveness::{self, Probe};
+use crate::membership::{ACTIVE, CLAIMING, CLOSING, FREE, Registry, Role};
 use crate::segment::{Access, Segment, SegmentKind, SegmentName};
 
 fn state_name(state: u32) -> &'static str {
     match state {
         FREE => "free",
-        CLAIMED => "joining",
+        CLAIMING => "joining",
         ACTIVE => "active",
         CLOSING => "closing",
         _ => "garbage",
@@ -24,6 +28,20 @@ fn probe(topic: &Topic, role: Role, index: u32, generation: u32) -> Probe {
         .unwrap_or(Probe::Alive)
 }
 
+fn pub_port(topic: &Topic, p: u32, generation: u32) -> Option<PubPort> {
+    let entry = topic.publisher(p);
+    let (domain, heap) = read_heap_ref(&entry.heap)?;
+    let offset = entry.port.load(Ordering::Acquire);
+    PubPort::map(&domain, heap, offset, topic.layout, generation).ok()
+}
+
+fn sub_port(topic: &Topic, s: u32, generation: u32) -> Option<SubPort> {
+    let entry = topic.subscriber(s);
+    let (domain, heap) = read_heap_ref(&entry.heap)?;
+    let offset = entry.port.load(Ordering::Acquire);
+    SubPort::map(&domain, heap, offset, topic.layout, generation).ok()
+}
+
 /// Everything about topic `name` in `domain`, read without changing anything.
 pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
     let topic = Topic::open_existing(domain, name)?;
@@ -31,54 +49,62 @@ pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
     let options = topic.layout.options;
     let backend = crate::wait::builtin_backend(header.backend_id)
         .map_or_else(|| format!("user-defined (id {})", header.backend_id), |(n, _)| n.to_owned());
+    let mut pub_ports = Vec::new();
     let mut publishers = Vec::new();
     for p in 0..options.max_publishers {
-        let slot = topic.publisher(p);
-        let state = slot.state.load(Ordering::Acquire);
+        let member = topic.member(PUBLISHER, p);
+        let state = member.state.load(Ordering::Acquire);
         if state == FREE {
             continue;
         }
-        let generation = slot.generation.load(Ordering::Acquire);
-        let heap_id = slot.heap_id.load(Ordering::Acquire);
-        let heap = match (heap_id, topic.publisher_heap_domain(p)) {
-            (0, _) | (_, None) => None,
-            (id, Some(domain)) => crate::inspect::heap(&domain, id).ok(),
-        };
+        let generation = member.generation.load(Ordering::Acquire);
+        let port = pub_port(&topic, p, generation);
+        let heap = read_heap_ref(&topic.publisher(p).heap)
+            .and_then(|(domain, id)| crate::inspect::heap(&domain, id).ok());
         publishers.push(ParticipantInfo {
             slot: p,
             state: state_name(state),
             generation,
-            pid: slot.pid.load(Ordering::Relaxed),
-            alive: probe(&topic, Role::Publisher, p, generation) == Probe::Alive,
-            count: slot.sequence.load(Ordering::Relaxed),
+            pid: member.pid.load(Ordering::Relaxed),
+            alive: probe(&topic, PUBLISHER, p, generation) == Probe::Alive,
+            count: port.map_or(0, |port| port.stats().sequence.load(Ordering::Relaxed)),
             queued: 0,
             heap,
         });
+        if let Some(port) = port {
+            pub_ports.push((p, port));
+        }
     }
     let mut subscribers = Vec::new();
     for s in 0..options.max_subscribers {
-        let slot = topic.subscriber(s);
-        let state = slot.state.load(Ordering::Acquire);
+        let member = topic.member(SUBSCRIBER, s);
+        let state = member.state.load(Ordering::Acquire);
         if state == FREE {
             continue;
         }
-        let generation = slot.generation.load(Ordering::Acquire);
-        let queued = (0..options.max_publishers)
-            .filter(|&p| topic.pair(p, s).sub_generation.load(Ordering::Acquire) == generation)
-            .map(|p| {
-                let pair = topic.pair(p, s);
-                let tail = pair.delivery_tail.0.load(Ordering::Acquire);
-                let head = pair.delivery_head.0.load(Ordering::Acquire);
-                tail.wrapping_sub(head).min(options.subscriber_capacity as u64)
-            })
-            .sum();
+        let generation = member.generation.load(Ordering::Acquire);
+        let (mut count, mut queued) = (0, 0);
+        if let Some(port) = sub_port(&topic, s, generation) {
+            let key = port.header().key;
+            for &(p, ref publisher) in &pub_ports {
+                let line = port.input(p);
+                count += line.received.load(Ordering::Relaxed);
+                if publisher.ctl(s).sub_key.load(Ordering::Acquire) == key
+                    && line.pub_key.load(Ordering::Acquire) == publisher.header().key
+                {
+                    let tail = publisher.comp(s).tail.load(Ordering::Acquire);
+                    let head = line.head.load(Ordering::Acquire);
+                    queued += tail.saturating_sub(head).min(topic.layout.ring_len as u64);
+                }
+            }
+        }
         subscribers.push(ParticipantInfo {
             slot: s,
             state: state_name(state),
             generation,
-            pid: slot.pid.load(Ordering::Relaxed),
-            alive: probe(&topic, Role::Subscriber, s, generation) == Probe::Alive,
-            count: slot.received.0.load(Ordering::Relaxed),
+            pid: member.pid.load(Ordering::Relaxed),
+            alive: probe(&topic, SUBSCRIBER, s, generation) == Probe::Alive,
+            count,
             queued,
             heap: None,
         });
@@ -113,42 +139,17 @@ pub(crate) fn clean_topic(domain: &str, name: &str, removed: &mut Vec<String>) -
         }
         Err(err) => return Err(err),
     };
-    for (role, count) in [
-        (Role::Publisher, topic.layout.options.max_publishers),
-        (Role::Subscriber, topic.layout.options.max_subscribers),
-    ] {
-        for index in 0..count {
-            let (pid, generation, state) = match role {
-                Role::Publisher => {
-                    let s = topic.publisher(index);
-                    (
-                        s.pid.load(Ordering::Relaxed),
-                        s.generation.load(Ordering::Acquire),
-                        s.state.load(Ordering::Acquire),
-                    )
-                }
-                Role::Subscriber => {
-                    let s = topic.subscriber(index);
-                    (
-                        s.pid.load(Ordering::Relaxed),
-                        s.generation.load(Ordering::Acquire),
-                        s.state.load(Ordering::Acquire),
-                    )
-                }
-            };
-            if state == FREE {
+    for role in [PUBLISHER, SUBSCRIBER] {
+        for index in 0..topic.slots(role) {
+            let member = topic.member(role, index);
+            let (pid, generation) =
+                (member.pid.load(Ordering::Relaxed), member.generation.load(Ordering::Acquire));
+            if member.state.load(Ordering::Acquire) == FREE {
                 continue;
             }
-            let heap = match role {
-                Role::Publisher => heap_segment(&topic, index),
-                Role::Subscriber => None,
-            };
-            let reaped = match role {
-                Role::Publisher => topic.reap_publisher(index),
-                Role::Subscriber => topic.reap_subscriber(index),
-            };
-            if reaped {
-                let noun = if role == Role::Publisher { "publisher" } else { "subscriber" };
+            let heap = heap_segment(&topic, role, index);
+            if topic.reap(role, index) {
+                let noun = if role == PUBLISHER { "publisher" } else { "subscriber" };
                 removed.push(format!(
                     "{noun} {index} of topic `{name}` (dead pid {pid}, generation {generation})"
                 ));
@@ -160,19 +161,22 @@ pub(crate) fn clean_topic(domain: &str, name: &str, removed: &mut Vec<String>) -
             }
         }
     }
-    if topic.remove_if_unused()? {
-        lock.remove();
+    if topic.remove_if_unused(lock) {
         removed.push(format!("topic `{name}` (no live participant)"));
     }
     Ok(())
 }
 
-/// The heap segment a publisher slot names, if it exists now.
-fn heap_segment(topic: &Topic, index: u32) -> Option<SegmentName> {
-    let id = topic.publisher(index).heap_id.load(Ordering::Acquire);
-    let domain = topic.publisher_heap_domain(index)?;
+/// The heap segment a registry slot names, if it exists now.
+fn heap_segment(topic: &Topic, role: Role, index: u32) -> Option<SegmentName> {
+    let heap = if role == PUBLISHER {
+        &topic.publisher(index).heap
+    } else {
+        &topic.subscriber(index).heap
+    };
+    let (domain, id) = read_heap_ref(heap)?;
     let name = crate::ptr::heap_segment_name(&domain, id).ok()?;
-    (id != 0 && heap_segment_exists(&name) == Some(true)).then_some(name)
+    (heap_segment_exists(&name) == Some(true)).then_some(name)
 }
 
 fn heap_segment_exists(name: &SegmentName) -> Option<bool> {

@@ -1,30 +1,52 @@
-//! The layout of a topic segment.
+//! Where everything of a topic lives, and who writes it.
+//!
+//! **Single writer.** Every cache line in shared memory has one process that writes it.
 //!
 //! ```text
-//! SegmentHeader (64)
-//! TopicHeader                      fingerprint, type name, options, backend, connect epoch,
-//!                                  the subscribers' shared wait word
-//! PublisherSlot × max_publishers   state, generation, pid, heap + sample pool, wait words
-//! SubscriberSlot × max_subscribers state, generation, pid, wait word
-//! Pair × (max_publishers × max_subscribers)
-//!     PairHeader                   generations, delivery head/tail, completion head/tail
-//!     delivery entries  [u32]      slot indices, publisher → subscriber
-//!     completion entries [u32]     slot indices, subscriber → publisher
+//! topic segment  <domain>.topic.<name>   (every participant maps it read-write; joins and
+//!                                          leaves write it, the hot path only reads it)
+//!   SegmentHeader (64)
+//!   TopicHeader                 fingerprint, type name, options, backend, connect epoch
+//!   Line<WaitWord>              what subscribers sleep on with a broadcasting backend
+//!   PublisherEntry × max_pub    Member, where its heap and port are, `space` wake word
+//!   SubscriberEntry × max_sub   Member, where its heap and port are, `word` wake word
+//!
+//! publisher port  (in the publisher's heap; subscribers map it read-only)
+//!   PubHeader                   magic, key, generation, sizes, whether it is a light side
+//!   PubFlags                    closing, space waiters, "may block" (sticky)
+//!   PubStats                    sequence (for tools)
+//!   per subscriber slot:  OutCtl   key of the subscriber served, floor, revocation flag
+//!                         OutComp  completion head (how far it took back returns), tail
+//!                         entries  [u64; ring_len]  stamped slot indices (see `ring`)
+//!   (the sample pool is a second allocation in the same heap)
+//!
+//! subscriber port (in the subscriber's heap; publishers map it read-only)
+//!   SubHeader                   magic, key, generation, sizes, light side, state, pid
+//!   SubSleep                    sleepers registered (a WaitWord's count), "may sleep" (sticky)
+//!   per publisher slot:   InLine   publisher key acknowledged, head, completion
+//!                                  tail, received (for tools)
+//!                         completions [u64; completion_len]
 //! ```
 //!
-//! Every participant computes the layout itself from the validated options ([`Layout::new`]);
-//! offsets are never read back from shared memory, so a scribbled header cannot redirect
-//! anyone's accesses. Queues carry slot indices, never pointers.
+//! Wake words whose *sequence* a peer must bump (the broadcast word, a subscriber's own word
+//! for other backends, a publisher's `space` word) are in the topic segment, which everyone may
+//! write; the *registration* that tells a waker someone sleeps is in the sleeper's own port, so
+//! nobody else can make a sleeper look awake. Garbage in the topic segment can only cause
+//! spurious wake-ups or disturb discovery of new participants (see [`crate::membership`]).
+//!
+//! Every participant computes offsets itself from the validated options ([`Layout::new`]);
+//! offsets are never read back from shared memory.
 
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use super::options::{TopicOptions, WireOptions};
+use crate::membership::Member;
 use crate::segment::HEADER_SIZE;
 use crate::wait::WaitWord;
 
-/// Version of this layout; bumped whenever it changes.
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+/// Version of this layout (topic segment and ports); bumped whenever either changes.
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 
 /// Extra pool slots for samples loaned but not yet published.
 pub(crate) const MAX_LOANS: u32 = 4;
@@ -32,15 +54,22 @@ pub(crate) const MAX_LOANS: u32 = 4;
 /// Longest type name stored in the header.
 pub(crate) const TYPE_NAME_CAP: usize = 128;
 
-/// Longest domain stored in a publisher slot.
+/// Longest domain stored in an entry.
 pub(crate) const DOMAIN_CAP: usize = 104;
 
-/// Participant slot states.
-pub(crate) const FREE: u32 = 0;
-pub(crate) const CLAIMED: u32 = 1;
-pub(crate) const ACTIVE: u32 = 2;
-/// A publisher that was dropped but still has samples out; subscribers may drain its queue.
-pub(crate) const CLOSING: u32 = 3;
+/// Magic at the start of a publisher port ("IPC publisher port, layout 3").
+pub(crate) const PUB_MAGIC: u64 = u64::from_le_bytes(*b"IPCPUB\x00\x03");
+/// Magic at the start of a subscriber port.
+pub(crate) const SUB_MAGIC: u64 = u64::from_le_bytes(*b"IPCSUB\x00\x03");
+
+/// Subscriber port states (`SubHeader::state`).
+pub(crate) const PORT_ACTIVE: u32 = 1;
+pub(crate) const PORT_LEFT: u32 = 2;
+
+/// A cache line on its own.
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct Line<T>(pub T);
 
 #[repr(C, align(64))]
 pub(crate) struct TopicHeader {
@@ -50,145 +79,276 @@ pub(crate) struct TopicHeader {
     pub msg_size: u64,
     pub msg_align: u64,
     pub type_name_len: u32,
-    pub _pad: u32,
+    /// 1 if messages travel inside ring entries ([`carries_inline`]).
+    pub inline: u32,
     pub type_name: [u8; TYPE_NAME_CAP],
     pub options: WireOptions,
     /// Bumped whenever a participant arrives or leaves; everyone re-scans when it moves.
     pub connect_epoch: AtomicU64,
     /// With a [`BROADCAST`](crate::wait::WaitBackend::BROADCAST) backend, every subscriber
-    /// sleeps here (registered on its own slot's word), so a publish wakes them all with one
-    /// call. On a line of its own: publishers write it whenever someone sleeps.
+    /// sleeps here (registered in its own port), so a publish wakes them all with one call.
     pub data: Line<WaitWord>,
 }
 
-#[repr(C, align(64))]
-pub(crate) struct PublisherSlot {
-    pub state: AtomicU32,
-    pub generation: AtomicU32,
-    pub pid: AtomicU32,
-    pub pool_len: AtomicU32,
+/// Where a participant's heap is: the domain it was created in and its id.
+#[repr(C)]
+pub(crate) struct HeapRef {
     pub heap_id: AtomicU64,
-    pub pool_offset: AtomicU64,
-    /// Sequence number of the last published sample (for tools).
-    pub sequence: AtomicU64,
-    pub heap_domain_len: AtomicU32,
+    pub domain_len: AtomicU32,
     pub _pad: u32,
-    pub heap_domain: [u8; DOMAIN_CAP],
-    /// The publisher's service thread waits here (new subscribers, shutdown).
-    pub service: WaitWord,
-    /// A publisher blocked on a full queue waits here (subscribers consumed something).
+    pub domain: [u8; DOMAIN_CAP],
+}
+
+#[repr(C, align(64))]
+pub(crate) struct PublisherEntry {
+    pub member: Member,
+    pub _pad: u32,
+    pub heap: HeapRef,
+    /// Offset of its port in its heap.
+    pub port: AtomicU64,
+    /// Offset of its sample pool in its heap.
+    pub pool: AtomicU64,
+    /// Subscribers bump this to wake the publisher when it waits for room (`Overflow::Block`);
+    /// the publisher registers in its own port ([`PubFlags::space`]).
     pub space: WaitWord,
 }
 
 #[repr(C, align(64))]
-pub(crate) struct SubscriberSlot {
-    pub state: AtomicU32,
-    pub generation: AtomicU32,
-    pub pid: AtomicU32,
+pub(crate) struct SubscriberEntry {
+    pub member: Member,
     pub _pad: u32,
-    /// The subscriber registers here when it sleeps for data (and sleeps here too, unless the
-    /// backend broadcasts: see [`TopicHeader::data`]).
+    pub heap: HeapRef,
+    /// Offset of its port in its heap.
+    pub port: AtomicU64,
+    /// With a backend that does not broadcast, the subscriber sleeps here (registered in its
+    /// own port, [`SubSleep::word`]).
     pub word: WaitWord,
-    /// Samples taken (for tools). On a line of its own: the subscriber writes it on every
-    /// receive, and the publisher reads `word` on every publish.
-    pub received: Line<AtomicU64>,
 }
 
-/// A cache line on its own, so the two sides of a queue do not false-share.
+/// The read-only part of a publisher port, written once before the publisher goes live.
 #[repr(C, align(64))]
-pub(crate) struct Line<T>(pub T);
-
-#[repr(C, align(64))]
-pub(crate) struct PairHeader {
-    /// Generations of the publisher and subscriber this pair was last initialised for; the
-    /// publisher writes them after resetting the queues, the subscriber uses the pair only when
-    /// both match its view.
-    pub pub_generation: Line<AtomicU32>,
-    pub sub_generation: AtomicU32,
-    pub delivery_tail: Line<AtomicU64>,
-    pub delivery_head: Line<AtomicU64>,
-    pub completion_tail: Line<AtomicU64>,
-    pub completion_head: Line<AtomicU64>,
-}
-
-/// Offsets of everything in a topic segment, computed from the options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Layout {
-    pub options: TopicOptions,
-    pub header: usize,
-    pub publishers: usize,
-    pub subscribers: usize,
-    pub pairs: usize,
-    pub pair_stride: usize,
-    /// Entries of the delivery ring (a power of two ≥ capacity).
-    pub delivery_len: usize,
-    /// Entries of the completion ring (a power of two ≥ capacity + max_borrowed).
-    pub completion_len: usize,
-    pub total: usize,
-    /// Sample slots in each publisher's pool.
+pub(crate) struct PubHeader {
+    pub magic: u64,
+    /// A random key of this publisher incarnation, which subscribers write back to
+    /// acknowledge a pair (never reused, unlike memory and generations).
+    pub key: u64,
+    pub generation: u32,
     pub pool_len: u32,
+    pub ring_len: u32,
+    pub max_subscribers: u32,
+    /// 1 if the publisher's process is a registered light side (see [`crate::barrier`]).
+    pub light: u32,
+}
+
+/// Flags subscribers read on their slow paths.
+#[repr(C, align(64))]
+pub(crate) struct PubFlags {
+    /// Set when the `Publisher` was dropped with samples out: returns should ring its bell.
+    pub closing: AtomicU32,
+    /// Sticky "this publisher has waited for room" ([`crate::barrier::announce`]).
+    pub may_block: AtomicU32,
+    /// Registration of the publisher's threads waiting for room (only `waiters` is used).
+    pub space: WaitWord,
+}
+
+/// Written on every publish, read by tools only.
+#[repr(C, align(64))]
+pub(crate) struct PubStats {
+    pub sequence: AtomicU64,
+}
+
+/// Per subscriber slot, in the publisher's port: rarely written, read by that subscriber on
+/// every receive.
+#[repr(C, align(64))]
+pub(crate) struct OutCtl {
+    /// Key of the subscriber this ring serves; 0 = none. A subscriber reads the ring only
+    /// while this is its own key, so memory recycled after the publisher left is never taken
+    /// for a ring.
+    pub sub_key: AtomicU64,
+    /// Positions below this are consumed or revoked: where a lapped subscriber resumes.
+    pub floor: AtomicU64,
+    /// Set for a revocation episode ([`crate::barrier::announce`]), or for good when the
+    /// subscriber's process is not a light side.
+    pub fenced: AtomicU32,
+}
+
+/// Per subscriber slot, in the publisher's port: written as the publisher takes back returns.
+#[repr(C, align(64))]
+pub(crate) struct OutComp {
+    /// How far the publisher has read the subscriber's completion ring.
+    pub completion_head: AtomicU64,
+    /// Next position the publisher writes (for tools).
+    pub tail: AtomicU64,
+}
+
+/// The read-only part of a subscriber port.
+#[repr(C, align(64))]
+pub(crate) struct SubHeader {
+    pub magic: u64,
+    /// A random key of this subscriber incarnation (see [`OutCtl::sub_key`]).
+    pub key: u64,
+    pub generation: u32,
+    pub max_publishers: u32,
+    pub completion_len: u32,
+    /// 1 if the subscriber's process is a registered light side.
+    pub light: u32,
+    /// [`PORT_ACTIVE`] or [`PORT_LEFT`]: the subscriber's own word that it is gone.
+    pub state: AtomicU32,
+    /// Pid, for tools and keep-alive handles.
+    pub pid: u32,
+}
+
+/// Read by publishers on every publish; written when the subscriber goes to sleep.
+#[repr(C, align(64))]
+pub(crate) struct SubSleep {
+    /// Registration of sleeping threads (only `waiters` is used; they sleep on a topic word).
+    pub word: WaitWord,
+    /// Sticky "this subscriber has slept" ([`crate::barrier::announce`]).
+    pub may_sleep: AtomicU32,
+}
+
+/// Per publisher slot, in the subscriber's port: written on every receive and return.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub(crate) struct InLine {
+    /// Key of the publisher this state belongs to; 0 = none.
+    pub pub_key: AtomicU64,
+    /// Next position to consume; a position is claimed by moving `head` past it.
+    pub head: AtomicU64,
+    /// Entries pushed to the completion ring.
+    pub completion_tail: AtomicU64,
+    /// Samples received (for tools).
+    pub received: AtomicU64,
 }
 
 fn round64(n: usize) -> usize {
     n.next_multiple_of(64)
 }
 
+/// Whether messages of type `M` travel inside their ring entries: at most
+/// [`INLINE_WORDS`](super::ring::INLINE_WORDS) words, aligned to at most 8, no uninitialised
+/// byte (they are copied as words) and no destructor (a copy owns nothing).
+pub(crate) const fn carries_inline<M: crate::message::ShmSafe>() -> bool {
+    M::NO_UNINIT
+        && !std::mem::needs_drop::<M>()
+        && size_of::<M>() <= 8 * super::ring::INLINE_WORDS
+        && align_of::<M>() <= 8
+}
+
+/// Offsets and sizes, computed from the options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub options: TopicOptions,
+    /// Messages travel inside ring entries (see `ring.rs`).
+    pub inline: bool,
+    /// Words per ring entry: 1 (a stamped slot index) or a cache line (inline).
+    pub stride: usize,
+    // topic segment
+    pub header: usize,
+    pub publishers: usize,
+    pub subscribers: usize,
+    pub total: usize,
+    // rings
+    /// Entries of a delivery ring: a power of two ≥ 2 × capacity, so that a subscriber that
+    /// stopped reading is revoked in batches of at least `capacity`.
+    pub ring_len: usize,
+    /// Entries of a completion ring: a power of two ≥ 2 × (ring_len + max_borrowed).
+    pub completion_len: usize,
+    /// Sample slots in each publisher's pool.
+    pub pool_len: u32,
+    /// Most slots one subscriber may hold at once: a full ring and `max_borrowed` in hand.
+    pub allowance: u32,
+    // publisher port
+    pub out_stride: usize,
+    pub pub_port: usize,
+    // subscriber port
+    pub in_stride: usize,
+    pub sub_port: usize,
+}
+
+/// Offsets inside a publisher port.
+pub(crate) const PUB_HEADER: usize = 0;
+pub(crate) const PUB_FLAGS: usize = 64;
+pub(crate) const PUB_STATS: usize = 128;
+pub(crate) const PUB_OUTS: usize = 192;
+/// Offsets inside a subscriber port.
+pub(crate) const SUB_HEADER: usize = 0;
+pub(crate) const SUB_SLEEP: usize = 64;
+pub(crate) const SUB_INS: usize = 128;
+
+const _: () = {
+    assert!(size_of::<PubHeader>() == 64 && size_of::<PubFlags>() == 64);
+    assert!(size_of::<PubStats>() == 64 && size_of::<OutCtl>() == 64);
+    assert!(size_of::<OutComp>() == 64 && size_of::<SubHeader>() == 64);
+    assert!(size_of::<SubSleep>() == 64 && size_of::<InLine>() == 64);
+};
+
 impl Layout {
-    pub fn new(options: TopicOptions) -> Layout {
+    pub fn new(options: TopicOptions, inline: bool) -> Layout {
         let header = HEADER_SIZE;
         let publishers = round64(header + size_of::<TopicHeader>());
-        let subscribers = publishers + options.max_publishers as usize * size_of::<PublisherSlot>();
-        let pairs =
-            round64(subscribers + options.max_subscribers as usize * size_of::<SubscriberSlot>());
-        let delivery_len = (options.subscriber_capacity as usize).next_power_of_two();
-        let completion_len = (options.subscriber_capacity as usize + options.max_borrowed as usize)
-            .next_power_of_two();
-        let pair_stride = round64(size_of::<PairHeader>() + 4 * (delivery_len + completion_len));
-        let pair_count = options.max_publishers as usize * options.max_subscribers as usize;
-        let total = (pairs + pair_count * pair_stride).next_multiple_of(4096);
-        let pool_len = options.max_subscribers
-            * (options.subscriber_capacity + options.max_borrowed)
-            + options.history
-            + MAX_LOANS
-            + 1;
+        let subscribers =
+            publishers + options.max_publishers as usize * size_of::<PublisherEntry>();
+        let total = (subscribers + options.max_subscribers as usize * size_of::<SubscriberEntry>())
+            .next_multiple_of(4096);
+        let ring_len = (2 * options.subscriber_capacity as usize).next_power_of_two();
+        let stride = if inline { super::ring::INLINE_STRIDE } else { 1 };
+        // Inline messages are copies: subscribers hold no pool slot and return nothing; the
+        // pool only holds loans and the history.
+        let (allowance, completion_len, pool_len) = if inline {
+            (0, 2, options.history + MAX_LOANS + 1)
+        } else {
+            let allowance = ring_len as u32 + options.max_borrowed;
+            let completion_len = (2 * allowance as usize).next_power_of_two();
+            (
+                allowance,
+                completion_len,
+                options.max_subscribers * allowance + options.history + MAX_LOANS + 1,
+            )
+        };
+        let out_stride = 128 + round64(8 * stride * ring_len);
+        let in_stride = 64 + round64(8 * completion_len);
         Layout {
             options,
+            inline,
+            stride,
             header,
             publishers,
             subscribers,
-            pairs,
-            pair_stride,
-            delivery_len,
-            completion_len,
             total,
+            ring_len,
+            completion_len,
             pool_len,
+            allowance,
+            out_stride,
+            pub_port: PUB_OUTS + options.max_subscribers as usize * out_stride,
+            in_stride,
+            sub_port: SUB_INS + options.max_publishers as usize * in_stride,
         }
     }
 
     pub fn publisher(&self, index: u32) -> usize {
         debug_assert!(index < self.options.max_publishers);
-        self.publishers + index as usize * size_of::<PublisherSlot>()
+        self.publishers + index as usize * size_of::<PublisherEntry>()
     }
 
     pub fn subscriber(&self, index: u32) -> usize {
         debug_assert!(index < self.options.max_subscribers);
-        self.subscribers + index as usize * size_of::<SubscriberSlot>()
+        self.subscribers + index as usize * size_of::<SubscriberEntry>()
     }
 
-    pub fn pair(&self, publisher: u32, subscriber: u32) -> usize {
-        debug_assert!(publisher < self.options.max_publishers);
-        debug_assert!(subscriber < self.options.max_subscribers);
-        let index =
-            publisher as usize * self.options.max_subscribers as usize + subscriber as usize;
-        self.pairs + index * self.pair_stride
+    /// Offset of subscriber slot `s`'s [`OutCtl`] in a publisher port; [`OutComp`] follows at
+    /// +64 and the ring entries at +128.
+    pub fn out(&self, s: u32) -> usize {
+        debug_assert!(s < self.options.max_subscribers);
+        PUB_OUTS + s as usize * self.out_stride
     }
 
-    pub fn delivery_entries(&self, publisher: u32, subscriber: u32) -> usize {
-        self.pair(publisher, subscriber) + size_of::<PairHeader>()
-    }
-
-    pub fn completion_entries(&self, publisher: u32, subscriber: u32) -> usize {
-        self.delivery_entries(publisher, subscriber) + 4 * self.delivery_len
+    /// Offset of publisher slot `p`'s [`InLine`] in a subscriber port; the completion entries
+    /// follow at +64.
+    pub fn input(&self, p: u32) -> usize {
+        debug_assert!(p < self.options.max_publishers);
+        SUB_INS + p as usize * self.in_stride
     }
 }
 
@@ -208,20 +368,24 @@ mod tests {
                 ..TopicOptions::default()
             },
         ] {
-            let l = Layout::new(options);
-            assert_eq!(l.publishers % 64, 0);
-            assert_eq!(l.subscribers % 64, 0);
-            assert_eq!(l.pairs % 64, 0);
-            assert_eq!(l.pair_stride % 64, 0);
-            assert!(l.delivery_len >= options.subscriber_capacity as usize);
-            let last = l.pair(options.max_publishers - 1, options.max_subscribers - 1);
-            assert!(
-                l.completion_entries(options.max_publishers - 1, options.max_subscribers - 1)
-                    + 4 * l.completion_len
-                    <= l.total
-            );
-            assert!(last > l.subscriber(options.max_subscribers - 1));
-            assert_eq!(l.total % 4096, 0);
+            for inline in [false, true] {
+                let l = Layout::new(options, inline);
+                assert_eq!(l.publishers % 64, 0);
+                assert_eq!(l.subscribers % 64, 0);
+                assert_eq!(l.total % 4096, 0);
+                assert!(l.subscriber(options.max_subscribers - 1) + 64 <= l.total);
+                assert!(l.ring_len >= 2 * options.subscriber_capacity as usize);
+                assert!(l.ring_len.is_power_of_two() && l.completion_len.is_power_of_two());
+                assert!(
+                    inline || l.completion_len >= 2 * (l.ring_len + options.max_borrowed as usize)
+                );
+                assert_eq!(l.out(0) % 64, 0);
+                assert_eq!(l.out_stride % 64, 0);
+                assert_eq!(l.in_stride % 64, 0);
+                assert!(l.out(options.max_subscribers - 1) + l.out_stride <= l.pub_port);
+                assert!(l.input(options.max_publishers - 1) + l.in_stride <= l.sub_port);
+                assert!(l.out_stride >= 128 + 8 * l.stride * l.ring_len);
+            }
         }
     }
 }

@@ -115,6 +115,19 @@ impl TopicOptions {
         if self.max_borrowed == 0 || self.max_borrowed > MAX_CAPACITY {
             return bad("max_borrowed", format!("must be 1..={MAX_CAPACITY}"));
         }
+        let layout = super::layout::Layout::new(*self, false);
+        if layout.pool_len >= super::ring::MAX_POOL {
+            return bad(
+                "subscriber_capacity",
+                format!(
+                    "each publisher would need {} sample slots (max_subscribers × (ring of {} + \
+                     max_borrowed) + history + loans); at most {} fit a ring entry",
+                    layout.pool_len,
+                    layout.ring_len,
+                    super::ring::MAX_POOL - 1
+                ),
+            );
+        }
         Ok(())
     }
 

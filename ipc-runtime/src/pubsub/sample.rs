@@ -23,7 +23,11 @@ pub(crate) struct SampleSlot<M> {
 /// A received message: read access to a sample in the publisher's memory, without a copy.
 ///
 /// While the `Sample` lives, the publisher keeps the message untouched; dropping it returns the
-/// slot to the publisher (which then drops the message in its own process).
+/// slot to the publisher (which then drops the message in its own process). A small message
+/// without destructor or padding (at most 48 bytes, see
+/// [`ShmSafe::NO_UNINIT`](crate::ShmSafe::NO_UNINIT)) travels inside the ring entry instead,
+/// and the `Sample` holds a copy of it: one cache line crosses between the processes, and
+/// nothing needs returning.
 ///
 /// ```no_run
 /// use ipc_runtime::prelude::*;
@@ -35,11 +39,22 @@ pub(crate) struct SampleSlot<M> {
 /// ```
 pub struct Sample<'a, M: ShmMessage, B: WaitBackend = DefaultBackend> {
     pub(crate) subscriber: &'a Subscriber<M, B>,
-    pub(crate) slot: NonNull<SampleSlot<M>>,
     pub(crate) publisher: u32,
-    pub(crate) generation: u32,
-    pub(crate) index: u32,
     pub(crate) sequence: u64,
+    pub(crate) held: Held<M>,
+}
+
+/// Where a sample's message is.
+pub(crate) enum Held<M> {
+    /// In a slot of the publisher's pool, returned on drop.
+    Slot {
+        slot: NonNull<SampleSlot<M>>,
+        /// The publisher's key when we took it (returns go only to that publisher).
+        key: u64,
+        index: u32,
+    },
+    /// A copy of a message that travelled inside its ring entry (no destructor).
+    Copy(MaybeUninit<M>),
 }
 
 // SAFETY: a sample gives shared access to an `M` in read-only shared memory; moving it to another
@@ -65,10 +80,15 @@ impl<M: ShmMessage, B: WaitBackend> Sample<'_, M, B> {
 impl<M: ShmMessage, B: WaitBackend> Deref for Sample<'_, M, B> {
     type Target = M;
     fn deref(&self) -> &M {
-        // SAFETY: the slot lies in the publisher's pool, resolved with bounds checks when the
-        // subscriber connected; the publisher initialised the value before delivering the index
-        // and leaves it untouched until this sample is returned.
-        unsafe { self.slot.as_ref().value.assume_init_ref() }
+        match &self.held {
+            // SAFETY: the slot lies in the publisher's pool, resolved with bounds checks when
+            // the subscriber connected; the publisher initialised the value before delivering
+            // the index and leaves it untouched until this sample is returned.
+            Held::Slot { slot, .. } => unsafe { slot.as_ref().value.assume_init_ref() },
+            // SAFETY: the subscriber copied all `size_of::<M>()` bytes of a message the
+            // publisher wrote, and kept the copy only if the entry did not change meanwhile.
+            Held::Copy(value) => unsafe { value.assume_init_ref() },
+        }
     }
 }
 
@@ -84,7 +104,9 @@ impl<M: ShmMessage + fmt::Debug, B: WaitBackend> fmt::Debug for Sample<'_, M, B>
 
 impl<M: ShmMessage, B: WaitBackend> Drop for Sample<'_, M, B> {
     fn drop(&mut self) {
-        self.subscriber.release(self.publisher, self.generation, self.index);
+        if let Held::Slot { key, index, .. } = self.held {
+            self.subscriber.release(self.publisher, key, index);
+        }
     }
 }
 

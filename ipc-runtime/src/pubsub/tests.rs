@@ -21,9 +21,18 @@ fn leftovers(domain: &str) -> Vec<String> {
         .collect()
 }
 
+/// Everything of `domain` is gone, or goes within a few seconds: a publisher dropped while a
+/// subscriber still held a sample finishes on the process's service thread once it is back.
 fn assert_clean(domain: &str) {
-    let left = leftovers(domain);
-    assert!(left.is_empty(), "left behind: {left:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = leftovers(domain);
+        if left.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::yield_now();
+    }
 }
 
 #[derive(ShmMessage, Default, Debug)]
@@ -33,6 +42,46 @@ struct Frame {
     id: u32,
     pixels: ShmVec<u8>,
     name: ShmString,
+}
+
+/// 64 bytes: too big to travel inside a ring entry, so it takes the pool path, while `u32`
+/// travels inline. Tests that care run with both.
+#[derive(ShmMessage, Clone, Copy, Debug, PartialEq, Default)]
+#[repr(C)]
+struct Wide([u32; 16]);
+
+trait Msg: ShmMessage + Send + Sync + Copy + PartialEq + std::fmt::Debug {
+    fn of(i: u32) -> Self;
+    fn id(&self) -> u32;
+}
+
+impl Msg for u32 {
+    fn of(i: u32) -> Self {
+        i
+    }
+    fn id(&self) -> u32 {
+        *self
+    }
+}
+
+impl Msg for Wide {
+    fn of(i: u32) -> Self {
+        Wide([i; 16])
+    }
+    fn id(&self) -> u32 {
+        assert!(self.0.iter().all(|&w| w == self.0[0]), "torn: {self:?}");
+        self.0[0]
+    }
+}
+
+#[test]
+fn small_plain_types_travel_inline_and_others_in_the_pool() {
+    use super::layout::carries_inline;
+    assert!(carries_inline::<u32>() && carries_inline::<[u64; 6]>() && carries_inline::<()>());
+    assert!(!carries_inline::<Wide>(), "64 bytes do not fit the entry");
+    assert!(!carries_inline::<Frame>(), "has a destructor");
+    assert!(!carries_inline::<(u8, u64)>(), "has padding");
+    assert!(!carries_inline::<[u64; 7]>(), "56 bytes do not fit");
 }
 
 #[test]
@@ -175,34 +224,102 @@ fn one_publish_wakes_every_sleeping_subscriber() {
 #[test]
 fn too_many_borrowed_is_an_error_until_one_is_dropped() {
     let d = domain("borrow");
-    let subscriber = Subscriber::<u32>::builder("b").domain(&d).max_borrowed(2).create().unwrap();
-    let publisher = Publisher::<u32>::builder("b").domain(&d).create().unwrap();
+    let subscriber = Subscriber::<Wide>::builder("b").domain(&d).max_borrowed(2).create().unwrap();
+    let publisher = Publisher::<Wide>::builder("b").domain(&d).create().unwrap();
     for i in 0..3 {
-        publisher.publish(i).unwrap();
+        publisher.publish(Wide::of(i)).unwrap();
     }
     let a = subscriber.try_receive().unwrap().unwrap();
     let b = subscriber.try_receive().unwrap().unwrap();
     assert!(matches!(subscriber.try_receive(), Err(Error::TooManyBorrowed { max: 2, .. })));
     drop(a);
-    assert_eq!(*subscriber.try_receive().unwrap().unwrap(), 2);
-    assert_eq!(*b, 1);
+    assert_eq!(subscriber.try_receive().unwrap().unwrap().id(), 2);
+    assert_eq!(b.id(), 1);
 }
 
 #[test]
-fn drop_oldest_keeps_the_newest_and_shows_gaps() {
-    let d = domain("gaps");
-    let subscriber =
-        Subscriber::<u32>::builder("g").domain(&d).subscriber_capacity(4).create().unwrap();
-    let publisher = Publisher::<u32>::builder("g").domain(&d).create().unwrap();
-    for i in 1..=10 {
+fn inline_samples_hold_nothing_of_the_publisher() {
+    let d = domain("inline-borrow");
+    let subscriber = Subscriber::<u32>::builder("b").domain(&d).max_borrowed(1).create().unwrap();
+    let publisher = Publisher::<u32>::builder("b").domain(&d).create().unwrap();
+    for i in 0..3 {
         publisher.publish(i).unwrap();
     }
+    // Copies: keeping them costs the publisher nothing, so `max_borrowed` does not apply.
+    let kept: Vec<_> = (0..3).map(|_| subscriber.try_receive().unwrap().unwrap()).collect();
+    assert_eq!(kept.iter().map(|s| **s).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(publisher.samples_in_use(), 0);
+}
+
+fn drop_oldest_keeps_the_newest_and_shows_gaps<M: Msg>(tag: &str) {
+    let d = domain(tag);
+    let subscriber =
+        Subscriber::<M>::builder("g").domain(&d).subscriber_capacity(4).create().unwrap();
+    let publisher = Publisher::<M>::builder("g").domain(&d).create().unwrap();
+    for i in 1..=100 {
+        publisher.publish(M::of(i)).unwrap();
+    }
     let got: Vec<(u64, u32)> = std::iter::from_fn(|| subscriber.try_receive().unwrap())
-        .map(|s| (s.sequence(), *s))
+        .map(|s| (s.sequence(), s.id()))
         .collect();
-    assert_eq!(got, [(7, 7), (8, 8), (9, 9), (10, 10)]);
+    assert_eq!(got, [(97, 97), (98, 98), (99, 99), (100, 100)]);
     publisher.cleanup().unwrap();
     assert_eq!(publisher.samples_in_use(), 0, "dropped samples went back to the pool");
+    drop((subscriber, publisher));
+    assert_clean(&d);
+}
+
+#[test]
+fn drop_oldest_keeps_the_newest_and_shows_gaps_inline() {
+    drop_oldest_keeps_the_newest_and_shows_gaps::<u32>("gaps-inline");
+}
+
+#[test]
+fn drop_oldest_keeps_the_newest_and_shows_gaps_pooled() {
+    drop_oldest_keeps_the_newest_and_shows_gaps::<Wide>("gaps-pooled");
+}
+
+/// Block: a publisher on another thread waits for room, nothing is lost or reordered.
+fn block_loses_nothing<M: Msg>(tag: &str) {
+    let d = domain(tag);
+    let subscriber = Subscriber::<M>::builder("blk")
+        .domain(&d)
+        .overflow(Overflow::Block)
+        .subscriber_capacity(2)
+        .create()
+        .unwrap();
+    let publisher = Publisher::<M>::builder("blk")
+        .domain(&d)
+        .overflow(Overflow::Block)
+        .subscriber_capacity(2)
+        .create()
+        .unwrap();
+    let n = 20_000;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for i in 1..=n {
+                publisher.publish(M::of(i)).unwrap();
+            }
+        });
+        for i in 1..=n {
+            let Some(sample) = subscriber.receive_timeout(Duration::from_secs(30)).unwrap() else {
+                panic!("stalled at {i}: {}", subscriber.debug_state())
+            };
+            assert_eq!((sample.sequence(), sample.id()), (i as u64, i));
+        }
+    });
+    drop(subscriber);
+    assert_clean(&d);
+}
+
+#[test]
+fn block_loses_nothing_inline() {
+    block_loses_nothing::<u32>("block-inline");
+}
+
+#[test]
+fn block_loses_nothing_pooled() {
+    block_loses_nothing::<Wide>("block-pooled");
 }
 
 #[test]
@@ -241,36 +358,60 @@ fn topic_binding_and_callback_receive() {
     assert_eq!(subscriber.publishers_alive(), 1);
 }
 
-#[test]
-fn history_is_delivered_to_late_joiners() {
-    let d = domain("history");
-    let publisher = Publisher::<u32>::builder("h").domain(&d).history(3).create().unwrap();
+fn history_is_delivered_to_late_joiners<M: Msg>(tag: &str) {
+    let d = domain(tag);
+    let publisher = Publisher::<M>::builder("h").domain(&d).history(3).create().unwrap();
     for i in 1..=5 {
-        publisher.publish(i).unwrap();
+        publisher.publish(M::of(i)).unwrap();
     }
-    let subscriber = Subscriber::<u32>::builder("h").domain(&d).history(3).create().unwrap();
-    let got: Vec<u32> = (0..3)
-        .map(|_| *subscriber.receive_timeout(Duration::from_secs(5)).unwrap().expect("history"))
+    // The publisher is idle from now on: its process's service thread hands the history over.
+    let subscriber = Subscriber::<M>::builder("h").domain(&d).history(3).create().unwrap();
+    let got: Vec<(u64, u32)> = (0..3)
+        .map(|_| {
+            let s = subscriber.receive_timeout(Duration::from_secs(5)).unwrap().expect("history");
+            (s.sequence(), s.id())
+        })
         .collect();
-    assert_eq!(got, [3, 4, 5]);
+    assert_eq!(got, [(3, 3), (4, 4), (5, 5)]);
+    drop((subscriber, publisher));
+    assert_clean(&d);
 }
 
 #[test]
-fn start_order_does_not_matter() {
-    let d = domain("order");
-    let early = Subscriber::<u32>::builder("o").domain(&d).create().unwrap();
-    let publisher = Publisher::<u32>::builder("o").domain(&d).create().unwrap();
-    let late = Subscriber::<u32>::builder("o").domain(&d).create().unwrap();
-    publisher.publish(1).unwrap();
-    assert_eq!(*early.try_receive().unwrap().unwrap(), 1);
-    assert_eq!(*late.try_receive().unwrap().unwrap(), 1);
+fn history_is_delivered_to_late_joiners_inline() {
+    history_is_delivered_to_late_joiners::<u32>("history-inline");
+}
+
+#[test]
+fn history_is_delivered_to_late_joiners_pooled() {
+    history_is_delivered_to_late_joiners::<Wide>("history-pooled");
+}
+
+fn start_order_does_not_matter<M: Msg>(tag: &str) {
+    let d = domain(tag);
+    let early = Subscriber::<M>::builder("o").domain(&d).create().unwrap();
+    let publisher = Publisher::<M>::builder("o").domain(&d).create().unwrap();
+    let late = Subscriber::<M>::builder("o").domain(&d).create().unwrap();
+    publisher.publish(M::of(1)).unwrap();
+    assert_eq!(early.try_receive().unwrap().unwrap().id(), 1);
+    assert_eq!(late.try_receive().unwrap().unwrap().id(), 1);
     drop(publisher);
-    let again = Publisher::<u32>::builder("o").domain(&d).create().unwrap();
-    again.publish(2).unwrap();
-    assert_eq!(*early.try_receive().unwrap().unwrap(), 2);
-    assert_eq!(*late.try_receive().unwrap().unwrap(), 2);
+    let again = Publisher::<M>::builder("o").domain(&d).create().unwrap();
+    again.publish(M::of(2)).unwrap();
+    assert_eq!(early.try_receive().unwrap().unwrap().id(), 2);
+    assert_eq!(late.try_receive().unwrap().unwrap().id(), 2);
     drop((early, late, again));
     assert_clean(&d);
+}
+
+#[test]
+fn start_order_does_not_matter_inline() {
+    start_order_does_not_matter::<u32>("order-inline");
+}
+
+#[test]
+fn start_order_does_not_matter_pooled() {
+    start_order_does_not_matter::<Wide>("order-pooled");
 }
 
 #[test]

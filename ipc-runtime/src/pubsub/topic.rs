@@ -1,49 +1,27 @@
-//! A process's handle on a topic segment: joining (create-or-open, validated), participant slots
-//! and their liveness, and removal when the last participant leaves.
-//!
-//! Joining and leaving take the topic's [`FileLock`], so a creator killed half-way never leaves a
-//! half-initialised topic in anyone's way: the next joiner finds the segment not ready while
-//! holding the lock, which proves its creator is gone, and replaces it. A topic whose
-//! participants are all dead is likewise replaced, so stale state never blocks a restart.
+//! A process's handle on a topic segment: joining (create-or-open, validated), the registry of
+//! publishers and subscribers, and removal when the last participant leaves. The membership
+//! protocol itself is [`crate::membership`]'s.
 
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
 use super::layout::{
-    CLAIMED, FREE, LAYOUT_VERSION, Layout, Line, PairHeader, PublisherSlot, SubscriberSlot,
-    TYPE_NAME_CAP, TopicHeader,
+    HeapRef, LAYOUT_VERSION, Layout, Line, PublisherEntry, SubscriberEntry, TYPE_NAME_CAP,
+    TopicHeader, carries_inline,
 };
 use super::options::{OptionRequest, TopicOptions};
-use super::ring::{Completion, Delivery};
 use crate::domain;
 use crate::error::{Error, Result};
-use crate::liveness::{self, FileLock, Token};
+use crate::liveness::FileLock;
+use crate::membership::{self, Claim, FREE, Member, Registry, Role};
 use crate::message::ShmMessage;
-use crate::segment::{Access, Segment, SegmentKind, SegmentName};
+use crate::segment::{Segment, SegmentKind, SegmentName};
 use crate::wait::{WaitBackend, WaitWord};
 
-/// Which side of a topic a participant is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Publisher,
-    Subscriber,
-}
-
-impl Role {
-    pub(crate) fn letter(self) -> char {
-        match self {
-            Role::Publisher => 'p',
-            Role::Subscriber => 's',
-        }
-    }
-
-    fn noun(self) -> &'static str {
-        match self {
-            Role::Publisher => "publishers",
-            Role::Subscriber => "subscribers",
-        }
-    }
-}
+/// Publisher slots of a topic.
+pub(crate) const PUBLISHER: Role = Role { letter: 'p', plural: "publishers" };
+/// Subscriber slots of a topic.
+pub(crate) const SUBSCRIBER: Role = Role { letter: 's', plural: "subscribers" };
 
 /// Hook for tests: pause inside topic creation so a test can kill the creator there.
 #[cfg(not(miri))]
@@ -61,14 +39,15 @@ fn creation_pause_point() {
 pub(crate) struct Topic {
     pub name: String,
     pub domain: String,
+    object: String,
     segment: Segment,
     pub layout: Layout,
     /// The wait backend's cleanup, for channels dead participants left behind.
     cleanup: crate::wait::ChannelCleanup,
 }
 
-// SAFETY: all shared state in the segment is accessed through atomics; the mapping lives as long
-// as the `Topic`.
+// SAFETY: all shared state in the segment is accessed through atomics or is plain data written
+// before the segment was marked ready; the mapping lives as long as the `Topic`.
 unsafe impl Send for Topic {}
 // SAFETY: as above.
 unsafe impl Sync for Topic {}
@@ -77,8 +56,42 @@ fn segment_name(domain: &str, topic: &str) -> Result<SegmentName> {
     SegmentName::new(domain, SegmentKind::Topic, topic)
 }
 
-fn lock_name(topic: &str) -> String {
+fn object_name(topic: &str) -> String {
     format!("topic.{topic}")
+}
+
+impl Registry for Topic {
+    fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    fn object(&self) -> &str {
+        &self.object
+    }
+
+    fn slots(&self, role: Role) -> u32 {
+        if role == PUBLISHER {
+            self.layout.options.max_publishers
+        } else {
+            self.layout.options.max_subscribers
+        }
+    }
+
+    fn member(&self, role: Role, index: u32) -> &Member {
+        if role == PUBLISHER {
+            &self.publisher(index).member
+        } else {
+            &self.subscriber(index).member
+        }
+    }
+
+    fn roles(&self) -> &'static [Role] {
+        &[PUBLISHER, SUBSCRIBER]
+    }
+
+    fn full(&self, role: Role) -> Error {
+        Error::TopicFull { topic: self.name.clone(), role: role.plural, max: self.slots(role) }
+    }
 }
 
 impl Topic {
@@ -92,11 +105,11 @@ impl Topic {
     ) -> Result<(Topic, FileLock)> {
         domain::validate(name, "topic")?;
         let seg_name = segment_name(domain, name)?;
-        let lock = FileLock::lock(domain, &lock_name(name))?;
-        let topic = match Segment::open(&seg_name, SegmentKind::Topic, Access::ReadWrite) {
-            Ok(segment) => {
+        let lock = membership::lock(domain, &object_name(name))?;
+        let topic = match membership::open_or_replace(&seg_name, SegmentKind::Topic)? {
+            Some(segment) => {
                 let existing = Self::from_segment(domain, name, segment, B::cleanup)?;
-                if existing.anyone_alive()? {
+                if membership::anyone_alive(&existing) {
                     existing.check::<M, B>(request)?;
                     existing
                 } else {
@@ -105,31 +118,19 @@ impl Topic {
                         topic = name,
                         "replacing a topic whose participants are all gone"
                     );
-                    Segment::unlink(&seg_name)?;
+                    existing.clean_all_dead();
+                    membership::unlink(&seg_name);
                     Self::create::<M, B>(domain, name, &seg_name, request)?
                 }
             }
-            Err(Error::SegmentNotFound { .. }) => {
-                match Self::create::<M, B>(domain, name, &seg_name, request) {
-                    Ok(topic) => topic,
-                    Err(err) => {
-                        // Nothing was created: do not leave the lock file behind either.
-                        lock.remove();
-                        return Err(err);
-                    }
+            None => match Self::create::<M, B>(domain, name, &seg_name, request) {
+                Ok(topic) => topic,
+                Err(err) => {
+                    // Nothing was created: do not leave the lock file behind either.
+                    lock.remove();
+                    return Err(err);
                 }
-            }
-            Err(Error::NotReady { creator_pid, .. }) => {
-                // We hold the lock its creator held while creating: the creator died half-way.
-                tracing::warn!(
-                    topic = name,
-                    creator_pid,
-                    "replacing a topic whose creator died while creating it"
-                );
-                Segment::unlink(&seg_name)?;
-                Self::create::<M, B>(domain, name, &seg_name, request)?
-            }
-            Err(other) => return Err(other),
+            },
         };
         Ok((topic, lock))
     }
@@ -142,7 +143,7 @@ impl Topic {
     ) -> Result<Topic> {
         let options = request.resolve();
         options.validate()?;
-        let layout = Layout::new(options);
+        let layout = Layout::new(options, carries_inline::<M>());
         let type_name = M::TYPE_NAME.as_bytes();
         let len = type_name.len().min(TYPE_NAME_CAP);
         let mut stored_name = [0u8; TYPE_NAME_CAP];
@@ -154,7 +155,7 @@ impl Topic {
             msg_size: size_of::<M>() as u64,
             msg_align: align_of::<M>() as u64,
             type_name_len: len as u32,
-            _pad: 0,
+            inline: u32::from(layout.inline),
             type_name: stored_name,
             options: options.to_wire(),
             connect_epoch: Default::default(),
@@ -168,7 +169,7 @@ impl Topic {
             |seg| {
                 // SAFETY: the fresh segment is `layout.total` bytes, writable, zero-filled and
                 // page-aligned; the header offset is 64-aligned. Zero is the initial state of
-                // every slot and queue, so only the header needs writing.
+                // every registry slot, so only the header needs writing.
                 unsafe { seg.base().add(layout.header).cast::<TopicHeader>().write(header) };
                 #[cfg(not(miri))]
                 creation_pause_point();
@@ -177,6 +178,7 @@ impl Topic {
         Ok(Topic {
             name: name.to_owned(),
             domain: domain.to_owned(),
+            object: object_name(name),
             segment,
             layout,
             cleanup: B::cleanup,
@@ -190,11 +192,14 @@ impl Topic {
         cleanup: crate::wait::ChannelCleanup,
     ) -> Result<Topic> {
         let corrupted = |what: String| Error::Corrupted { what: format!("topic `{name}`: {what}") };
-        if segment.len() < Layout::new(TopicOptions::default()).header + size_of::<TopicHeader>() {
+        if segment.len()
+            < Layout::new(TopicOptions::default(), false).header + size_of::<TopicHeader>()
+        {
             return Err(corrupted("segment too small for a topic header".into()));
         }
         // SAFETY: the segment is at least header + TopicHeader bytes (checked above) and the
-        // header is plain data (atomics and integers), valid for any bit pattern.
+        // header is plain data (atomics and integers), valid for any bit pattern. The fields
+        // read here are written once, before the segment was marked ready.
         let header = unsafe {
             segment.base().add(crate::segment::HEADER_SIZE).cast::<TopicHeader>().as_ref()
         };
@@ -205,7 +210,12 @@ impl Topic {
             )));
         }
         let options = TopicOptions::from_wire(header.options, name)?;
-        let layout = Layout::new(options);
+        let inline = match header.inline {
+            0 => false,
+            1 => true,
+            other => return Err(corrupted(format!("inline flag {other} is not 0 or 1"))),
+        };
+        let layout = Layout::new(options, inline);
         if segment.len() != layout.total {
             return Err(corrupted(format!(
                 "segment is {} bytes, its options need {}",
@@ -213,7 +223,14 @@ impl Topic {
                 layout.total
             )));
         }
-        Ok(Topic { name: name.to_owned(), domain: domain.to_owned(), segment, layout, cleanup })
+        Ok(Topic {
+            name: name.to_owned(),
+            domain: domain.to_owned(),
+            object: object_name(name),
+            segment,
+            layout,
+            cleanup,
+        })
     }
 
     /// Opens an existing topic without joining it or checking its type (for tools).
@@ -222,7 +239,8 @@ impl Topic {
             Ok(())
         }
         let seg_name = segment_name(domain, name)?;
-        let segment = Segment::open(&seg_name, SegmentKind::Topic, Access::ReadWrite)?;
+        let segment =
+            Segment::open(&seg_name, SegmentKind::Topic, crate::segment::Access::ReadWrite)?;
         let mut topic = Self::from_segment(domain, name, segment, no_cleanup)?;
         if let Some((_, cleanup)) = crate::wait::builtin_backend(topic.header().backend_id) {
             topic.cleanup = cleanup;
@@ -230,19 +248,24 @@ impl Topic {
         Ok(topic)
     }
 
-    /// The topic's creation lock (for tools that change a topic they did not join).
+    /// The topic's membership lock (for tools that change a topic they did not join).
     pub fn lock(domain: &str, name: &str) -> Result<FileLock> {
-        FileLock::lock(domain, &lock_name(name))
+        membership::lock(domain, &object_name(name))
     }
 
-    /// Removes the topic's segment if nobody alive uses it; returns whether it did.
-    /// Call with the topic's lock held.
-    pub fn remove_if_unused(&self) -> Result<bool> {
-        if self.anyone_alive()? {
-            return Ok(false);
+    /// Removes the topic's segment (and `lock`'s file) if nobody alive uses it; returns whether
+    /// it did. Call with the topic's lock, which this consumes.
+    pub fn remove_if_unused(&self, lock: FileLock) -> bool {
+        if membership::anyone_alive(self) {
+            return false;
         }
-        Segment::unlink(&segment_name(&self.domain, &self.name)?)?;
-        Ok(true)
+        self.clean_all_dead();
+        for role in [PUBLISHER, SUBSCRIBER] {
+            for index in 0..self.slots(role) {
+                membership::release(self, role, index);
+            }
+        }
+        membership::remove_if_unused(self, &self.segment, SegmentKind::Topic, lock)
     }
 
     /// Checks that `M`, `B` and the requested options agree with the topic.
@@ -264,6 +287,13 @@ impl Topic {
                 found,
             });
         }
+        if self.layout.inline != carries_inline::<M>() {
+            return Err(Error::TypeMismatch {
+                topic: self.name.clone(),
+                expected: format!("{} (carried inline: {})", self.type_name(), self.layout.inline),
+                found: format!("{} (carried inline: {})", M::TYPE_NAME, carries_inline::<M>()),
+            });
+        }
         if header.backend_id != B::ID {
             return Err(Error::IncompatibleOptions {
                 topic: self.name.clone(),
@@ -283,109 +313,50 @@ impl Topic {
     }
 
     fn at<T>(&self, offset: usize) -> &T {
-        debug_assert!(offset + size_of::<T>() <= self.segment.len());
-        // SAFETY: every offset comes from `self.layout`, computed from validated options and
-        // checked against the segment's size when it was opened; all structures are plain data
-        // or atomics, 4/8/64-aligned as the layout places them, and live as long as `self`.
+        assert!(offset + size_of::<T>() <= self.segment.len(), "topic offset out of range");
+        // SAFETY: in bounds (asserted); every offset comes from `self.layout`, computed from
+        // validated options and checked against the segment's size when it was opened; all
+        // structures are plain data or atomics, 64-aligned as the layout places them (the
+        // mapping is page-aligned), and live as long as `self`.
         unsafe {
             NonNull::new_unchecked(self.segment.base().as_ptr().add(offset)).cast::<T>().as_ref()
         }
-    }
-
-    fn atomics_u32(&self, offset: usize, len: usize) -> &[std::sync::atomic::AtomicU32] {
-        debug_assert!(offset + 4 * len <= self.segment.len());
-        // SAFETY: as in `at`; the ring entries are `len` consecutive 4-byte atomics.
-        unsafe { std::slice::from_raw_parts(self.segment.base().as_ptr().add(offset).cast(), len) }
     }
 
     pub fn header(&self) -> &TopicHeader {
         self.at(self.layout.header)
     }
 
-    pub fn publisher(&self, index: u32) -> &PublisherSlot {
+    pub fn publisher(&self, index: u32) -> &PublisherEntry {
         self.at(self.layout.publisher(index))
     }
 
-    pub fn subscriber(&self, index: u32) -> &SubscriberSlot {
+    pub fn subscriber(&self, index: u32) -> &SubscriberEntry {
         self.at(self.layout.subscriber(index))
-    }
-
-    pub fn pair(&self, publisher: u32, subscriber: u32) -> &PairHeader {
-        self.at(self.layout.pair(publisher, subscriber))
-    }
-
-    pub fn delivery(&self, publisher: u32, subscriber: u32) -> Delivery<'_> {
-        let pair = self.pair(publisher, subscriber);
-        Delivery {
-            head: &pair.delivery_head.0,
-            tail: &pair.delivery_tail.0,
-            entries: self.atomics_u32(
-                self.layout.delivery_entries(publisher, subscriber),
-                self.layout.delivery_len,
-            ),
-            capacity: self.layout.options.subscriber_capacity as u64,
-        }
-    }
-
-    pub fn completion(&self, publisher: u32, subscriber: u32) -> Completion<'_> {
-        let pair = self.pair(publisher, subscriber);
-        Completion {
-            head: &pair.completion_head.0,
-            tail: &pair.completion_tail.0,
-            entries: self.atomics_u32(
-                self.layout.completion_entries(publisher, subscriber),
-                self.layout.completion_len,
-            ),
-        }
     }
 
     pub fn epoch(&self) -> u64 {
         self.header().connect_epoch.load(Ordering::Acquire)
     }
 
-    /// The word every subscriber sleeps on when the backend broadcasts
-    /// ([`TopicHeader::data`]).
-    pub fn data_word(&self) -> &WaitWord {
-        &self.header().data.0
-    }
-
     pub fn bump_epoch(&self) {
         self.header().connect_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn slots(&self, role: Role) -> u32 {
-        match role {
-            Role::Publisher => self.layout.options.max_publishers,
-            Role::Subscriber => self.layout.options.max_subscribers,
-        }
-    }
-
-    fn slot_state(&self, role: Role, index: u32) -> (&std::sync::atomic::AtomicU32, u32) {
-        match role {
-            Role::Publisher => {
-                let s = self.publisher(index);
-                (&s.state, s.generation.load(Ordering::Acquire))
-            }
-            Role::Subscriber => {
-                let s = self.subscriber(index);
-                (&s.state, s.generation.load(Ordering::Acquire))
-            }
-        }
+    /// The word every subscriber sleeps on when the backend broadcasts.
+    pub fn data_word(&self) -> &WaitWord {
+        &self.header().data.0
     }
 
     /// The wait channel of participant `index` at `generation` (`suffix` tells a participant's
     /// several channels apart).
     pub fn channel(&self, role: Role, index: u32, generation: u32, suffix: &str) -> String {
-        format!("{}.topic.{}.{}{index}.{generation}{suffix}", self.domain, self.name, role.letter())
+        format!("{}.topic.{}.{}{index}.{generation}{suffix}", self.domain, self.name, role.letter)
     }
 
-    /// Removes what a participant's wait channels leave behind (socket files and such): for
-    /// dead participants, and for a publisher that finished while its waiters still exist.
+    /// Removes what a participant's wait channels leave behind (socket files and such).
     pub fn clean_channels(&self, role: Role, index: u32, generation: u32) {
-        let suffixes: &[&str] = match role {
-            Role::Publisher => &[".service", ".space"],
-            Role::Subscriber => &[""],
-        };
+        let suffixes: &[&str] = if role == PUBLISHER { &[".space"] } else { &[""] };
         for suffix in suffixes {
             if let Err(err) = (self.cleanup)(&self.channel(role, index, generation, suffix)) {
                 tracing::warn!(topic = %self.name, %err, "could not clean a dead participant's wait channel");
@@ -393,169 +364,110 @@ impl Topic {
         }
     }
 
-    /// Name of the liveness token of participant `index` (generation `generation`).
-    pub fn token_name(&self, role: Role, index: u32, generation: u32) -> String {
-        format!("topic.{}.{}{index}.{generation}", self.name, role.letter())
+    /// Whether the participant in slot `index` at `generation` is alive.
+    pub fn alive(&self, role: Role, index: u32, generation: u32) -> bool {
+        membership::alive(self, role, index, generation)
     }
 
-    /// Whether the participant in slot `index` at `generation` is alive.
-    pub fn participant_alive(&self, role: Role, index: u32, generation: u32) -> bool {
-        match liveness::is_alive(&self.domain, &self.token_name(role, index, generation)) {
-            Ok(alive) => alive,
-            Err(err) => {
-                tracing::warn!(topic = %self.name, %err, "liveness probe failed; assuming alive");
+    /// Name of a participant's liveness token (for tools).
+    pub fn token_name(&self, role: Role, index: u32, generation: u32) -> String {
+        membership::token_name(&self.object, role, index, generation)
+    }
+
+    /// Claims a slot of `role` (call with the topic's lock held), cleaning up after a dead
+    /// holder it replaces.
+    pub fn claim(&self, role: Role) -> Result<Claim> {
+        let claim = membership::claim(self, role)?;
+        if let Some(generation) = claim.replaced {
+            self.clean_dead(role, claim.index, generation);
+        }
+        Ok(claim)
+    }
+
+    /// Frees slot `index` of `role` if its holder is dead; returns whether it did.
+    pub fn reap(&self, role: Role, index: u32) -> bool {
+        match membership::reap(self, role, index) {
+            Some(generation) => {
+                self.clean_dead(role, index, generation);
+                self.bump_epoch();
+                tracing::info!(topic = %self.name, index, "reclaimed a dead participant's {} slot", role.plural);
                 true
             }
+            None => false,
         }
     }
 
-    /// Claims a free slot (or one whose holder is dead) and takes its liveness token. Call with
-    /// the topic's lock held.
-    pub fn claim(&self, role: Role) -> Result<(u32, u32, Token)> {
-        for index in 0..self.slots(role) {
-            let (state, generation) = self.slot_state(role, index);
-            let current = state.load(Ordering::Acquire);
-            let takeable = current == FREE || !self.participant_alive(role, index, generation);
-            if !takeable
-                || state
-                    .compare_exchange(current, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
+    /// What a dead participant leaves besides its slot: wait channels, and its heap once its
+    /// process is gone (mappings stay valid where they exist, so samples already received stay
+    /// readable).
+    fn clean_dead(&self, role: Role, index: u32, generation: u32) {
+        self.clean_channels(role, index, generation);
+        let heap = if role == PUBLISHER {
+            &self.publisher(index).heap
+        } else {
+            &self.subscriber(index).heap
+        };
+        if let Some((domain, id)) = read_heap_ref(heap) {
+            if role == PUBLISHER {
+                // A publisher's token dies before its process only in `exit` (it lingered), so
+                // a heap still alive here belongs to a process about to be gone.
+                crate::heap::remove_once_dead(&domain, id, std::time::Duration::from_secs(2));
+            } else {
+                crate::heap::remove_if_dead(&domain, id);
             }
-            if current != FREE {
-                self.clean_channels(role, index, generation);
-                if role == Role::Publisher {
-                    self.release_dead_publisher_heap(index);
-                }
-            }
-            let generation = match role {
-                Role::Publisher => self.publisher(index).generation.fetch_add(1, Ordering::AcqRel),
-                Role::Subscriber => {
-                    self.subscriber(index).generation.fetch_add(1, Ordering::AcqRel)
-                }
-            }
-            .wrapping_add(1)
-            .max(1);
-            let token =
-                match Token::acquire(&self.domain, &self.token_name(role, index, generation)) {
-                    Ok(token) => token,
-                    Err(err) => {
-                        state.store(FREE, Ordering::Release);
-                        return Err(err);
-                    }
-                };
-            return Ok((index, generation, token));
         }
-        Err(Error::TopicFull { topic: self.name.clone(), role: role.noun(), max: self.slots(role) })
     }
 
-    /// Frees publisher slot `index` if its holder is dead; returns whether it was dead.
-    pub fn reap_publisher(&self, index: u32) -> bool {
-        let slot = self.publisher(index);
-        let state = slot.state.load(Ordering::Acquire);
-        let generation = slot.generation.load(Ordering::Acquire);
-        if state == FREE || self.participant_alive(Role::Publisher, index, generation) {
-            return false;
-        }
-        if slot.state.compare_exchange(state, FREE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            self.release_dead_publisher_heap(index);
-            self.clean_channels(Role::Publisher, index, generation);
-            self.bump_epoch();
-            tracing::info!(topic = %self.name, publisher = index, "reclaimed a dead publisher's slot");
-        }
-        true
-    }
-
-    /// Removes a dead publisher's heap segment if its process is gone (mappings stay valid in
-    /// the processes that have them, so samples already received stay readable).
-    fn release_dead_publisher_heap(&self, index: u32) {
-        let slot = self.publisher(index);
-        let id = slot.heap_id.load(Ordering::Acquire);
-        if id == 0 {
-            return;
-        }
-        let Some(domain) = self.publisher_heap_domain(index) else { return };
-        // A publisher's token dies before its process only in `exit` (the slot is freed first
-        // otherwise), so a heap still alive here belongs to a process about to be gone.
-        crate::heap::remove_once_dead(&domain, id, std::time::Duration::from_secs(2));
-    }
-
-    /// The domain of publisher `index`'s heap, as it recorded it.
-    pub fn publisher_heap_domain(&self, index: u32) -> Option<String> {
-        let slot = self.publisher(index);
-        let len =
-            (slot.heap_domain_len.load(Ordering::Acquire) as usize).min(slot.heap_domain.len());
-        let domain = std::str::from_utf8(&slot.heap_domain[..len]).ok()?.to_owned();
-        domain::validate(&domain, "domain").ok().map(|()| domain)
-    }
-
-    /// Frees subscriber slot `index` if its holder is dead; returns whether it was dead.
-    pub fn reap_subscriber(&self, index: u32) -> bool {
-        let slot = self.subscriber(index);
-        let state = slot.state.load(Ordering::Acquire);
-        let generation = slot.generation.load(Ordering::Acquire);
-        if state == FREE || self.participant_alive(Role::Subscriber, index, generation) {
-            return false;
-        }
-        if slot.state.compare_exchange(state, FREE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            self.clean_channels(Role::Subscriber, index, generation);
-            self.bump_epoch();
-            tracing::info!(topic = %self.name, subscriber = index, "reclaimed a dead subscriber's slot");
-        }
-        true
-    }
-
-    /// Whether any participant (other than free slots) is alive. Dead ones' tokens are removed
-    /// as a side effect.
-    fn anyone_alive(&self) -> Result<bool> {
-        for role in [Role::Publisher, Role::Subscriber] {
+    /// Cleans after every dead participant without freeing slots (the topic is being replaced
+    /// or removed).
+    fn clean_all_dead(&self) {
+        for role in [PUBLISHER, SUBSCRIBER] {
             for index in 0..self.slots(role) {
-                let (state, generation) = self.slot_state(role, index);
-                if state.load(Ordering::Acquire) != FREE
-                    && self.participant_alive(role, index, generation)
-                {
-                    return Ok(true);
-                }
-                if state.load(Ordering::Acquire) != FREE {
-                    self.clean_channels(role, index, generation);
-                    if role == Role::Publisher {
-                        self.release_dead_publisher_heap(index);
-                    }
+                let member = self.member(role, index);
+                if member.state.load(Ordering::Acquire) != FREE {
+                    self.clean_dead(role, index, member.generation.load(Ordering::Acquire));
                 }
             }
         }
-        Ok(false)
     }
 
     /// Called by a participant after it released its slot: removes the topic if nobody alive
     /// uses it any more.
     pub fn leave(&self) {
-        let lock = match FileLock::lock(&self.domain, &lock_name(&self.name)) {
-            Ok(lock) => lock,
+        match Self::lock(&self.domain, &self.name) {
+            Ok(lock) => {
+                self.remove_if_unused(lock);
+            }
             Err(err) => {
-                tracing::warn!(topic = %self.name, %err, "could not lock the topic to leave it");
-                return;
+                tracing::warn!(topic = %self.name, %err, "could not lock the topic to leave it")
             }
-        };
-        match self.anyone_alive() {
-            Ok(false) => {
-                // Remove the segment only if the name still refers to ours; remove the lock
-                // file too unless a newer incarnation of the topic exists (another participant
-                // that left at the same time may have removed the segment already).
-                let Ok(name) = segment_name(&self.domain, &self.name) else { return };
-                match Segment::open(&name, SegmentKind::Topic, Access::ReadOnly) {
-                    Ok(current) if current.id() == self.segment.id() => {
-                        let _ = Segment::unlink(&name);
-                        lock.remove();
-                    }
-                    Ok(_) => {}
-                    Err(Error::SegmentNotFound { .. }) => lock.remove(),
-                    Err(_) => {}
-                }
-            }
-            Ok(true) => {}
-            Err(err) => tracing::warn!(topic = %self.name, %err, "liveness scan failed"),
         }
     }
+}
+
+/// Records where this process's heap is, in a registry entry.
+pub(crate) fn write_heap_ref(field: &HeapRef, heap: &crate::heap::Heap) {
+    let domain = heap.domain().as_bytes();
+    let len = domain.len().min(field.domain.len());
+    // SAFETY: nobody else writes a slot we claimed (under the lock); the field is `DOMAIN_CAP`
+    // bytes and we copy at most that many.
+    unsafe {
+        let dst = field.domain.as_ptr().cast_mut();
+        std::ptr::copy_nonoverlapping(domain.as_ptr(), dst, len);
+    }
+    field.domain_len.store(len as u32, Ordering::Relaxed);
+    field.heap_id.store(heap.id(), Ordering::Release);
+}
+
+/// Reads where a participant's heap is; `None` if the entry holds no valid domain or id.
+pub(crate) fn read_heap_ref(field: &HeapRef) -> Option<(String, u64)> {
+    let id = field.heap_id.load(Ordering::Acquire);
+    let len = (field.domain_len.load(Ordering::Relaxed) as usize).min(field.domain.len());
+    // A volatile copy: another process may be writing garbage right now.
+    let bytes: Vec<u8> = (0..len)
+        // SAFETY: `i < len ≤ DOMAIN_CAP`, inside the field.
+        .map(|i| unsafe { std::ptr::read_volatile(field.domain.as_ptr().add(i)) })
+        .collect();
+    let domain = String::from_utf8(bytes).ok()?;
+    (id != 0 && domain::validate(&domain, "domain").is_ok()).then_some((domain, id))
 }

@@ -55,6 +55,8 @@ pub enum SegmentKind {
     Event = 3,
     /// Anything else (tests, user data).
     Raw = 4,
+    /// A process's doorbell: how other processes wake its service thread (`pubsub`).
+    Bell = 5,
 }
 
 impl SegmentKind {
@@ -64,6 +66,7 @@ impl SegmentKind {
             2 => SegmentKind::Topic,
             3 => SegmentKind::Event,
             4 => SegmentKind::Raw,
+            5 => SegmentKind::Bell,
             _ => return None,
         })
     }
@@ -75,6 +78,7 @@ impl SegmentKind {
             SegmentKind::Topic => "topic",
             SegmentKind::Event => "event",
             SegmentKind::Raw => "raw",
+            SegmentKind::Bell => "bell",
         }
     }
 }

@@ -265,6 +265,14 @@ pub(crate) fn notify_any<'w, B: WaitBackend>(
     Ok(())
 }
 
+/// Bumps `word`'s sequence and wakes whoever sleeps on it, unconditionally (the caller checked
+/// registrations itself, where they live).
+#[inline]
+pub(crate) fn wake_word<B: WaitBackend>(waker: &B::Waker, word: &WaitWord) -> Result<()> {
+    word.seq.fetch_add(1, Ordering::SeqCst);
+    B::wake(waker, word)
+}
+
 /// Waits until `ready()` returns true or `deadline` passes; returns whether it became ready.
 ///
 /// Spins `spin` times first (cheap polls, for latency-critical users), then sleeps through the

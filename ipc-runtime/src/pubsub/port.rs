@@ -1,0 +1,269 @@
+//! Ports: the memory each participant writes and its peers only read.
+//!
+//! A publisher's port and a subscriber's port are allocations in their owner's heap (see
+//! `layout.rs` for what is inside). The owner creates its port ([`PubPort::create`],
+//! [`SubPort::create`]); a peer maps it read-only from the heap named in the registry
+//! ([`PubPort::map`], [`SubPort::map`]) and validates its header before reading anything else.
+//! A mapped port is read-only in the peer's address space, so a peer that tried to write it
+//! would fault in its own process.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::layout::{
+    InLine, Layout, OutComp, OutCtl, PUB_FLAGS, PUB_HEADER, PUB_MAGIC, PUB_STATS, PubFlags,
+    PubHeader, PubStats, SUB_HEADER, SUB_MAGIC, SUB_SLEEP, SubHeader, SubSleep,
+};
+use super::ring::{Delivery, Receipt};
+use crate::error::{Error, Result};
+use crate::heap::Heap;
+use crate::ptr::{self, RelPtr};
+
+/// A port's memory: `len` bytes at `base`, in this process's heap or mapped from a peer's.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the memory is shared memory mapped for the life of the process (heaps are never
+// unmapped); everything in it is accessed through atomics or is immutable after creation.
+unsafe impl Send for Memory {}
+// SAFETY: as above.
+unsafe impl Sync for Memory {}
+
+impl Memory {
+    /// A reference into the port. `'static`: heaps stay mapped for the rest of the process
+    /// (this process's own heap, and every peer heap the segment table mapped), so the memory
+    /// outlives any view of it; once a port is given up, nothing reads it through a view.
+    fn at<T>(&self, offset: usize) -> &'static T {
+        assert!(offset + size_of::<T>() <= self.len, "port offset out of range");
+        // SAFETY: in bounds (asserted); the base is 64-aligned (allocated or resolved with that
+        // alignment) and every offset the layout yields is a multiple of 64 or of the type's
+        // alignment; the types placed here are atomics or integers, valid for any bits; the
+        // mapping lives as long as the process (see above).
+        unsafe { self.base.add(offset).cast::<T>().as_ref() }
+    }
+
+    fn atomics(&self, offset: usize, count: usize) -> &'static [AtomicU64] {
+        assert!(offset + 8 * count <= self.len, "port ring out of range");
+        // SAFETY: as in `at`; `count` consecutive 8-aligned `AtomicU64`s inside the memory.
+        unsafe {
+            std::slice::from_raw_parts(self.base.add(offset).cast::<AtomicU64>().as_ptr(), count)
+        }
+    }
+
+    /// Fills the memory with zeros (a fresh allocation may hold an old block's bytes).
+    fn zero(&self) {
+        // SAFETY: the memory is ours (just allocated, writable, nobody else knows it yet).
+        unsafe { std::ptr::write_bytes(self.base.as_ptr(), 0, self.len) };
+    }
+}
+
+/// Maps `len` bytes at `offset` of a peer's heap `(domain, id)`, read-only and bounds-checked.
+fn map_peer(domain: &str, id: u64, offset: u64, len: usize) -> Result<Memory> {
+    ptr::table().register_name(id, ptr::heap_segment_name(domain, id)?);
+    let base = RelPtr::new(id, offset).resolve(len, 64)?;
+    Ok(Memory { base, len })
+}
+
+/// A publisher's port.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PubPort {
+    memory: Memory,
+    pub layout: Layout,
+}
+
+impl PubPort {
+    /// Allocates and initialises this publisher's port in `heap`; returns it and its offset.
+    pub fn create(
+        heap: &Heap,
+        layout: Layout,
+        generation: u32,
+        light: bool,
+    ) -> Result<(PubPort, RelPtr)> {
+        let at = heap.try_allocate(layout.pub_port, 64)?;
+        let memory = Memory { base: heap.address(at), len: layout.pub_port };
+        memory.zero();
+        let header = PubHeader {
+            magic: PUB_MAGIC,
+            key: crate::ptr::fresh_segment_id(),
+            generation,
+            pool_len: layout.pool_len,
+            ring_len: layout.ring_len as u32,
+            max_subscribers: layout.options.max_subscribers,
+            light: u32::from(light),
+        };
+        // SAFETY: the header's place is inside our fresh, writable allocation, 64-aligned.
+        unsafe { memory.base.add(PUB_HEADER).cast::<PubHeader>().write(header) };
+        Ok((PubPort { memory, layout }, at))
+    }
+
+    /// Maps a peer publisher's port and checks it describes publisher `generation` of a topic
+    /// with `layout`.
+    pub fn map(
+        domain: &str,
+        heap: u64,
+        offset: u64,
+        layout: Layout,
+        generation: u32,
+    ) -> Result<PubPort> {
+        let memory = map_peer(domain, heap, offset, layout.pub_port)?;
+        let port = PubPort { memory, layout };
+        // A volatile copy: the owner wrote it before going live, but garbage must not be UB.
+        // SAFETY: `memory` holds at least a header (pub_port > 64) and is aligned for it.
+        let header = unsafe { std::ptr::read_volatile(memory.base.cast::<PubHeader>().as_ptr()) };
+        let expected = (
+            PUB_MAGIC,
+            generation,
+            layout.pool_len,
+            layout.ring_len as u32,
+            layout.options.max_subscribers,
+        );
+        let found = (
+            header.magic,
+            header.generation,
+            header.pool_len,
+            header.ring_len,
+            header.max_subscribers,
+        );
+        if found != expected {
+            return Err(Error::Corrupted {
+                what: format!(
+                    "publisher port at {heap:016x}+{offset:#x}: header (magic, generation, pool, ring, subscribers) is {found:x?}, expected {expected:x?}"
+                ),
+            });
+        }
+        Ok(port)
+    }
+
+    pub fn header(&self) -> PubHeader {
+        // SAFETY: as in `map`.
+        unsafe { std::ptr::read_volatile(self.memory.base.cast::<PubHeader>().as_ptr()) }
+    }
+
+    pub fn flags(&self) -> &'static PubFlags {
+        self.memory.at(PUB_FLAGS)
+    }
+
+    pub fn stats(&self) -> &'static PubStats {
+        self.memory.at(PUB_STATS)
+    }
+
+    pub fn ctl(&self, s: u32) -> &'static OutCtl {
+        self.memory.at(self.layout.out(s))
+    }
+
+    pub fn comp(&self, s: u32) -> &'static OutComp {
+        self.memory.at(self.layout.out(s) + 64)
+    }
+
+    /// The delivery ring towards subscriber slot `s`.
+    pub fn delivery(&self, s: u32) -> Delivery<'static> {
+        let ctl = self.ctl(s);
+        Delivery {
+            sub_key: &ctl.sub_key,
+            fenced: &ctl.fenced,
+            floor: &ctl.floor,
+            completion_head: &self.comp(s).completion_head,
+            tail: &self.comp(s).tail,
+            entries: self
+                .memory
+                .atomics(self.layout.out(s) + 128, self.layout.ring_len * self.layout.stride),
+        }
+    }
+}
+
+/// A subscriber's port.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SubPort {
+    memory: Memory,
+    pub layout: Layout,
+}
+
+impl SubPort {
+    /// Allocates and initialises this subscriber's port in `heap`; returns it and its offset.
+    pub fn create(
+        heap: &Heap,
+        layout: Layout,
+        generation: u32,
+        light: bool,
+    ) -> Result<(SubPort, RelPtr)> {
+        let at = heap.try_allocate(layout.sub_port, 64)?;
+        let memory = Memory { base: heap.address(at), len: layout.sub_port };
+        memory.zero();
+        let header = SubHeader {
+            magic: SUB_MAGIC,
+            key: crate::ptr::fresh_segment_id(),
+            generation,
+            max_publishers: layout.options.max_publishers,
+            completion_len: layout.completion_len as u32,
+            light: u32::from(light),
+            state: super::layout::PORT_ACTIVE.into(),
+            pid: std::process::id(),
+        };
+        // SAFETY: the header's place is inside our fresh, writable allocation, 64-aligned.
+        unsafe { memory.base.add(SUB_HEADER).cast::<SubHeader>().write(header) };
+        Ok((SubPort { memory, layout }, at))
+    }
+
+    /// Maps a peer subscriber's port and checks it describes subscriber `generation` of a
+    /// topic with `layout`.
+    pub fn map(
+        domain: &str,
+        heap: u64,
+        offset: u64,
+        layout: Layout,
+        generation: u32,
+    ) -> Result<SubPort> {
+        let memory = map_peer(domain, heap, offset, layout.sub_port)?;
+        let port = SubPort { memory, layout };
+        let header = port.header();
+        let expected =
+            (SUB_MAGIC, generation, layout.options.max_publishers, layout.completion_len as u32);
+        let found = (header.magic, header.generation, header.max_publishers, header.completion_len);
+        if found != expected {
+            return Err(Error::Corrupted {
+                what: format!(
+                    "subscriber port at {heap:016x}+{offset:#x}: header (magic, generation, publishers, completions) is {found:x?}, expected {expected:x?}"
+                ),
+            });
+        }
+        Ok(port)
+    }
+
+    pub fn header(&self) -> &'static SubHeader {
+        self.memory.at(SUB_HEADER)
+    }
+
+    /// Test seam: fills the whole port with values from `next` (see
+    /// `Subscriber::debug_scribble_port`).
+    pub fn scribble(&self, next: &mut impl FnMut() -> u64) {
+        for word in self.memory.atomics(0, self.memory.len / 8) {
+            word.store(next(), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the subscriber said it left.
+    pub fn left(&self) -> bool {
+        self.header().state.load(Ordering::Acquire) != super::layout::PORT_ACTIVE
+    }
+
+    pub fn sleep(&self) -> &'static SubSleep {
+        self.memory.at(SUB_SLEEP)
+    }
+
+    pub fn input(&self, p: u32) -> &'static InLine {
+        self.memory.at(self.layout.input(p))
+    }
+
+    /// The subscriber's side of the pair with publisher slot `p`.
+    pub fn receipt(&self, p: u32) -> Receipt<'static> {
+        let line = self.input(p);
+        Receipt {
+            head: &line.head,
+            completion_tail: &line.completion_tail,
+            completions: self.memory.atomics(self.layout.input(p) + 64, self.layout.completion_len),
+        }
+    }
+}

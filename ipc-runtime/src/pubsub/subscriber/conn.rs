@@ -1,0 +1,196 @@
+//! A subscriber's connection to one publisher: the publisher's port and pool (mapped
+//! read-only), our side of the pair, and how to tell the publisher we consumed something.
+
+use std::mem::{align_of, size_of};
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+
+use super::super::layout::Layout;
+use super::super::layout::PubFlags;
+use super::super::port::{PubPort, SubPort};
+use super::super::ring::{Completion, Consumer, Delivery, INLINE_WORDS, Receipt, Take};
+use super::super::sample::SampleSlot;
+use super::super::topic::{PUBLISHER, Topic, read_heap_ref};
+use crate::barrier;
+use crate::error::{Error, Result};
+use crate::ptr::RelPtr;
+use crate::wait::WaitBackend;
+
+/// One publisher we read from.
+pub(crate) struct Conn<B: WaitBackend> {
+    /// Its slot in the topic.
+    p: u32,
+    /// Its generation in the topic.
+    pub generation: u32,
+    /// Its key (what we acknowledge and what our samples remember).
+    pub key: u64,
+    /// Its ring towards us (its memory, read-only here).
+    delivery: Delivery<'static>,
+    /// Our side of the pair (our memory).
+    receipt: Receipt<'static>,
+    /// Its flags (closing, waiting for room).
+    flags: &'static PubFlags,
+    pool: NonNull<u8>,
+    pool_len: u32,
+    consumer: Consumer,
+    /// Its process's heap, whose bell we ring when it is closing.
+    heap: (String, u64),
+    /// Under `Overflow::Block`: wakes the publisher when it waits for room.
+    space_waker: Option<B::Waker>,
+    /// The publisher died or finished: read what it left, then forget it.
+    pub gone: bool,
+    /// It wrote something impossible (reported once); we read nothing more from it.
+    pub broken: bool,
+}
+
+// SAFETY: `pool` points into a heap mapped for the life of the process; the rest is owned data
+// or views of such mappings.
+unsafe impl<B: WaitBackend> Send for Conn<B> {}
+
+impl<B: WaitBackend> Conn<B> {
+    /// Maps publisher slot `p`'s port and pool and resets our side of the pair for it.
+    pub fn connect<M>(
+        topic: &Topic,
+        ours: &SubPort,
+        me: u32,
+        p: u32,
+        generation: u32,
+        block: bool,
+    ) -> Result<Self> {
+        let layout: Layout = ours.layout;
+        let entry = topic.publisher(p);
+        let (domain, heap) = read_heap_ref(&entry.heap).ok_or_else(|| Error::Corrupted {
+            what: format!("topic `{}`: publisher {p} names no valid heap", topic.name),
+        })?;
+        let port_at = entry.port.load(Ordering::Acquire);
+        let pool_at = entry.pool.load(Ordering::Acquire);
+        let port = PubPort::map(&domain, heap, port_at, layout, generation)?;
+        let bytes = layout.pool_len as usize * size_of::<SampleSlot<M>>();
+        let pool = RelPtr::new(heap, pool_at).resolve(bytes, align_of::<SampleSlot<M>>())?;
+        let line = ours.input(p);
+        line.pub_key.store(0, Ordering::Release);
+        let consumer = Consumer::new(
+            &ours.receipt(p),
+            layout.ring_len,
+            layout.stride,
+            layout.options.subscriber_capacity as u64,
+            layout.options.overflow == super::super::options::Overflow::DropOldest,
+            layout.pool_len,
+        );
+        let key = port.header().key;
+        line.pub_key.store(key, Ordering::Release);
+        let space_waker = if block {
+            let channel = topic.channel(PUBLISHER, p, generation, ".space");
+            B::waker(&channel, &entry.space).ok()
+        } else {
+            None
+        };
+        Ok(Conn {
+            p,
+            generation,
+            key,
+            delivery: port.delivery(me),
+            receipt: ours.receipt(p),
+            flags: port.flags(),
+            pool,
+            pool_len: layout.pool_len,
+            consumer,
+            heap: (domain, heap),
+            space_waker,
+            gone: false,
+            broken: false,
+        })
+    }
+
+    #[cfg(test)]
+    pub fn debug(&self) -> String {
+        format!(
+            "gen {} key {:x} broken {} gone {} consumer {:?} sub_key {:x} tail {} entries {:?}",
+            self.generation,
+            self.key,
+            self.broken,
+            self.gone,
+            self.consumer,
+            self.delivery.sub_key.load(Ordering::Relaxed),
+            self.delivery.tail.load(Ordering::Relaxed),
+            self.delivery
+                .entries
+                .iter()
+                .step_by(8)
+                .map(|e| e.load(Ordering::Relaxed) >> 24)
+                .collect::<Vec<_>>()
+        )
+    }
+
+    /// Whether something waits at the head of the ring (one load).
+    pub fn ready(&self) -> bool {
+        !self.broken && self.consumer.ready(&self.delivery)
+    }
+
+    /// Takes the next message, if any.
+    #[inline]
+    pub fn take(&mut self, our_key: u64) -> Take {
+        self.consumer.take(&self.delivery, &self.receipt, our_key)
+    }
+
+    /// Takes the next inline message into `out` (sequence, then payload words).
+    #[inline]
+    pub fn take_inline(&mut self, our_key: u64, out: &mut [u64; INLINE_WORDS + 1]) -> Take {
+        self.consumer.take_inline(&self.delivery, &self.receipt, our_key, out)
+    }
+
+    /// After a message was taken under `Overflow::Block`: wakes the publisher if it waits for
+    /// room (after our head store: a light barrier first).
+    pub fn wake_publisher(&self, topic: &Topic) {
+        let p = self.p;
+        let Some(waker) = &self.space_waker else { return };
+        let flags = self.flags;
+        barrier::light(&flags.may_block);
+        if flags.space.waiters() != 0
+            && let Err(err) = crate::wait::wake_word::<B>(waker, &topic.publisher(p).space)
+        {
+            tracing::debug!(topic = %topic.name, publisher = p, %err, "waking a blocked publisher failed");
+        }
+    }
+
+    /// The sample in pool slot `slot` (checked against the pool by the ring).
+    pub fn sample<M>(&self, slot: u32) -> NonNull<SampleSlot<M>> {
+        assert!(slot < self.pool_len, "slot {slot} outside the publisher's pool");
+        // SAFETY: `slot < pool_len`, and the pool was resolved for `pool_len` slots.
+        unsafe { self.pool.cast::<SampleSlot<M>>().add(slot as usize) }
+    }
+
+    /// Returns a finished sample (rings the publisher's bell if it is closing).
+    #[inline]
+    pub fn give_back(&mut self, slot: u32) {
+        self.consumer.give_back(&self.delivery, &self.receipt, Completion::Return(slot));
+        if self.flags.closing.load(Ordering::Acquire) != 0 {
+            super::super::service::ring(&self.heap.0, self.heap.1);
+        }
+    }
+
+    /// Test seam: writes raw values into our completion ring (and, if `wreck_tail`, an
+    /// impossible tail), as a buggy or hostile subscriber would.
+    pub fn scribble(&mut self, values: &[u64], wreck_tail: bool) {
+        self.consumer.give_back_raw(&self.delivery, &self.receipt, values);
+        if wreck_tail {
+            self.receipt.completion_tail.store(u64::MAX / 3, Ordering::Release);
+        }
+    }
+
+    /// Pushes completions that did not fit before.
+    pub fn flush(&mut self) {
+        self.consumer.flush(&self.delivery, &self.receipt);
+    }
+
+    /// Whether the publisher was dropped and waits for its subscribers to finish reading.
+    #[inline]
+    pub fn closing(&self) -> bool {
+        self.flags.closing.load(Ordering::Relaxed) != 0
+    }
+
+    /// Rings the bell of the publisher's process (we joined or left).
+    pub fn ring(&self) {
+        super::super::service::ring(&self.heap.0, self.heap.1);
+    }
+}
