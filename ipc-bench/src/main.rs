@@ -1,14 +1,15 @@
 //! `ipc-bench`: how fast `ipc-runtime` moves messages between **processes**, against baselines
-//! measured in the same run.
+//! measured in the same run and, with the cargo feature `iceoryx2`, against iceoryx2 0.9.
 //!
 //! ```sh
 //! cargo run --release -p ipc-bench                    # full run (15-30 s)
-//! cargo run --release -p ipc-bench -- --quick         # smoke run (seconds; what CI runs)
+//! cargo run --release -p ipc-bench -- --quick         # smoke run (seconds)
+//! cargo run --release -p ipc-bench --features iceoryx2 -- --quick  # with iceoryx2 (what CI runs)
 //! cargo run --release -p ipc-bench -- --pin 0,1 --json > bench.json
 //! ```
 //!
 //! The binary re-executes itself for every peer ([`peer`]); each run uses its own `IPC_DOMAIN`
-//! and leaves nothing in `/dev/shm`. Cases ([`report::Case`]):
+//! and leaves nothing in `/dev/shm` or the temporary directory. Cases ([`report::Case`]):
 //!
 //! * ping-pong over two topics, one-way latency = round trip / 2, for `[u8; 8]`, `[u8; 1 KiB]`,
 //!   `[u8; 64 KiB]` and `ShmVec<u8>` of 8 B, 64 KiB, 1 MiB and 4 MiB, each with a busy-poll and a
@@ -20,13 +21,22 @@
 //!   Unix-socket and pipe ping-pong, Unix-datagram throughput;
 //! * two diagnostics that say where time goes: the time spent inside `publish` during fan-out
 //!   (it wakes every sleeping subscriber), and publish → `try_receive` → drop in one thread (the
-//!   software cost of a message with no cache line crossing cores).
+//!   software cost of a message with no cache line crossing cores), timed in batches of 100
+//!   messages so that no clock read per message is inside the figure;
+//! * with `--features iceoryx2` (off by default, so the plain build stays light): the same
+//!   ping-pong with iceoryx2 0.9 publish-subscribe for `[u8; 8]` and `[u8; 64 KiB]`, busy-poll
+//!   (loop on `receive`) and blocking (its event service: `notify` after `send`,
+//!   `blocking_wait_one` then `receive`), and its 8-byte throughput with a busy-poll receiver —
+//!   same peers, rounds, warm-up, iteration counts and histograms; its own zero-copy loan API,
+//!   default `ipc::Service` configuration, files under a per-run prefix and root directory
+//!   (`iox2`, compiled in only with the feature).
 //!
 //! Cases run in interleaved rounds (`--rounds`, a fresh peer each time), so load from other
 //! processes on the machine hits them alike; the load average before and after is printed.
-//! Output: percentile table, ours-against-baseline table with ratios, the issue-7 targets with
-//! pass/miss ([`report`]), an SVG plot ([`plot`]), optionally JSON. Numbers are reported, never
-//! asserted.
+//! Output: percentile table, ours-against-baseline table with ratios, the ours-vs-iceoryx2 table
+//! (p50 and p99 ratios, throughput ratio) when iceoryx2 ran, the targets with pass/miss
+//! ([`report`]), an SVG plot ([`plot`]), optionally JSON with the same data. Numbers are
+//! reported, never asserted.
 
 #[cfg(not(unix))]
 fn main() {
@@ -35,6 +45,8 @@ fn main() {
 
 #[cfg(unix)]
 mod baselines;
+#[cfg(all(unix, feature = "iceoryx2"))]
+mod iox2;
 #[cfg(unix)]
 mod messages;
 #[cfg(unix)]
@@ -100,21 +112,35 @@ mod run {
             "uds" => baselines::uds_peer(&kv),
             "pipe" => baselines::pipe_peer(),
             "dgram" => baselines::dgram_peer(&kv),
+            #[cfg(feature = "iceoryx2")]
+            "iox2-echo" => crate::iox2::echo_peer(&kv),
+            #[cfg(feature = "iceoryx2")]
+            "iox2-stream" => crate::iox2::stream_peer(&kv),
             other => Err(format!("unknown peer role {other}").into()),
         }
     }
 
     /// Every case, in the order a round runs them.
     fn plan(options: &Options) -> Vec<Case> {
+        // The iceoryx2 comparison runs when the feature compiled it in.
+        let iceoryx2 = cfg!(feature = "iceoryx2");
         let mut cases = vec![Case::RawAtomic, Case::Uds, Case::Pipe, Case::InProcess];
         for mode in [Mode::Busy, Mode::Blocking] {
             cases.extend(PayloadKind::ALL.iter().map(|&kind| Case::PingPong(kind, mode)));
+            if iceoryx2 {
+                cases.extend(
+                    Case::ICEORYX2_SIZES.map(|n| Case::Iox2PingPong(PayloadKind::Fixed(n), mode)),
+                );
+            }
         }
         cases.extend([1, 4, 16].map(Case::FanOut));
         for size in [8, 64 << 10] {
             cases.push(Case::DgramThroughput(size));
             for mode in [Mode::Busy, Mode::Blocking] {
                 cases.push(Case::Throughput(PayloadKind::Fixed(size), mode));
+            }
+            if iceoryx2 && size == 8 {
+                cases.push(Case::Iox2Throughput(PayloadKind::Fixed(size)));
             }
         }
         if let Some(only) = &options.only {
@@ -146,7 +172,9 @@ mod run {
     }
 
     /// Names of this run left in /dev/shm and the temporary directory, apart from this
-    /// process's own heap (removed when it exits).
+    /// process's own heap (removed when it exits). Both ours and iceoryx2's names start with
+    /// `<domain>.` (iceoryx2's file-name prefix, see the `iox2` module); a directory of the run
+    /// (iceoryx2's root, `<domain>.iox2`, is removed when empty) is listed with what is in it.
     fn leftovers(domain: &str) -> Vec<String> {
         let own = ipc_runtime::heap::try_default().map(|h| format!("{:016x}", h.id()));
         let prefix = format!("{domain}.");
@@ -161,12 +189,35 @@ mod run {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let ours = own.as_ref().is_some_and(|id| name.contains(id.as_str()));
                 let path = dir.join(&name).display().to_string();
-                if name.starts_with(&prefix) && !ours && !found.contains(&path) {
+                if !name.starts_with(&prefix) || ours || found.contains(&path) {
+                    continue;
+                }
+                let inside = files_under(&entry.path());
+                if inside.is_empty() {
                     found.push(path);
+                } else {
+                    found.extend(inside);
                 }
             }
         }
         found
+    }
+
+    /// The files (not directories) under `dir`, recursively; empty if it is not a directory.
+    fn files_under(dir: &std::path::Path) -> Vec<String> {
+        let mut files = Vec::new();
+        if dir.is_symlink() {
+            return files;
+        }
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                files.extend(files_under(&path));
+            } else {
+                files.push(path.display().to_string());
+            }
+        }
+        files
     }
 
     fn run_case(
@@ -202,6 +253,21 @@ mod run {
                 *elapsed += baselines::uds_throughput(launcher, size, round, warmup, n)?;
                 *messages += n;
                 Ok(())
+            }
+            #[cfg(feature = "iceoryx2")]
+            (Case::Iox2PingPong(kind, mode), Acc::Latency(h)) => {
+                crate::iox2::pingpong(launcher, kind, mode, round, warmup, per_round, h)
+            }
+            #[cfg(feature = "iceoryx2")]
+            (Case::Iox2Throughput(kind), Acc::Rate { messages, elapsed }) => {
+                let n = stream_messages(kind.bytes(), options);
+                *elapsed += crate::iox2::throughput(launcher, kind, round, warmup, n)?;
+                *messages += n;
+                Ok(())
+            }
+            #[cfg(not(feature = "iceoryx2"))]
+            (Case::Iox2PingPong(..) | Case::Iox2Throughput(_), _) => {
+                Err("built without the `iceoryx2` feature".into())
             }
             _ => Err("case and accumulator disagree".into()),
         }
@@ -242,11 +308,14 @@ mod run {
                 (case, acc)
             })
             .collect();
-        for round in 0..options.rounds {
+        let mut outcome = Ok(());
+        'rounds: for round in 0..options.rounds {
             for (case, acc) in &mut accs {
                 let t = Instant::now();
-                run_case(&launcher, *case, round, &options, acc)
-                    .map_err(|e| format!("{} (round {}): {e}", case.key(), round + 1))?;
+                if let Err(e) = run_case(&launcher, *case, round, &options, acc) {
+                    outcome = Err(format!("{} (round {}): {e}", case.key(), round + 1));
+                    break 'rounds;
+                }
                 let so_far = match acc {
                     Acc::Latency(h) | Acc::FanOut(h, _) => {
                         format!("p50 {}", crate::report::fmt_ns(h.value_at_quantile(0.5)))
@@ -264,6 +333,10 @@ mod run {
                 );
             }
         }
+        // Also after a failure: what a killed iceoryx2 peer left is removed here.
+        #[cfg(feature = "iceoryx2")]
+        crate::iox2::cleanup(&domain);
+        outcome?;
         let mut latency = Vec::new();
         let mut rates = Vec::new();
         for (case, acc) in accs {

@@ -6,14 +6,18 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 ipc-bench: cross-process latency and throughput of ipc-runtime, with baselines in the same run
 
-usage: cargo run --release -p ipc-bench -- [options]
+usage: cargo run --release -p ipc-bench [--features iceoryx2] -- [options]
+
+Built with the `iceoryx2` feature it also measures iceoryx2 0.9 (keys iceoryx2/...) in the same
+run and prints ours / iceoryx2.
 
   --quick            smoke run (seconds): 1 round, 100 warm-up, 1000 iterations
   --iterations N     recorded round trips per case, over all rounds (default 10000)
   --warmup N         untimed round trips per case and round (default 1000)
   --rounds N         rounds; cases are interleaved, a fresh peer each time (default 5)
   --pin A,B,...      pin the parent to CPU A and peers to B,... (round robin)
-  --only K1,K2,...   run only cases whose key starts with one of these (e.g. busy/fixed-8,baseline)
+  --only K1,K2,...   run only cases whose key starts with one of these
+                     (e.g. busy/fixed-8,baseline,iceoryx2)
   --json             print the results as JSON on stdout instead of markdown
   --svg PATH         where to write the latency plot (default target/ipc-bench/latency.svg)
   --domain NAME      IPC domain of the run (default ipcbench-<pid>)

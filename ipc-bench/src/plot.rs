@@ -3,7 +3,9 @@
 //!
 //! The x axis is the percentile on the usual "nines" scale (x = −log10(1 − q): 0 → p0, 1 → p90,
 //! 2 → p99, 3 → p99.9, 4 → p99.99), so tails get room; the y axis is one-way latency in µs on a
-//! log scale. Baselines are dashed. A curve stops at the percentile its sample count supports.
+//! log scale. Baselines are dashed in black and grey; the iceoryx2 comparison (when it ran) is
+//! dashed in the colour of our curve of the same payload. A curve stops at the percentile its
+//! sample count supports.
 
 use std::path::Path;
 
@@ -15,13 +17,24 @@ use crate::messages::PayloadKind;
 use crate::ours::Mode;
 use crate::report::{Case, Results};
 
-/// A curve ready to draw: its case, whether it is a (dashed) baseline, its points.
-type Curve = (Case, bool, Vec<(f64, f64)>);
+/// How a curve is drawn.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// Ours: solid, in colour.
+    Ours,
+    /// A baseline: dashed, black then grey.
+    Baseline,
+    /// The iceoryx2 comparison: dashed, in the colour of our curve of the same payload.
+    Comparison,
+}
 
-/// One panel: a title and its curves (case, dashed?).
+/// A curve ready to draw: its case, its style, its points.
+type Curve = (Case, Style, Vec<(f64, f64)>);
+
+/// One panel: a title and its curves.
 struct Panel {
     title: String,
-    curves: Vec<(Case, bool)>,
+    curves: Vec<(Case, Style)>,
 }
 
 fn panels() -> Vec<Panel> {
@@ -29,17 +42,21 @@ fn panels() -> Vec<Panel> {
     for (mode, baselines) in
         [(Mode::Busy, vec![Case::RawAtomic]), (Mode::Blocking, vec![Case::Uds, Case::Pipe])]
     {
-        let mut curves: Vec<(Case, bool)> =
-            PayloadKind::ALL.iter().map(|&k| (Case::PingPong(k, mode), false)).collect();
-        curves.extend(baselines.into_iter().map(|c| (c, true)));
+        let mut curves: Vec<(Case, Style)> =
+            PayloadKind::ALL.iter().map(|&k| (Case::PingPong(k, mode), Style::Ours)).collect();
+        curves.extend(baselines.into_iter().map(|c| (c, Style::Baseline)));
+        curves.extend(
+            Case::ICEORYX2_SIZES
+                .map(|n| (Case::Iox2PingPong(PayloadKind::Fixed(n), mode), Style::Comparison)),
+        );
         panels.push(Panel { title: format!("ping-pong, {} receive", mode.label()), curves });
     }
     panels.push(Panel {
         title: "fan-out, blocking, last receiver".into(),
         curves: [1, 4, 16]
             .iter()
-            .map(|&n| (Case::FanOut(n), false))
-            .chain([(Case::FanOutPublish(16), true)])
+            .map(|&n| (Case::FanOut(n), Style::Ours))
+            .chain([(Case::FanOutPublish(16), Style::Baseline)])
             .collect(),
     });
     panels
@@ -84,8 +101,8 @@ pub fn write_svg(results: &Results, path: &Path) -> Result<()> {
         let curves: Vec<Curve> = panel
             .curves
             .iter()
-            .filter_map(|&(case, dashed)| {
-                results.hist(case).filter(|h| !h.is_empty()).map(|h| (case, dashed, curve(h)))
+            .filter_map(|&(case, style)| {
+                results.hist(case).filter(|h| !h.is_empty()).map(|h| (case, style, curve(h)))
             })
             .collect();
         let values = curves.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.1));
@@ -110,17 +127,23 @@ pub fn write_svg(results: &Results, path: &Path) -> Result<()> {
             .x_label_formatter(&|x| percentile_label(*x))
             .y_label_formatter(&|y| format!("{y}"))
             .draw()?;
+        let drawn: Vec<Case> = curves.iter().map(|c| c.0).collect();
         let mut baselines = 0;
-        for (i, (case, dashed, points)) in curves.into_iter().enumerate() {
-            let color = if dashed {
-                baselines += 1;
-                if baselines == 1 { BLACK.mix(1.0) } else { RGBColor(120, 120, 120).mix(1.0) }
-            } else {
-                Palette99::pick(i).mix(1.0)
+        for (i, (case, kind, points)) in curves.into_iter().enumerate() {
+            let color = match (kind, case) {
+                (Style::Baseline, _) => {
+                    baselines += 1;
+                    if baselines == 1 { BLACK.mix(1.0) } else { RGBColor(120, 120, 120).mix(1.0) }
+                }
+                (Style::Comparison, Case::Iox2PingPong(payload, mode)) => {
+                    let ours = drawn.iter().position(|&c| c == Case::PingPong(payload, mode));
+                    Palette99::pick(ours.unwrap_or(i)).mix(1.0)
+                }
+                _ => Palette99::pick(i).mix(1.0),
             };
             let style = color.stroke_width(2);
             let label = case.label();
-            if dashed {
+            if kind != Style::Ours {
                 chart.draw_series(DashedLineSeries::new(points, 6, 4, style))?
             } else {
                 chart.draw_series(LineSeries::new(points, style))?

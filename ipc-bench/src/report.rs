@@ -1,8 +1,8 @@
 //! Results of a run, and their reports: markdown tables, the targets, JSON.
 //!
 //! Every latency row is one-way (round trip / 2 for ping-pongs; publish → last receive for
-//! fan-out). A ratio is ours / baseline from the same run: below 1 is better for latency, above
-//! 1 is better for throughput.
+//! fan-out). A ratio is ours / baseline (or ours / iceoryx2) from the same run: below 1 is better
+//! for latency, above 1 is better for throughput.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -23,7 +23,9 @@ pub enum Case {
     /// Diagnostic recorded with [`Case::FanOut`]: how long `publish` itself took.
     FanOutPublish(u32),
     /// Diagnostic: publish → `try_receive` → drop of an 8-byte message in one thread, i.e. the
-    /// software cost of one message without any cross-core transfer.
+    /// software cost of one message without any cross-core transfer; timed in batches of
+    /// [`IN_PROCESS_BATCH`](crate::ours::IN_PROCESS_BATCH) messages, so no clock read per message
+    /// is inside the figure (each sample is a batch's time / its size).
     InProcess,
     /// Baseline: raw atomic-flag ping-pong (busy).
     RawAtomic,
@@ -35,9 +37,18 @@ pub enum Case {
     Throughput(PayloadKind, Mode),
     /// Baseline: Unix-datagram throughput with this message size.
     DgramThroughput(usize),
+    /// Comparison (cargo feature `iceoryx2`): iceoryx2 0.9 ping-pong over two publish-subscribe
+    /// services, plus an event service per direction when blocking.
+    Iox2PingPong(PayloadKind, Mode),
+    /// Comparison (cargo feature `iceoryx2`): iceoryx2 0.9 throughput one → one, busy-poll
+    /// receiver.
+    Iox2Throughput(PayloadKind),
 }
 
 impl Case {
+    /// Payload sizes of the iceoryx2 ping-pongs (`[u8; N]`).
+    pub const ICEORYX2_SIZES: [usize; 2] = [8, 64 << 10];
+
     /// Machine name, e.g. `busy/fixed-8`, `fanout/16`, `baseline/uds`, `tput/busy/fixed-8`.
     pub fn key(&self) -> String {
         match self {
@@ -50,6 +61,8 @@ impl Case {
             Case::Pipe => "baseline/pipe".into(),
             Case::Throughput(p, m) => format!("tput/{}/{}", m.key(), p.key()),
             Case::DgramThroughput(n) => format!("tput/uds-dgram/{n}"),
+            Case::Iox2PingPong(p, m) => format!("iceoryx2/{}/{}", m.key(), p.key()),
+            Case::Iox2Throughput(p) => format!("iceoryx2/tput/busy/{}", p.key()),
         }
     }
 
@@ -59,10 +72,11 @@ impl Case {
             Case::PingPong(p, m) => format!("{} {p}", m.label()),
             Case::FanOut(n) => format!("fan-out 1→{n}, blocking, last receiver"),
             Case::FanOutPublish(n) => format!("fan-out 1→{n}: time inside publish() (diagnostic)"),
-            Case::InProcess => {
-                "one thread: publish → try_receive → drop, [u8; 8 B] (diagnostic, whole message)"
-                    .into()
-            }
+            Case::InProcess => format!(
+                "one thread: publish → try_receive → drop, 8 B, per message in batches of {} \
+                 (no clock read per message)",
+                crate::ours::IN_PROCESS_BATCH
+            ),
             Case::RawAtomic => "raw atomic flag (floor)".into(),
             Case::Uds => "Unix socket ping-pong".into(),
             Case::Pipe => "pipe ping-pong".into(),
@@ -70,12 +84,14 @@ impl Case {
             Case::DgramThroughput(n) => {
                 format!("Unix datagram throughput {}", crate::messages::size_label(*n))
             }
+            Case::Iox2PingPong(p, m) => format!("iceoryx2 {} {p}", m.label()),
+            Case::Iox2Throughput(p) => format!("iceoryx2 throughput {p}, busy-poll receiver"),
         }
     }
 
     /// Whether the case yields a rate rather than a latency histogram.
     pub fn is_rate(&self) -> bool {
-        matches!(self, Case::Throughput(..) | Case::DgramThroughput(_))
+        matches!(self, Case::Throughput(..) | Case::DgramThroughput(_) | Case::Iox2Throughput(_))
     }
 }
 
@@ -162,6 +178,24 @@ impl Row {
     }
 }
 
+/// Which side of its limit a target wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// value ≤ limit (latency).
+    AtMost,
+    /// value ≥ limit (throughput).
+    AtLeast,
+}
+
+/// What a target's value and limit are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A ratio of two figures from the same run.
+    Ratio,
+    /// Nanoseconds.
+    Nanos,
+}
+
 /// One target with its verdict.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -169,17 +203,77 @@ pub struct Target {
     pub name: String,
     /// How it was computed, with the figures.
     pub measured: String,
-    /// The measured ratio.
-    pub ratio: f64,
-    /// The highest ratio that passes.
+    /// The measured value: a ratio, or nanoseconds (see [`Target::unit`]).
+    pub value: f64,
+    /// The limit, same unit.
     pub limit: f64,
+    /// Which side of the limit passes.
+    pub bound: Bound,
+    /// The unit of value and limit.
+    pub unit: Unit,
 }
 
 impl Target {
     /// Whether it passed.
     pub fn pass(&self) -> bool {
-        self.ratio <= self.limit
+        match self.bound {
+            Bound::AtMost => self.value <= self.limit,
+            Bound::AtLeast => self.value >= self.limit,
+        }
     }
+
+    /// The limit as printed: `≤ 1.50×`, `≥ 10.00×`, `≤ 40 ns`.
+    pub fn limit_text(&self) -> String {
+        let op = match self.bound {
+            Bound::AtMost => "≤",
+            Bound::AtLeast => "≥",
+        };
+        match self.unit {
+            Unit::Ratio => format!("{op} {:.2}×", self.limit),
+            Unit::Nanos => format!("{op} {}", fmt_ns(self.limit as u64)),
+        }
+    }
+}
+
+/// The figures of one row of the ours-vs-iceoryx2 table.
+#[derive(Debug, Clone, Copy)]
+pub enum VersusFigures {
+    /// One-way latency percentiles, nanoseconds.
+    Latency {
+        /// Our p50.
+        ours_p50: u64,
+        /// iceoryx2's p50.
+        theirs_p50: u64,
+        /// Our p99.
+        ours_p99: u64,
+        /// iceoryx2's p99.
+        theirs_p99: u64,
+    },
+    /// Messages per second.
+    Rate {
+        /// Ours.
+        ours: f64,
+        /// iceoryx2's.
+        theirs: f64,
+    },
+}
+
+/// One row of the ours-vs-iceoryx2 table: the same measurement made with both.
+#[derive(Debug, Clone)]
+pub struct Versus {
+    /// What, e.g. `busy-poll 8 B`.
+    pub what: String,
+    /// Our case.
+    pub ours: Case,
+    /// iceoryx2's case.
+    pub theirs: Case,
+    /// The figures.
+    pub figures: VersusFigures,
+}
+
+/// ours / theirs.
+fn ratio(ours: f64, theirs: f64) -> f64 {
+    ours / theirs.max(1e-9)
 }
 
 impl Results {
@@ -190,7 +284,12 @@ impl Results {
 
     /// The median of `case`, if it ran and recorded anything.
     pub fn p50(&self, case: Case) -> Option<u64> {
-        self.hist(case).filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(0.5))
+        self.quantile(case, 0.5)
+    }
+
+    /// Quantile `q` of `case`, if it ran and recorded anything.
+    pub fn quantile(&self, case: Case, q: f64) -> Option<u64> {
+        self.hist(case).filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(q))
     }
 
     fn rate(&self, case: Case) -> Option<&Rate> {
@@ -247,19 +346,64 @@ impl Results {
         rows
     }
 
-    /// The targets of issue 7, for those whose cases ran.
+    /// Ours against iceoryx2, for the pairs of cases that both ran (none without the
+    /// `iceoryx2` feature): busy-poll and blocking ping-pong of 8 B and 64 KiB, throughput of
+    /// 8 B with a busy-poll receiver.
+    pub fn versus_iceoryx2(&self) -> Vec<Versus> {
+        let mut rows = Vec::new();
+        for mode in [Mode::Busy, Mode::Blocking] {
+            for size in Case::ICEORYX2_SIZES {
+                let kind = PayloadKind::Fixed(size);
+                let (ours, theirs) = (Case::PingPong(kind, mode), Case::Iox2PingPong(kind, mode));
+                let figures = (|| {
+                    Some(VersusFigures::Latency {
+                        ours_p50: self.quantile(ours, 0.5)?,
+                        theirs_p50: self.quantile(theirs, 0.5)?,
+                        ours_p99: self.quantile(ours, 0.99)?,
+                        theirs_p99: self.quantile(theirs, 0.99)?,
+                    })
+                })();
+                if let Some(figures) = figures {
+                    let what = format!("{} {}", mode.label(), crate::messages::size_label(size));
+                    rows.push(Versus { what, ours, theirs, figures });
+                }
+            }
+        }
+        let kind = PayloadKind::Fixed(8);
+        let (ours, theirs) = (Case::Throughput(kind, Mode::Busy), Case::Iox2Throughput(kind));
+        if let (Some(o), Some(t)) = (self.rate(ours), self.rate(theirs)) {
+            rows.push(Versus {
+                what: "throughput 8 B, busy-poll receiver".into(),
+                ours,
+                theirs,
+                figures: VersusFigures::Rate { ours: o.per_second(), theirs: t.per_second() },
+            });
+        }
+        rows
+    }
+
+    /// The targets (issue 7's, then the iceoryx2 comparison's and the one-thread cost), for
+    /// those whose cases ran.
     pub fn targets(&self) -> Vec<Target> {
         let mut targets = Vec::new();
+        let mut ratio_target =
+            |name: &str, what: String, figures: Option<(f64, f64)>, rate: bool, limit| {
+                if let Some((ours, base)) = figures {
+                    let value = ratio(ours, base);
+                    let fmt = |v: f64| if rate { fmt_rate(v) } else { fmt_ns(v as u64) };
+                    targets.push(Target {
+                        name: name.to_owned(),
+                        measured: format!("{} / {} = {value:.2}× ({what})", fmt(ours), fmt(base)),
+                        value,
+                        limit,
+                        bound: if rate { Bound::AtLeast } else { Bound::AtMost },
+                        unit: Unit::Ratio,
+                    });
+                }
+            };
+        let both = |ours: Option<u64>, base: Option<u64>| Some((ours? as f64, base?.max(1) as f64));
         let mut add = |name: &str, what: String, ours: Option<u64>, base: Option<u64>, limit| {
-            if let (Some(ours), Some(base)) = (ours, base) {
-                let ratio = ours as f64 / base.max(1) as f64;
-                targets.push(Target {
-                    name: name.to_owned(),
-                    measured: format!("{} / {} = {ratio:.2}× ({what})", fmt_ns(ours), fmt_ns(base)),
-                    ratio,
-                    limit,
-                });
-            }
+            ratio_target(name, what, both(ours, base), false, limit);
         };
         let busy8 = Case::PingPong(PayloadKind::Fixed(8), Mode::Busy);
         add(
@@ -295,6 +439,68 @@ impl Results {
             self.p50(Case::FanOut(1)),
             2.0,
         );
+        let iox_busy8 = Case::Iox2PingPong(PayloadKind::Fixed(8), Mode::Busy);
+        add(
+            "busy-poll one-way p50 (8 B) ≤ 0.5 × iceoryx2's",
+            "[u8; 8] busy-poll, ours / iceoryx2".into(),
+            self.p50(busy8),
+            self.p50(iox_busy8),
+            0.5,
+        );
+        add(
+            "busy-poll one-way p50 (8 B) ≤ 2 × raw atomic floor",
+            "[u8; 8] busy-poll / raw atomic flag".into(),
+            self.p50(busy8),
+            self.p50(Case::RawAtomic),
+            2.0,
+        );
+        add(
+            "busy-poll one-way p99 (8 B) ≤ 0.5 × iceoryx2's p99",
+            "[u8; 8] busy-poll p99, ours / iceoryx2".into(),
+            self.quantile(busy8, 0.99),
+            self.quantile(iox_busy8, 0.99),
+            0.5,
+        );
+        let tput8 = self.rate(Case::Throughput(PayloadKind::Fixed(8), Mode::Busy));
+        let rates = |base: Option<&Rate>| Some((tput8?.per_second(), base?.per_second()));
+        ratio_target(
+            "throughput 8 B, busy-poll ≥ 1.5 × iceoryx2's",
+            "msgs/s, ours / iceoryx2".into(),
+            rates(self.rate(Case::Iox2Throughput(PayloadKind::Fixed(8)))),
+            true,
+            1.5,
+        );
+        ratio_target(
+            "throughput 8 B, busy-poll ≥ 10 × Unix datagrams",
+            "msgs/s, ours / Unix datagrams 8 B".into(),
+            rates(self.rate(Case::DgramThroughput(8))),
+            true,
+            10.0,
+        );
+        let blocking8 = |case: fn(PayloadKind, Mode) -> Case| {
+            self.p50(case(PayloadKind::Fixed(8), Mode::Blocking))
+        };
+        ratio_target(
+            "blocking one-way p50 (8 B) ≤ 0.8 × iceoryx2's blocking p50",
+            "[u8; 8] blocking, ours / iceoryx2 (event service)".into(),
+            both(blocking8(Case::PingPong), blocking8(Case::Iox2PingPong)),
+            false,
+            0.8,
+        );
+        if let Some(cost) = self.p50(Case::InProcess) {
+            targets.push(Target {
+                name: "one-thread software cost ≤ 40 ns".into(),
+                measured: format!(
+                    "{} (p50 per message, batches of {})",
+                    fmt_ns(cost),
+                    crate::ours::IN_PROCESS_BATCH
+                ),
+                value: cost as f64,
+                limit: 40.0,
+                bound: Bound::AtMost,
+                unit: Unit::Nanos,
+            });
+        }
         targets
     }
 
@@ -362,18 +568,61 @@ impl Results {
         }
         let _ =
             writeln!(s, "\nLatency ratios: lower is better; throughput ratios: higher is better.");
+        let versus = self.versus_iceoryx2();
+        if !versus.is_empty() {
+            let _ = writeln!(s, "\n### ours vs iceoryx2 (same run)\n");
+            let _ = writeln!(
+                s,
+                "| case | ours p50 (or msgs/s) | iceoryx2 p50 (or msgs/s) | ratio | ours p99 | \
+                 iceoryx2 p99 | p99 ratio |"
+            );
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+            for row in &versus {
+                match row.figures {
+                    VersusFigures::Latency { ours_p50, theirs_p50, ours_p99, theirs_p99 } => {
+                        let _ = writeln!(
+                            s,
+                            "| {} | {} | {} | {:.2}× | {} | {} | {:.2}× |",
+                            row.what,
+                            fmt_ns(ours_p50),
+                            fmt_ns(theirs_p50),
+                            ratio(ours_p50 as f64, theirs_p50 as f64),
+                            fmt_ns(ours_p99),
+                            fmt_ns(theirs_p99),
+                            ratio(ours_p99 as f64, theirs_p99 as f64),
+                        );
+                    }
+                    VersusFigures::Rate { ours, theirs } => {
+                        let _ = writeln!(
+                            s,
+                            "| {} | {} | {} | {:.2}× | | | |",
+                            row.what,
+                            fmt_rate(ours),
+                            fmt_rate(theirs),
+                            ratio(ours, theirs),
+                        );
+                    }
+                }
+            }
+            let _ = writeln!(
+                s,
+                "\nRatio = ours / iceoryx2: below 1 is better for latency (one-way), above 1 for \
+                 throughput. iceoryx2 0.9, default `ipc::Service` configuration; blocking uses its \
+                 event service."
+            );
+        }
         let targets = self.targets();
         if !targets.is_empty() {
-            let _ = writeln!(s, "\n### Targets (issue 7)\n");
+            let _ = writeln!(s, "\n### Targets\n");
             let _ = writeln!(s, "| target | measured | limit | result |");
             let _ = writeln!(s, "|---|---|---:|---|");
             for t in &targets {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | ≤ {:.2}× | {} |",
+                    "| {} | {} | {} | {} |",
                     t.name,
                     t.measured,
-                    t.limit,
+                    t.limit_text(),
                     if t.pass() { "pass" } else { "MISS" }
                 );
             }
@@ -440,10 +689,42 @@ impl Results {
                 json!({
                     "target": t.name,
                     "measured": t.measured,
-                    "ratio": t.ratio,
+                    "value": t.value,
+                    "unit": match t.unit { Unit::Ratio => "ratio", Unit::Nanos => "ns" },
+                    "ratio": (t.unit == Unit::Ratio).then_some(t.value),
+                    "bound": match t.bound { Bound::AtMost => "at_most", Bound::AtLeast => "at_least" },
                     "limit": t.limit,
                     "pass": t.pass(),
                 })
+            })
+            .collect();
+        let versus: Vec<Value> = self
+            .versus_iceoryx2()
+            .iter()
+            .map(|row| {
+                let mut v = json!({
+                    "case": row.what,
+                    "ours_key": row.ours.key(),
+                    "iceoryx2_key": row.theirs.key(),
+                });
+                match row.figures {
+                    VersusFigures::Latency { ours_p50, theirs_p50, ours_p99, theirs_p99 } => {
+                        v["unit"] = "ns".into();
+                        v["ours_p50"] = ours_p50.into();
+                        v["iceoryx2_p50"] = theirs_p50.into();
+                        v["ratio_p50"] = ratio(ours_p50 as f64, theirs_p50 as f64).into();
+                        v["ours_p99"] = ours_p99.into();
+                        v["iceoryx2_p99"] = theirs_p99.into();
+                        v["ratio_p99"] = ratio(ours_p99 as f64, theirs_p99 as f64).into();
+                    }
+                    VersusFigures::Rate { ours, theirs } => {
+                        v["unit"] = "msgs/s".into();
+                        v["ours"] = ours.into();
+                        v["iceoryx2"] = theirs.into();
+                        v["ratio"] = ratio(ours, theirs).into();
+                    }
+                }
+                v
             })
             .collect();
         json!({
@@ -463,6 +744,7 @@ impl Results {
             "latency": latency,
             "throughput": rates,
             "summary": summary,
+            "versus_iceoryx2": versus,
             "targets": targets,
         })
     }
@@ -498,9 +780,8 @@ mod tests {
         h
     }
 
-    #[test]
-    fn targets_compare_the_right_cases() {
-        let meta = Meta {
+    fn meta() -> Meta {
+        Meta {
             domain: "d".into(),
             quick: true,
             pin: None,
@@ -510,9 +791,17 @@ mod tests {
             cpus: 2,
             load: (String::new(), String::new()),
             wall: Duration::ZERO,
-        };
+        }
+    }
+
+    fn rate(case: Case, per_second: u64) -> Rate {
+        Rate { case, messages: per_second, elapsed: Duration::from_secs(1) }
+    }
+
+    #[test]
+    fn targets_compare_the_right_cases() {
         let results = Results {
-            meta,
+            meta: meta(),
             latency: vec![
                 Latency {
                     case: Case::PingPong(PayloadKind::Fixed(8), Mode::Busy),
@@ -523,12 +812,68 @@ mod tests {
             rates: vec![],
         };
         let targets = results.targets();
-        assert_eq!(targets.len(), 1, "only the floor target has both cases");
-        assert!(!targets[0].pass());
-        assert!((targets[0].ratio - 3.0).abs() < 0.01);
+        assert_eq!(targets.len(), 2, "only the two floor targets have both cases");
+        assert!(targets.iter().all(|t| !t.pass()));
+        assert!((targets[0].value - 3.0).abs() < 0.01);
+        assert_eq!(
+            (targets[0].limit_text(), targets[1].limit_text()),
+            ("≤ 1.50×".into(), "≤ 2.00×".into())
+        );
+        assert!(results.versus_iceoryx2().is_empty());
         let md = results.markdown(Some("x.svg"));
         assert!(md.contains("| metric | ours | baseline | ratio |"));
         assert!(md.contains("MISS"));
+        assert!(!md.contains("iceoryx2"));
         assert_eq!(fmt_ns(1500), "1.50 µs");
+    }
+
+    #[test]
+    fn iceoryx2_table_and_targets() {
+        let busy8 = PayloadKind::Fixed(8);
+        let results = Results {
+            meta: meta(),
+            latency: vec![
+                Latency { case: Case::InProcess, hist: hist(&[30]) },
+                Latency { case: Case::PingPong(busy8, Mode::Busy), hist: hist(&[100, 200]) },
+                Latency { case: Case::Iox2PingPong(busy8, Mode::Busy), hist: hist(&[400, 800]) },
+                Latency { case: Case::PingPong(busy8, Mode::Blocking), hist: hist(&[900]) },
+                Latency { case: Case::Iox2PingPong(busy8, Mode::Blocking), hist: hist(&[1000]) },
+            ],
+            rates: vec![
+                rate(Case::Throughput(busy8, Mode::Busy), 3_000_000),
+                rate(Case::Iox2Throughput(busy8), 1_000_000),
+                rate(Case::DgramThroughput(8), 200_000),
+            ],
+        };
+        let versus = results.versus_iceoryx2();
+        let what: Vec<&str> = versus.iter().map(|v| v.what.as_str()).collect();
+        assert_eq!(what, ["busy-poll 8 B", "blocking 8 B", "throughput 8 B, busy-poll receiver"]);
+        let targets = results.targets();
+        let verdict = |name: &str| {
+            let t = targets.iter().find(|t| t.name.starts_with(name)).expect(name);
+            (t.pass(), (t.value * 100.0).round() / 100.0)
+        };
+        assert_eq!(verdict("busy-poll one-way p50 (8 B) ≤ 0.5 × iceoryx2"), (true, 0.25));
+        assert_eq!(verdict("busy-poll one-way p99 (8 B) ≤ 0.5"), (true, 0.25));
+        assert_eq!(verdict("throughput 8 B, busy-poll ≥ 1.5"), (true, 3.0));
+        assert_eq!(verdict("throughput 8 B, busy-poll ≥ 10"), (true, 15.0));
+        assert_eq!(verdict("blocking one-way p50 (8 B) ≤ 0.8"), (false, 0.9));
+        assert_eq!(verdict("one-thread software cost"), (true, 30.0));
+        assert_eq!(targets.len(), 6);
+        let md = results.markdown(None);
+        assert!(md.contains("### ours vs iceoryx2 (same run)"));
+        assert!(
+            md.contains("| busy-poll 8 B | 100 ns | 400 ns | 0.25× | 200 ns | 800 ns | 0.25× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| throughput 8 B, busy-poll receiver | 3.00 M/s | 1.00 M/s | 3.00× |"),
+            "{md}"
+        );
+        assert!(md.contains("| ≥ 1.50× | pass |") && md.contains("| ≤ 40 ns | pass |"), "{md}");
+        let json = results.json(None);
+        assert_eq!(json["versus_iceoryx2"].as_array().unwrap().len(), 3);
+        assert_eq!(json["versus_iceoryx2"][2]["ratio"], 3.0);
+        assert_eq!(json["targets"].as_array().unwrap().len(), 6);
     }
 }

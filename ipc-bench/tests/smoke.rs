@@ -1,10 +1,15 @@
 //! Smoke tests of the benchmark binary: it runs, prints its tables, writes a well-formed SVG and
-//! JSON, and leaves nothing of its domain behind. Numbers are never asserted.
+//! JSON, and leaves nothing of its domain behind (iceoryx2's files carry the domain too). Numbers
+//! are never asserted. With `--features iceoryx2` the iceoryx2 cases, their table and targets are
+//! checked as well.
 
 #![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Whether the binary under test has the iceoryx2 comparison compiled in.
+const ICEORYX2: bool = cfg!(feature = "iceoryx2");
 
 fn scratch(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ipc-bench-test-{}-{test}", std::process::id()));
@@ -69,10 +74,24 @@ fn full_quick_run_prints_tables_and_plot_and_cleans_up() {
         "blocking ShmVec<u8> 4 MiB",
         "fan-out 1→16",
         "throughput [u8; 64 KiB]",
+        "per message in batches of 100 (no clock read per message)",
     ] {
         assert!(stdout.contains(needle), "output lacks {needle:?}:\n{stdout}");
     }
-    assert_eq!(stdout.matches("| pass |").count() + stdout.matches("| MISS |").count(), 5);
+    // Issue 7's five, ≤ 2 × floor, ≥ 10 × Unix datagrams, the one-thread cost; with iceoryx2 also
+    // its four (busy p50, busy p99, throughput, blocking p50).
+    let targets = stdout.matches("| pass |").count() + stdout.matches("| MISS |").count();
+    assert_eq!(targets, if ICEORYX2 { 12 } else { 8 }, "{stdout}");
+    assert_eq!(stdout.contains("### ours vs iceoryx2 (same run)"), ICEORYX2, "{stdout}");
+    if ICEORYX2 {
+        for row in ["busy-poll 8 B", "busy-poll 64 KiB", "blocking 8 B", "blocking 64 KiB"] {
+            assert!(stdout.contains(&format!("| {row} | ")), "no row {row:?}:\n{stdout}");
+        }
+        assert!(stdout.contains("| throughput 8 B, busy-poll receiver | "), "{stdout}");
+        assert!(stdout.contains("| iceoryx2 blocking [u8; 64 KiB] | "), "{stdout}");
+    } else {
+        assert!(!stdout.contains("iceoryx2"), "{stdout}");
+    }
     assert_svg(&svg);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -93,8 +112,39 @@ fn json_output_is_machine_readable() {
     assert_eq!(keys, ["baseline/raw-atomic", "busy/fixed-8"]);
     assert!(json["latency"][1]["p50_ns"].as_u64().unwrap() > 0);
     assert_eq!(json["throughput"].as_array().unwrap().len(), 2);
-    assert_eq!(json["targets"].as_array().unwrap().len(), 1, "only the floor target applies");
+    let targets: Vec<&str> =
+        json["targets"].as_array().unwrap().iter().map(|t| t["target"].as_str().unwrap()).collect();
+    assert_eq!(targets.len(), 3, "the two floor targets and the datagram one apply: {targets:?}");
+    assert!(json["versus_iceoryx2"].as_array().unwrap().is_empty());
     assert_eq!(json["meta"]["left_behind"].as_array().unwrap().len(), 0);
     assert_svg(&svg);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[cfg(feature = "iceoryx2")]
+#[test]
+fn iceoryx2_json_has_the_comparison_and_its_targets() {
+    let dir = scratch("iox2");
+    let domain = format!("ipcbench-iox2-{}", std::process::id());
+    let svg = dir.join("plot.svg");
+    let stdout = run(
+        &domain,
+        &svg,
+        &["--json", "--only", "busy/fixed-8,iceoryx2/busy/fixed-8,iceoryx2/tput"],
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    let keys: Vec<&str> =
+        json["latency"].as_array().unwrap().iter().map(|l| l["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["busy/fixed-8", "iceoryx2/busy/fixed-8"]);
+    let versus = json["versus_iceoryx2"].as_array().unwrap();
+    assert_eq!(versus.len(), 1, "only busy-poll 8 B has both sides: {versus:?}");
+    assert_eq!(versus[0]["case"], "busy-poll 8 B");
+    assert!(versus[0]["ratio_p50"].as_f64().unwrap() > 0.0);
+    assert!(versus[0]["ratio_p99"].as_f64().unwrap() > 0.0);
+    assert_eq!(json["throughput"][0]["key"], "iceoryx2/tput/busy/fixed-8");
+    let targets: Vec<&str> =
+        json["targets"].as_array().unwrap().iter().map(|t| t["target"].as_str().unwrap()).collect();
+    assert_eq!(targets.len(), 2, "busy p50 and p99 against iceoryx2: {targets:?}");
+    assert_eq!(json["meta"]["left_behind"].as_array().unwrap().len(), 0);
     std::fs::remove_dir_all(dir).unwrap();
 }
