@@ -323,6 +323,30 @@ fn block_loses_nothing_pooled() {
 }
 
 #[test]
+fn returned_messages_are_freed_within_a_queue_s_worth() {
+    let d = domain("reclaim");
+    let subscriber = Subscriber::<Frame>::builder("r").domain(&d).create().unwrap();
+    let publisher = Publisher::<Frame>::builder("r").domain(&d).create().unwrap();
+    let capacity = 16; // the default subscriber capacity
+    let image = vec![7u8; 64 << 10];
+    let baseline = crate::heap_stats().bytes_in_use();
+    let mut peak = 0;
+    for id in 0..1000 {
+        publisher
+            .publish(Frame { id, pixels: ShmVec::from_slice(&image), ..Frame::default() })
+            .unwrap();
+        drop(subscriber.try_receive().unwrap().unwrap());
+        peak = peak.max(crate::heap_stats().bytes_in_use() - baseline);
+    }
+    // The pool has hundreds of slots, but returned messages are dropped (and their pixels
+    // freed) once a queue's worth is accounted to the subscriber, not when slots run out.
+    assert!(peak <= (capacity + 2) * (image.len() as u64 + 4096), "peak {peak} bytes");
+    drop(subscriber);
+    publisher.cleanup().unwrap();
+    assert_eq!(publisher.samples_in_use(), 0);
+}
+
+#[test]
 fn samples_outlive_a_dropped_publisher() {
     let d = domain("linger");
     let subscriber = Subscriber::<Frame>::builder("l").domain(&d).create().unwrap();

@@ -208,7 +208,8 @@ impl<B: WaitBackend> Conn<B> {
             return Delivered::Skipped;
         }
         if self.holdings.count() >= layout.allowance {
-            // Returns are taken back lazily; count them before judging the subscriber.
+            // Returns are taken back in batches after publishing (`needs_drain`); count them
+            // before judging a subscriber that seems to hold its whole allowance.
             self.drain(topic, pool);
             if self.dead || self.holdings.count() >= layout.allowance {
                 return Delivered::Skipped;
@@ -279,6 +280,14 @@ impl<B: WaitBackend> Conn<B> {
         // Drop-oldest: overwrite whatever is there; a subscriber that fell behind notices.
         self.producer.write_inline(&self.delivery, sequence, payload);
         Delivered::Yes
+    }
+
+    /// Whether it is time to take back what the subscriber returned: once a queue's worth is
+    /// accounted to it, so that finished messages (and the heap memory they hold) do not pile
+    /// up. Done after publishing, off the subscribers' critical path.
+    #[inline]
+    pub fn needs_drain(&self, layout: &Layout) -> bool {
+        self.holdings.count() >= layout.options.subscriber_capacity
     }
 
     /// Whether there is room again (for a blocked publisher), re-reading the subscriber's head.

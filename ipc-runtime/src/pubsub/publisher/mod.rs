@@ -563,6 +563,17 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
         st.pool.remember(i);
         st.pool.release(i);
         st.publishing = false;
+        // Bookkeeping after delivery, off the subscribers' critical path.
+        if !layout.inline {
+            let State { conns, connected, pool, .. } = &mut **st;
+            for &s in connected.iter() {
+                if let Some(conn) = conns[s as usize].as_mut()
+                    && conn.needs_drain(layout)
+                {
+                    conn.drain(&self.topic, pool);
+                }
+            }
+        }
         self.drop_broken(st);
         result
     }
