@@ -32,14 +32,14 @@ fn pub_port(topic: &Topic, p: u32, generation: u32) -> Option<PubPort> {
     let entry = topic.publisher(p);
     let (domain, heap) = read_heap_ref(&entry.heap)?;
     let offset = entry.port.load(Ordering::Acquire);
-    PubPort::map(&domain, heap, offset, topic.layout, generation).ok()
+    PubPort::map(&domain, heap, offset, topic.layout, p, generation).ok()
 }
 
 fn sub_port(topic: &Topic, s: u32, generation: u32) -> Option<SubPort> {
     let entry = topic.subscriber(s);
     let (domain, heap) = read_heap_ref(&entry.heap)?;
     let offset = entry.port.load(Ordering::Acquire);
-    SubPort::map(&domain, heap, offset, topic.layout, generation).ok()
+    SubPort::map(&domain, heap, offset, topic.layout, s, generation).ok()
 }
 
 /// Everything about topic `name` in `domain`, read without changing anything.
@@ -85,12 +85,13 @@ pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
         let generation = member.generation.load(Ordering::Acquire);
         let (mut count, mut queued) = (0, 0);
         if let Some(port) = sub_port(&topic, s, generation) {
-            let key = port.header().key;
+            let key = port.header().key.load(Ordering::Acquire);
             for &(p, ref publisher) in &pub_ports {
                 let line = port.input(p);
                 count += line.received.load(Ordering::Relaxed);
                 if publisher.ctl(s).sub_key.load(Ordering::Acquire) == key
-                    && line.pub_key.load(Ordering::Acquire) == publisher.header().key
+                    && line.pub_key.load(Ordering::Acquire)
+                        == publisher.header().key.load(Ordering::Acquire)
                 {
                     let tail = publisher.comp(s).tail.load(Ordering::Acquire);
                     let head = line.head.load(Ordering::Acquire);

@@ -15,6 +15,7 @@
 //!   PubHeader                   magic, key, generation, sizes, whether it is a light side
 //!   PubFlags                    closing, space waiters, "may block" (sticky)
 //!   PubStats                    sequence (for tools)
+//!   PubWake                     what its subscribers sleep on (broadcasting backends)
 //!   per subscriber slot:  OutCtl   key of the subscriber served, floor, revocation flag
 //!                         OutComp  completion head (how far it took back returns), tail
 //!                         entries  [u64; ring_len]  stamped slot indices (see `ring`)
@@ -28,11 +29,15 @@
 //!                         completions [u64; completion_len]
 //! ```
 //!
-//! Wake words whose *sequence* a peer must bump (the broadcast word, a subscriber's own word
-//! for other backends, a publisher's `space` word) are in the topic segment, which everyone may
-//! write; the *registration* that tells a waker someone sleeps is in the sleeper's own port, so
-//! nobody else can make a sleeper look awake. Garbage in the topic segment can only cause
-//! spurious wake-ups or disturb discovery of new participants (see [`crate::membership`]).
+//! With a broadcasting backend (futex, spin, polling) a subscriber sleeps on the wake words of
+//! the publishers it reads from, in their ports, which only they write: nobody else can roll a
+//! word back under a sleeper (an ABA that would make it miss a wake-up). The topic's own word
+//! only tells sleepers that a new publisher arrived. The *registration* that tells a waker
+//! someone sleeps is in the sleeper's own port, so nobody else can make a sleeper look awake.
+//! Backends with an OS object per waiter (sockets, events) keep the wake in that object; their
+//! sequence words, and a blocked publisher's `space` word, are in the topic segment, where
+//! garbage can only cause spurious wake-ups. Garbage elsewhere in the topic segment can disturb
+//! the discovery of new participants (see [`crate::membership`]), never a connected pair.
 //!
 //! Every participant computes offsets itself from the validated options ([`Layout::new`]);
 //! offsets are never read back from shared memory.
@@ -130,14 +135,25 @@ pub(crate) struct SubscriberEntry {
 pub(crate) struct PubHeader {
     pub magic: u64,
     /// A random key of this publisher incarnation, which subscribers write back to
-    /// acknowledge a pair (never reused, unlike memory and generations).
-    pub key: u64,
+    /// acknowledge a pair and check on every receive (never reused, unlike memory and
+    /// generations); zeroed when the publisher gives its port up.
+    pub key: AtomicU64,
     pub generation: u32,
     pub pool_len: u32,
     pub ring_len: u32,
     pub max_subscribers: u32,
     /// 1 if the publisher's process is a registered light side (see [`crate::barrier`]).
     pub light: u32,
+    /// Its slot in the topic's registry: a copy of its registry entry in another slot (which
+    /// anyone may write) does not make it a second publisher.
+    pub slot: u32,
+}
+
+/// What the publisher's subscribers sleep on (with a broadcasting backend): only the
+/// publisher writes it, so nobody can roll it back under a sleeper.
+#[repr(C, align(64))]
+pub(crate) struct PubWake {
+    pub word: WaitWord,
 }
 
 /// Flags subscribers read on their slow paths.
@@ -185,8 +201,9 @@ pub(crate) struct OutComp {
 #[repr(C, align(64))]
 pub(crate) struct SubHeader {
     pub magic: u64,
-    /// A random key of this subscriber incarnation (see [`OutCtl::sub_key`]).
-    pub key: u64,
+    /// A random key of this subscriber incarnation (see [`OutCtl::sub_key`]); zeroed when the
+    /// subscriber gives its port up.
+    pub key: AtomicU64,
     pub generation: u32,
     pub max_publishers: u32,
     pub completion_len: u32,
@@ -196,6 +213,8 @@ pub(crate) struct SubHeader {
     pub state: AtomicU32,
     /// Pid, for tools and keep-alive handles.
     pub pid: u32,
+    /// Its slot in the topic's registry (see [`PubHeader::slot`]).
+    pub slot: u32,
 }
 
 /// Read by publishers on every publish; written when the subscriber goes to sleep.
@@ -270,7 +289,8 @@ pub(crate) struct Layout {
 pub(crate) const PUB_HEADER: usize = 0;
 pub(crate) const PUB_FLAGS: usize = 64;
 pub(crate) const PUB_STATS: usize = 128;
-pub(crate) const PUB_OUTS: usize = 192;
+pub(crate) const PUB_WAKE: usize = 192;
+pub(crate) const PUB_OUTS: usize = 256;
 /// Offsets inside a subscriber port.
 pub(crate) const SUB_HEADER: usize = 0;
 pub(crate) const SUB_SLEEP: usize = 64;
@@ -279,6 +299,7 @@ pub(crate) const SUB_INS: usize = 128;
 const _: () = {
     assert!(size_of::<PubHeader>() == 64 && size_of::<PubFlags>() == 64);
     assert!(size_of::<PubStats>() == 64 && size_of::<OutCtl>() == 64);
+    assert!(size_of::<PubWake>() == 64);
     assert!(size_of::<OutComp>() == 64 && size_of::<SubHeader>() == 64);
     assert!(size_of::<SubSleep>() == 64 && size_of::<InLine>() == 64);
 };

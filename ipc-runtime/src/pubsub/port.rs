@@ -11,13 +11,14 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::layout::{
-    InLine, Layout, OutComp, OutCtl, PUB_FLAGS, PUB_HEADER, PUB_MAGIC, PUB_STATS, PubFlags,
-    PubHeader, PubStats, SUB_HEADER, SUB_MAGIC, SUB_SLEEP, SubHeader, SubSleep,
+    InLine, Layout, OutComp, OutCtl, PUB_FLAGS, PUB_HEADER, PUB_MAGIC, PUB_STATS, PUB_WAKE,
+    PubFlags, PubHeader, PubStats, PubWake, SUB_HEADER, SUB_MAGIC, SUB_SLEEP, SubHeader, SubSleep,
 };
 use super::ring::{Delivery, Receipt};
 use crate::error::{Error, Result};
 use crate::heap::Heap;
 use crate::ptr::{self, RelPtr};
+use crate::wait::WaitWord;
 
 /// A port's memory: `len` bytes at `base`, in this process's heap or mapped from a peer's.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +80,7 @@ impl PubPort {
     pub fn create(
         heap: &Heap,
         layout: Layout,
+        slot: u32,
         generation: u32,
         light: bool,
     ) -> Result<(PubPort, RelPtr)> {
@@ -87,34 +89,35 @@ impl PubPort {
         memory.zero();
         let header = PubHeader {
             magic: PUB_MAGIC,
-            key: crate::ptr::fresh_segment_id(),
+            key: AtomicU64::new(crate::ptr::fresh_segment_id()),
             generation,
             pool_len: layout.pool_len,
             ring_len: layout.ring_len as u32,
             max_subscribers: layout.options.max_subscribers,
             light: u32::from(light),
+            slot,
         };
         // SAFETY: the header's place is inside our fresh, writable allocation, 64-aligned.
         unsafe { memory.base.add(PUB_HEADER).cast::<PubHeader>().write(header) };
         Ok((PubPort { memory, layout }, at))
     }
 
-    /// Maps a peer publisher's port and checks it describes publisher `generation` of a topic
-    /// with `layout`.
+    /// Maps a peer publisher's port and checks it describes publisher `slot`, generation
+    /// `generation`, of a topic with `layout`.
     pub fn map(
         domain: &str,
         heap: u64,
         offset: u64,
         layout: Layout,
+        slot: u32,
         generation: u32,
     ) -> Result<PubPort> {
         let memory = map_peer(domain, heap, offset, layout.pub_port)?;
         let port = PubPort { memory, layout };
-        // A volatile copy: the owner wrote it before going live, but garbage must not be UB.
-        // SAFETY: `memory` holds at least a header (pub_port > 64) and is aligned for it.
-        let header = unsafe { std::ptr::read_volatile(memory.base.cast::<PubHeader>().as_ptr()) };
+        let header = port.header();
         let expected = (
             PUB_MAGIC,
+            slot,
             generation,
             layout.pool_len,
             layout.ring_len as u32,
@@ -122,6 +125,7 @@ impl PubPort {
         );
         let found = (
             header.magic,
+            header.slot,
             header.generation,
             header.pool_len,
             header.ring_len,
@@ -130,16 +134,20 @@ impl PubPort {
         if found != expected {
             return Err(Error::Corrupted {
                 what: format!(
-                    "publisher port at {heap:016x}+{offset:#x}: header (magic, generation, pool, ring, subscribers) is {found:x?}, expected {expected:x?}"
+                    "publisher port at {heap:016x}+{offset:#x}: header (magic, slot, generation, pool, ring, subscribers) is {found:x?}, expected {expected:x?}"
                 ),
             });
         }
         Ok(port)
     }
 
-    pub fn header(&self) -> PubHeader {
-        // SAFETY: as in `map`.
-        unsafe { std::ptr::read_volatile(self.memory.base.cast::<PubHeader>().as_ptr()) }
+    /// What its subscribers sleep on.
+    pub fn wake(&self) -> &'static WaitWord {
+        &self.memory.at::<PubWake>(PUB_WAKE).word
+    }
+
+    pub fn header(&self) -> &'static PubHeader {
+        self.memory.at(PUB_HEADER)
     }
 
     pub fn flags(&self) -> &'static PubFlags {
@@ -165,6 +173,7 @@ impl PubPort {
             sub_key: &ctl.sub_key,
             fenced: &ctl.fenced,
             floor: &ctl.floor,
+            pub_key: &self.header().key,
             completion_head: &self.comp(s).completion_head,
             tail: &self.comp(s).tail,
             entries: self
@@ -186,6 +195,7 @@ impl SubPort {
     pub fn create(
         heap: &Heap,
         layout: Layout,
+        slot: u32,
         generation: u32,
         light: bool,
     ) -> Result<(SubPort, RelPtr)> {
@@ -194,38 +204,51 @@ impl SubPort {
         memory.zero();
         let header = SubHeader {
             magic: SUB_MAGIC,
-            key: crate::ptr::fresh_segment_id(),
+            key: AtomicU64::new(crate::ptr::fresh_segment_id()),
             generation,
             max_publishers: layout.options.max_publishers,
             completion_len: layout.completion_len as u32,
             light: u32::from(light),
             state: super::layout::PORT_ACTIVE.into(),
             pid: std::process::id(),
+            slot,
         };
         // SAFETY: the header's place is inside our fresh, writable allocation, 64-aligned.
         unsafe { memory.base.add(SUB_HEADER).cast::<SubHeader>().write(header) };
         Ok((SubPort { memory, layout }, at))
     }
 
-    /// Maps a peer subscriber's port and checks it describes subscriber `generation` of a
-    /// topic with `layout`.
+    /// Maps a peer subscriber's port and checks it describes subscriber `slot`, generation
+    /// `generation`, of a topic with `layout`.
     pub fn map(
         domain: &str,
         heap: u64,
         offset: u64,
         layout: Layout,
+        slot: u32,
         generation: u32,
     ) -> Result<SubPort> {
         let memory = map_peer(domain, heap, offset, layout.sub_port)?;
         let port = SubPort { memory, layout };
         let header = port.header();
-        let expected =
-            (SUB_MAGIC, generation, layout.options.max_publishers, layout.completion_len as u32);
-        let found = (header.magic, header.generation, header.max_publishers, header.completion_len);
+        let expected = (
+            SUB_MAGIC,
+            slot,
+            generation,
+            layout.options.max_publishers,
+            layout.completion_len as u32,
+        );
+        let found = (
+            header.magic,
+            header.slot,
+            header.generation,
+            header.max_publishers,
+            header.completion_len,
+        );
         if found != expected {
             return Err(Error::Corrupted {
                 what: format!(
-                    "subscriber port at {heap:016x}+{offset:#x}: header (magic, generation, publishers, completions) is {found:x?}, expected {expected:x?}"
+                    "subscriber port at {heap:016x}+{offset:#x}: header (magic, slot, generation, publishers, completions) is {found:x?}, expected {expected:x?}"
                 ),
             });
         }
@@ -244,9 +267,12 @@ impl SubPort {
         }
     }
 
-    /// Whether the subscriber said it left.
-    pub fn left(&self) -> bool {
-        self.header().state.load(Ordering::Acquire) != super::layout::PORT_ACTIVE
+    /// Whether the subscriber with key `key` left: it said so, or its port is no longer its
+    /// (given up, and perhaps reused by the heap).
+    pub fn left(&self, key: u64) -> bool {
+        let header = self.header();
+        header.state.load(Ordering::Acquire) != super::layout::PORT_ACTIVE
+            || header.key.load(Ordering::Acquire) != key
     }
 
     pub fn sleep(&self) -> &'static SubSleep {

@@ -143,6 +143,9 @@ impl Completion {
 pub(crate) struct Delivery<'a> {
     /// Key of the subscriber served; 0 = none.
     pub sub_key: &'a AtomicU64,
+    /// Key of the publisher incarnation that owns the ring (its port header); 0 once it gave
+    /// the port up.
+    pub pub_key: &'a AtomicU64,
     /// Subscriber claims must fence (revocation episode, or the subscriber is not light).
     pub fenced: &'a AtomicU32,
     /// Positions below are consumed or revoked.
@@ -431,12 +434,16 @@ pub(crate) struct Consumer {
     pool_len: u32,
     /// Completions that did not fit yet (the publisher is slow to take them).
     pending: Vec<u64>,
+    /// The publisher incarnation we read from: a ring whose port now has another key is not
+    /// ours any more (memory given back and reused).
+    pub_key: u64,
 }
 
 impl Consumer {
     /// A fresh pair: resets the shared side (`r` must not be acknowledged to the publisher yet).
     pub fn new(
         r: &Receipt<'_>,
+        pub_key: u64,
         ring_len: usize,
         stride: usize,
         capacity: u64,
@@ -455,6 +462,7 @@ impl Consumer {
             drop_oldest,
             pool_len,
             pending: Vec::new(),
+            pub_key,
         }
     }
 
@@ -473,8 +481,7 @@ impl Consumer {
     ) -> Take {
         debug_assert_eq!(self.stride, INLINE_STRIDE);
         loop {
-            // First the key (acquire), as in `take`.
-            if d.sub_key.load(Ordering::Acquire) != key {
+            if !self.ours(d, key) {
                 return Take::Disconnected;
             }
             let h = self.head;
@@ -506,7 +513,7 @@ impl Consumer {
                 // Overwritten while we copied: we were lapped; look again.
                 continue;
             }
-            if d.sub_key.load(Ordering::Relaxed) != key {
+            if !self.ours(d, key) {
                 return Take::Disconnected;
             }
             self.head = h + 1;
@@ -518,18 +525,25 @@ impl Consumer {
         }
     }
 
-    /// Whether an entry is waiting at the head (a cheap check: one load).
-    pub fn ready(&self, d: &Delivery<'_>) -> bool {
-        lap(self.load(d, self.head), self.head) >= 0
+    /// Whether the ring is (still) ours: the publisher incarnation we connected to owns it and
+    /// serves us. Checked first, with acquire: when the publisher (re)initialised the ring for
+    /// us it reset entries and floor before storing our key, so what we read next is ours.
+    #[inline]
+    fn ours(&self, d: &Delivery<'_>, key: u64) -> bool {
+        d.pub_key.load(Ordering::Acquire) == self.pub_key
+            && d.sub_key.load(Ordering::Acquire) == key
+    }
+
+    /// Whether an entry is waiting at the head of a ring that is still ours.
+    pub fn ready(&self, d: &Delivery<'_>, key: u64) -> bool {
+        self.ours(d, key) && lap(self.load(d, self.head), self.head) >= 0
     }
 
     /// Takes the next message, skipping revoked positions and, with drop-oldest, messages
     /// beyond the newest `capacity`.
     pub fn take(&mut self, d: &Delivery<'_>, r: &Receipt<'_>, key: u64) -> Take {
         loop {
-            // First the key (acquire): when the publisher (re)initialised this ring for us, it
-            // reset entries and floor before storing our key, so what we read next is ours.
-            if d.sub_key.load(Ordering::Acquire) != key {
+            if !self.ours(d, key) {
                 return Take::Disconnected;
             }
             let h = self.head;
@@ -558,7 +572,7 @@ impl Consumer {
             r.head.store(h + 1, Ordering::Relaxed);
             light(d.fenced);
             let verified = self.load(d, h);
-            if d.sub_key.load(Ordering::Relaxed) != key {
+            if !self.ours(d, key) {
                 return Take::Disconnected;
             }
             self.head = h + 1;
@@ -658,6 +672,7 @@ mod tests {
 
     struct Pair {
         key: AtomicU64,
+        pub_key: AtomicU64,
         fenced: AtomicU32,
         floor: AtomicU64,
         completion_head: AtomicU64,
@@ -672,6 +687,7 @@ mod tests {
         fn new(ring: usize, completions: usize) -> Pair {
             Pair {
                 key: AtomicU64::new(1),
+                pub_key: AtomicU64::new(7),
                 fenced: AtomicU32::new(0),
                 floor: AtomicU64::new(0),
                 completion_head: AtomicU64::new(0),
@@ -685,6 +701,7 @@ mod tests {
         fn d(&self) -> Delivery<'_> {
             Delivery {
                 sub_key: &self.key,
+                pub_key: &self.pub_key,
                 fenced: &self.fenced,
                 floor: &self.floor,
                 completion_head: &self.completion_head,
@@ -720,7 +737,7 @@ mod tests {
         let pair = Pair::new(8, 32);
         let (d, r) = (pair.d(), pair.r());
         let mut p = Producer::new(&d, 4, 1, true);
-        let mut c = Consumer::new(&r, 8, 1, 4, true, 100);
+        let mut c = Consumer::new(&r, 7, 8, 1, 4, true, 100);
         for slot in [10, 11, 12] {
             assert!(p.has_room(&r, &d, 8, true).unwrap());
             p.write(&d, slot);
@@ -740,7 +757,7 @@ mod tests {
         let pair = Pair::new(8, 32);
         let (d, r) = (pair.d(), pair.r());
         let mut p = Producer::new(&d, 3, 1, true);
-        let mut c = Consumer::new(&r, 8, 1, 3, true, 100);
+        let mut c = Consumer::new(&r, 7, 8, 1, 3, true, 100);
         for slot in 0..6 {
             assert!(p.has_room(&r, &d, 8, true).unwrap());
             p.write(&d, slot);
@@ -759,7 +776,7 @@ mod tests {
         // elsewhere it fences on every claim and the publisher needs no barrier.
         let peer_light = heavy();
         let mut p = Producer::new(&d, 2, 1, peer_light);
-        let mut c = Consumer::new(&r, 4, 1, 2, true, 100);
+        let mut c = Consumer::new(&r, 7, 4, 1, 2, true, 100);
         let mut revoked = Vec::new();
         for slot in 0..10 {
             if !p.has_room(&r, &d, 4, true).unwrap() {
@@ -793,7 +810,7 @@ mod tests {
         let pair = Pair::new(4 * INLINE_STRIDE, 16);
         let (d, r) = (pair.d(), pair.r());
         let mut p = Producer::new(&d, 2, INLINE_STRIDE, true);
-        let mut c = Consumer::new(&r, 4, INLINE_STRIDE, 2, true, 100);
+        let mut c = Consumer::new(&r, 7, 4, INLINE_STRIDE, 2, true, 100);
         let mut out = [0; INLINE_WORDS + 1];
         assert_eq!(c.take_inline(&d, &r, 1, &mut out), Take::Empty);
         let payload = |v: u64| [v, v + 1, v + 2, v + 3, v + 4, v + 5];
@@ -817,7 +834,7 @@ mod tests {
         let pair = Pair::new(2 * INLINE_STRIDE, 16);
         let (d, r) = (pair.d(), pair.r());
         let mut p = Producer::new(&d, 1, INLINE_STRIDE, true);
-        let mut c = Consumer::new(&r, 2, INLINE_STRIDE, 1, true, 100);
+        let mut c = Consumer::new(&r, 7, 2, INLINE_STRIDE, 1, true, 100);
         let n = 200_000u64;
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -851,7 +868,7 @@ mod tests {
         pair.completion_tail.store(1 << 40, Ordering::Relaxed);
         assert!(p.drain(&d, &r, |_| panic!("must not read")).is_err());
 
-        let mut c = Consumer::new(&r, 4, 1, 2, false, 3);
+        let mut c = Consumer::new(&r, 7, 4, 1, 2, false, 3);
         pair.entries[0].store(entry(0, 99), Ordering::Relaxed);
         assert!(matches!(c.take(&d, &r, 1), Take::Corrupt(_)), "slot outside the pool");
         pair.entries[1].store(entry(9, 1), Ordering::Relaxed);

@@ -201,6 +201,45 @@ pub trait WaitBackend: Send + Sync + 'static {
     /// Wakes every waiter sleeping on `word`. Called after the sequence was bumped.
     fn wake(waker: &Self::Waker, word: &WaitWord) -> Result<()>;
 
+    /// [`BROADCAST`](WaitBackend::BROADCAST) backends: sleeps while every `(word, observed)`
+    /// pair still holds, at most `timeout`; may return early. A subscriber reading from several
+    /// publishers sleeps on all of their words at once.
+    ///
+    /// The default sleeps on the first word in slices of at most a millisecond, looking at the
+    /// others in between; backends that can wait on several words natively override it (the
+    /// futex uses `futex_waitv`).
+    fn wait_any(
+        waiter: &Self::Waiter,
+        words: &[(&WaitWord, u32)],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        match words {
+            [] => {
+                std::thread::sleep(timeout.unwrap_or(Duration::from_millis(1)));
+                Ok(())
+            }
+            [(word, observed)] => Self::wait(waiter, word, *observed, timeout),
+            [(first, observed), rest @ ..] => {
+                let slice = Duration::from_millis(1);
+                let end = timeout.and_then(|t| Instant::now().checked_add(t));
+                loop {
+                    let left = end.map(|end| end.saturating_duration_since(Instant::now()));
+                    Self::wait(
+                        waiter,
+                        first,
+                        *observed,
+                        Some(left.map_or(slice, |l| l.min(slice))),
+                    )?;
+                    let moved = first.seq.load(Ordering::SeqCst) != *observed
+                        || rest.iter().any(|(w, o)| w.seq.load(Ordering::SeqCst) != *o);
+                    if moved || left.is_some_and(|l| l <= slice) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
     /// Removes the OS objects a waiter of `channel` left behind when it died without dropping
     /// its [`Waiter`](WaitBackend::Waiter). Called by whoever reaps a dead participant; must
     /// succeed when there is nothing to remove. Backends without per-waiter objects keep the
@@ -329,6 +368,54 @@ pub(crate) fn wait_until_shared<B: WaitBackend>(
             },
         };
         let slept = B::wait(waiter, shared, observed, timeout);
+        mine.waiters.fetch_sub(1, Ordering::SeqCst);
+        slept?;
+        if ready() {
+            return Ok(true);
+        }
+    }
+}
+
+/// [`wait_until_shared`] for a waiter that sleeps on several words at once (one per publisher
+/// it reads from, and its topic's word): registers on `mine`, sleeps with
+/// [`WaitBackend::wait_any`] ([`WaitBackend::BROADCAST`] backends only).
+pub(crate) fn wait_until_any<B: WaitBackend>(
+    waiter: &B::Waiter,
+    mine: &WaitWord,
+    words: &[&WaitWord],
+    deadline: Option<Instant>,
+    spin: u32,
+    mut ready: impl FnMut() -> bool,
+) -> Result<bool> {
+    for _ in 0..spin {
+        if ready() {
+            return Ok(true);
+        }
+        std::hint::spin_loop();
+    }
+    let mut observed: Vec<(&WaitWord, u32)> = Vec::with_capacity(words.len());
+    loop {
+        // Read before registering: a wake after our registration moves a word past it.
+        observed.clear();
+        observed.extend(words.iter().map(|w| (*w, w.seq.load(Ordering::SeqCst))));
+        mine.waiters.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the wakers' fence, as in `wait_until_shared`.
+        fence(Ordering::SeqCst);
+        if ready() {
+            mine.waiters.fetch_sub(1, Ordering::SeqCst);
+            return Ok(true);
+        }
+        let timeout = match deadline {
+            None => None,
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => {
+                    mine.waiters.fetch_sub(1, Ordering::SeqCst);
+                    return Ok(false);
+                }
+            },
+        };
+        let slept = B::wait_any(waiter, &observed, timeout);
         mine.waiters.fetch_sub(1, Ordering::SeqCst);
         slept?;
         if ready() {

@@ -31,10 +31,14 @@ impl WaitBackend for Polling {
         Ok(())
     }
 
-    fn wait(_: &(), word: &WaitWord, observed: u32, timeout: Option<Duration>) -> Result<()> {
+    fn wait(waiter: &(), word: &WaitWord, observed: u32, timeout: Option<Duration>) -> Result<()> {
+        Self::wait_any(waiter, &[(word, observed)], timeout)
+    }
+
+    fn wait_any(_: &(), words: &[(&WaitWord, u32)], timeout: Option<Duration>) -> Result<()> {
         let start = Instant::now();
         let mut step = FIRST_STEP;
-        while word.seq().load(Ordering::Acquire) == observed {
+        while words.iter().all(|(word, observed)| word.seq().load(Ordering::Acquire) == *observed) {
             let nap = match timeout {
                 Some(t) => match t.checked_sub(start.elapsed()) {
                     Some(left) if !left.is_zero() => step.min(left),

@@ -45,4 +45,17 @@ impl WaitBackend for Spin {
     fn wake(_: &(), _word: &WaitWord) -> Result<()> {
         Ok(())
     }
+
+    fn wait_any(_: &(), words: &[(&WaitWord, u32)], timeout: Option<Duration>) -> Result<()> {
+        let end = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut polls = 0u32;
+        while words.iter().all(|(word, observed)| word.seq().load(Ordering::Acquire) == *observed) {
+            std::hint::spin_loop();
+            polls = polls.wrapping_add(1);
+            if polls.is_multiple_of(256) && end.is_some_and(|end| Instant::now() >= end) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }

@@ -32,6 +32,7 @@ pub(crate) enum Delivered {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RoomProbe {
     port: SubPort,
+    sub_key: u64,
     input: &'static InLine,
     key: u64,
     /// The subscriber's head at which there is room again.
@@ -41,7 +42,7 @@ pub(crate) struct RoomProbe {
 impl RoomProbe {
     /// Whether there is room, or the subscriber left (either way the publisher goes on).
     pub fn ready(&self) -> bool {
-        self.port.left()
+        self.port.left(self.sub_key)
             || (self.input.pub_key.load(Ordering::Acquire) == self.key
                 && self.input.head.load(Ordering::Acquire) >= self.needed)
     }
@@ -63,6 +64,8 @@ pub(crate) struct Conn<B: WaitBackend> {
     sleep: &'static SubSleep,
     /// Our key, which it writes back to acknowledge.
     our_key: u64,
+    /// Its key (in its port header, and in the ring's control line).
+    pub sub_key: u64,
     producer: Producer,
     pub holdings: Holdings,
     /// It has acknowledged this connection (its side of the pair is reset for us).
@@ -92,11 +95,11 @@ impl<B: WaitBackend> Conn<B> {
             what: format!("topic `{}`: subscriber {s} names no valid heap", topic.name),
         })?;
         let offset = entry.port.load(Ordering::Acquire);
-        let port = SubPort::map(&domain, heap, offset, layout, generation)?;
+        let port = SubPort::map(&domain, heap, offset, layout, s, generation)?;
         let header = port.header();
         let pid = header.pid;
         let peer_light = header.light == 1;
-        let key = header.key;
+        let key = header.key.load(Ordering::Acquire);
         let delivery = ours.delivery(s);
         delivery.sub_key.store(0, Ordering::Release);
         let producer = Producer::new(
@@ -124,7 +127,8 @@ impl<B: WaitBackend> Conn<B> {
             receipt: port.receipt(p),
             input: port.input(p),
             sleep: port.sleep(),
-            our_key: ours.header().key,
+            our_key: ours.header().key.load(Ordering::Relaxed),
+            sub_key: key,
             producer,
             holdings: Holdings::new(layout.pool_len),
             acked: false,
@@ -135,7 +139,12 @@ impl<B: WaitBackend> Conn<B> {
 
     /// Whether the subscriber said it left (in its own memory).
     pub fn left(&self) -> bool {
-        self.port.left()
+        self.port.left(self.sub_key)
+    }
+
+    /// Whether it has acknowledged this pair (its head is about us).
+    pub fn is_acked(&mut self) -> bool {
+        self.acked()
     }
 
     #[inline]
@@ -302,6 +311,7 @@ impl<B: WaitBackend> Conn<B> {
         let limit = layout.options.subscriber_capacity as u64;
         RoomProbe {
             port: self.port,
+            sub_key: self.sub_key,
             input: self.input,
             key: self.our_key,
             needed: (self.producer.tail + 1).saturating_sub(limit),

@@ -80,8 +80,9 @@ struct Core<M, B: WaitBackend> {
     block_timeout: Duration,
     interval: Duration,
     space_waiter: B::Waiter,
-    /// With a broadcasting backend: wakes every subscriber sleeping on the topic's word.
-    broadcast: Option<B::Waker>,
+    /// With a broadcasting backend: wakes every subscriber sleeping on our port's word, and
+    /// every subscriber sleeping on the topic's word (those that do not know us yet).
+    broadcast: Option<(B::Waker, B::Waker)>,
     /// The `Publisher` was dropped; finishing as soon as every sample is back.
     closing: AtomicBool,
     /// Counted in `heap::linger_begin`.
@@ -173,6 +174,10 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
         membership::activate(&core.topic, PUBLISHER, index);
         drop(lock);
         core.topic.bump_epoch();
+        // Subscribers asleep on the topic's word look at the registry and connect us.
+        if let Some((_, topic_word)) = &core.broadcast {
+            let _ = wait::wake_word::<B>(topic_word, core.topic.data_word());
+        }
         let core = Arc::new(core);
         {
             let mut st = core.state.lock();
@@ -295,7 +300,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
                 .checked_mul(size_of::<SampleSlot<M>>())
                 .ok_or(Error::CapacityOverflow { what: "sample pool" })?;
             let pool_at = heap.try_allocate(bytes.max(1), align_of::<SampleSlot<M>>())?;
-            let port = PubPort::create(heap, layout, generation, light);
+            let port = PubPort::create(heap, layout, index, generation, light);
             let (port, port_at) = match port {
                 Ok(port) => port,
                 Err(err) => {
@@ -307,10 +312,15 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
                 B::waiter(&topic.channel(PUBLISHER, index, generation, ".space"), &entry.space)
                     .and_then(|space| {
                         let broadcast = if B::BROADCAST {
-                            Some(B::waker(
+                            let ours = B::waker(
                                 &topic.channel(PUBLISHER, index, generation, ".data"),
+                                port.wake(),
+                            )?;
+                            let topic_word = B::waker(
+                                &topic.channel(PUBLISHER, index, generation, ".topic"),
                                 topic.data_word(),
-                            )?)
+                            )?;
+                            Some((ours, topic_word))
                         } else {
                             None
                         };
@@ -459,6 +469,13 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
                 return;
             }
         };
+        if st.conns.iter().flatten().any(|c| c.sub_key == conn.sub_key) {
+            // Another slot's entry names a port we serve already: a copy of a registry entry
+            // (anyone may write the registry), not a subscriber.
+            tracing::warn!(topic = %self.topic.name, subscriber = s, "a registry entry names a subscriber we already serve; ignored");
+            conn.disconnect(&mut st.pool);
+            return;
+        }
         st.conns[s as usize] = Some(conn);
         let at = st.connected.partition_point(|&c| c < s);
         st.connected.insert(at, s);
@@ -589,10 +606,17 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
     }
 
     /// Wakes subscribers `slots` (which sleep). With a broadcasting backend that is one call on
-    /// the topic's word, whatever their number.
-    fn wake(&self, st: &State<M, B>, slots: &[u32]) {
-        if let Some(waker) = &self.broadcast {
-            if let Err(err) = wait::wake_word::<B>(waker, self.topic.data_word()) {
+    /// our port's word, whatever their number, plus one on the topic's word if one of them has
+    /// not acknowledged us yet (it does not sleep on our word).
+    fn wake(&self, st: &mut State<M, B>, slots: &[u32]) {
+        if let Some((ours, topic_word)) = &self.broadcast {
+            if let Err(err) = wait::wake_word::<B>(ours, self.port.wake()) {
+                tracing::warn!(topic = %self.topic.name, %err, "wake-up failed");
+            }
+            let strangers =
+                slots.iter().any(|&s| st.conns[s as usize].as_mut().is_some_and(|c| !c.is_acked()));
+            if strangers && let Err(err) = wait::wake_word::<B>(topic_word, self.topic.data_word())
+            {
                 tracing::warn!(topic = %self.topic.name, %err, "wake-up failed");
             }
             return;
@@ -688,6 +712,9 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
         if self.lingering.swap(false, Ordering::AcqRel) {
             heap::linger_end();
         }
+        // Whoever still looks at our port must not take it for ours any more, whatever the
+        // heap reuses the memory for.
+        self.port.header().key.store(0, Ordering::Release);
         self.heap.free(self.pool_at);
         self.heap.free(self.port_at);
         membership::release(&self.topic, PUBLISHER, self.index);

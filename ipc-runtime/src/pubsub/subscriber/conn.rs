@@ -14,7 +14,7 @@ use super::super::topic::{PUBLISHER, Topic, read_heap_ref};
 use crate::barrier;
 use crate::error::{Error, Result};
 use crate::ptr::RelPtr;
-use crate::wait::WaitBackend;
+use crate::wait::{WaitBackend, WaitWord};
 
 /// One publisher we read from.
 pub(crate) struct Conn<B: WaitBackend> {
@@ -30,6 +30,8 @@ pub(crate) struct Conn<B: WaitBackend> {
     receipt: Receipt<'static>,
     /// Its flags (closing, waiting for room).
     flags: &'static PubFlags,
+    /// What we sleep on for it (broadcasting backends).
+    pub wake: &'static WaitWord,
     pool: NonNull<u8>,
     pool_len: u32,
     consumer: Consumer,
@@ -64,20 +66,21 @@ impl<B: WaitBackend> Conn<B> {
         })?;
         let port_at = entry.port.load(Ordering::Acquire);
         let pool_at = entry.pool.load(Ordering::Acquire);
-        let port = PubPort::map(&domain, heap, port_at, layout, generation)?;
+        let port = PubPort::map(&domain, heap, port_at, layout, p, generation)?;
+        let key = port.header().key.load(Ordering::Acquire);
         let bytes = layout.pool_len as usize * size_of::<SampleSlot<M>>();
         let pool = RelPtr::new(heap, pool_at).resolve(bytes, align_of::<SampleSlot<M>>())?;
         let line = ours.input(p);
         line.pub_key.store(0, Ordering::Release);
         let consumer = Consumer::new(
             &ours.receipt(p),
+            key,
             layout.ring_len,
             layout.stride,
             layout.options.subscriber_capacity as u64,
             layout.options.overflow == super::super::options::Overflow::DropOldest,
             layout.pool_len,
         );
-        let key = port.header().key;
         line.pub_key.store(key, Ordering::Release);
         let space_waker = if block {
             let channel = topic.channel(PUBLISHER, p, generation, ".space");
@@ -92,6 +95,7 @@ impl<B: WaitBackend> Conn<B> {
             delivery: port.delivery(me),
             receipt: ours.receipt(p),
             flags: port.flags(),
+            wake: port.wake(),
             pool,
             pool_len: layout.pool_len,
             consumer,
@@ -123,8 +127,8 @@ impl<B: WaitBackend> Conn<B> {
     }
 
     /// Whether something waits at the head of the ring (one load).
-    pub fn ready(&self) -> bool {
-        !self.broken && self.consumer.ready(&self.delivery)
+    pub fn ready(&self, our_key: u64) -> bool {
+        !self.broken && self.consumer.ready(&self.delivery, our_key)
     }
 
     /// Takes the next message, if any.

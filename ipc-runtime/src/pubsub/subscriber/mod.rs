@@ -144,7 +144,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
         let (index, generation) = (claim.index, claim.generation);
         let entry = topic.subscriber(index);
         let setup =
-            SubPort::create(heap, topic.layout, generation, light).and_then(|(port, at)| {
+            SubPort::create(heap, topic.layout, index, generation, light).and_then(|(port, at)| {
                 let channel = topic.channel(SUBSCRIBER, index, generation, "");
                 match B::waiter(&channel, &entry.word) {
                     Ok(waiter) => Ok((port, at, waiter)),
@@ -171,7 +171,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
         let max_publishers = topic.layout.options.max_publishers;
         let block = topic.layout.options.overflow == Overflow::Block;
         let subscriber = Subscriber {
-            key: port.header().key,
+            key: port.header().key.load(Ordering::Relaxed),
             topic,
             index,
             heap,
@@ -226,7 +226,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                     continue;
                 }
                 conn.gone = true;
-                if conn.ready() {
+                if conn.ready(self.key) {
                     // What it left stays readable; the slot's new publisher waits.
                     complete = false;
                     continue;
@@ -242,6 +242,11 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                     generation,
                     self.block,
                 ) {
+                    Ok(conn) if st.pubs.iter().flatten().any(|c| c.key == conn.key) => {
+                        // Another slot's entry names a port we read already: a copy of a
+                        // registry entry (anyone may write the registry), not a publisher.
+                        tracing::warn!(topic = %self.topic.name, publisher = p, "a registry entry names a publisher we already read from; ignored");
+                    }
                     Ok(conn) => {
                         st.pubs[p as usize] = Some(conn);
                         st.seen_publisher = true;
@@ -262,102 +267,99 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     pub fn try_receive(&self) -> Result<Option<Sample<'_, M, B>>> {
         let mut st = self.state.lock();
         self.refresh(&mut st);
-        let max_borrowed = self.topic.layout.options.max_borrowed;
         let count = st.pubs.len();
-        let mut p = st.next;
-        for _ in 0..count {
-            if p >= count {
-                p -= count;
-            }
-            let here = p;
-            p += 1;
-            let p = here;
-            let borrowed = st.borrowed;
-            let Some(conn) = st.pubs[p].as_mut() else { continue };
-            if conn.broken {
-                continue;
-            }
-            if borrowed >= max_borrowed {
-                if conn.ready() {
-                    return Err(Error::TooManyBorrowed {
-                        topic: self.topic.name.clone(),
-                        max: max_borrowed,
-                    });
-                }
-                continue;
-            }
-            if self.topic.layout.inline {
-                let mut words = [0u64; INLINE_WORDS + 1];
-                match conn.take_inline(self.key, &mut words) {
-                    Take::Inline { .. } => {
-                        if self.block {
-                            conn.wake_publisher(&self.topic);
-                        }
-                        if conn.closing() {
-                            // It finishes once we have read what it queued for us.
-                            conn.ring();
-                        }
-                        let mut value = MaybeUninit::<M>::uninit();
-                        // SAFETY: inline types are at most `INLINE_WORDS` words (the layout's
-                        // choice), so the payload words hold all of the message's bytes.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                words[1..].as_ptr().cast::<u8>(),
-                                value.as_mut_ptr().cast::<u8>(),
-                                size_of::<M>(),
-                            );
-                        }
-                        st.next = if p + 1 == count { 0 } else { p + 1 };
-                        let received = &self.port.input(p as u32).received;
-                        received.store(received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                        return Ok(Some(Sample {
-                            subscriber: self,
-                            publisher: p as u32,
-                            sequence: words[0],
-                            held: Held::Copy(value),
-                        }));
-                    }
-                    other => {
-                        if let Some(err) = self.not_taken(&mut st, p, other) {
-                            return Err(err);
-                        }
-                        continue;
-                    }
-                }
-            }
-            let Some(conn) = st.pubs[p].as_mut() else { continue };
-            match conn.take(self.key) {
-                Take::Message { slot, .. } => {
-                    if self.block {
-                        conn.wake_publisher(&self.topic);
-                    }
-                    let sample = conn.sample::<M>(slot);
-                    // SAFETY: the slot is in the mapped pool; the publisher wrote the sequence
-                    // before delivering the index, and leaves the slot alone until we return
-                    // it. Volatile: the bytes are another process's.
-                    let sequence =
-                        unsafe { std::ptr::addr_of!((*sample.as_ptr()).sequence).read_volatile() };
-                    let key = conn.key;
-                    st.borrowed += 1;
-                    st.next = if p + 1 == count { 0 } else { p + 1 };
-                    // Only we write this counter (tools read it): no read-modify-write needed.
-                    let received = &self.port.input(p as u32).received;
-                    received.store(received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                    return Ok(Some(Sample {
-                        subscriber: self,
-                        publisher: p as u32,
-                        sequence,
-                        held: Held::Slot { slot: sample, key, index: slot },
-                    }));
-                }
-                other => {
-                    if let Some(err) = self.not_taken(&mut st, p, other) {
-                        return Err(err);
-                    }
-                }
+        // Round robin over the publishers, from the one after the last served.
+        for k in 0..count {
+            let p = match st.next + k {
+                p if p >= count => p - count,
+                p => p,
+            };
+            let taken = if self.topic.layout.inline {
+                self.take_inline(&mut st, p)?
+            } else {
+                self.take_pooled(&mut st, p)?
+            };
+            if let Some(sample) = taken {
+                st.next = if p + 1 == count { 0 } else { p + 1 };
+                // Only we write this counter (tools read it): no read-modify-write needed.
+                let received = &self.port.input(p as u32).received;
+                received.store(received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                return Ok(Some(sample));
             }
         }
         Ok(None)
+    }
+
+    /// The next inline message from publisher `p`: a copy, nothing to return.
+    fn take_inline(&self, st: &mut State<B>, p: usize) -> Result<Option<Sample<'_, M, B>>> {
+        let Some(conn) = st.pubs[p].as_mut().filter(|c| !c.broken) else { return Ok(None) };
+        let mut words = [0u64; INLINE_WORDS + 1];
+        match conn.take_inline(self.key, &mut words) {
+            Take::Inline { .. } => {
+                if self.block {
+                    conn.wake_publisher(&self.topic);
+                }
+                if conn.closing() {
+                    // It finishes once we have read what it queued for us.
+                    conn.ring();
+                }
+                let mut value = MaybeUninit::<M>::uninit();
+                // SAFETY: inline types are at most `INLINE_WORDS` words (the layout's choice),
+                // so the payload words hold all of the message's bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        words[1..].as_ptr().cast::<u8>(),
+                        value.as_mut_ptr().cast::<u8>(),
+                        size_of::<M>(),
+                    );
+                }
+                Ok(Some(Sample {
+                    subscriber: self,
+                    publisher: p as u32,
+                    sequence: words[0],
+                    held: Held::Copy(value),
+                }))
+            }
+            other => self.not_taken(st, p, other).map_or(Ok(None), Err),
+        }
+    }
+
+    /// The next message from publisher `p`: a slot of its pool, returned when dropped.
+    fn take_pooled(&self, st: &mut State<B>, p: usize) -> Result<Option<Sample<'_, M, B>>> {
+        let max_borrowed = self.topic.layout.options.max_borrowed;
+        let borrowed = st.borrowed;
+        let Some(conn) = st.pubs[p].as_mut().filter(|c| !c.broken) else { return Ok(None) };
+        if borrowed >= max_borrowed {
+            if conn.ready(self.key) {
+                return Err(Error::TooManyBorrowed {
+                    topic: self.topic.name.clone(),
+                    max: max_borrowed,
+                });
+            }
+            return Ok(None);
+        }
+        match conn.take(self.key) {
+            Take::Message { slot, .. } => {
+                if self.block {
+                    conn.wake_publisher(&self.topic);
+                }
+                let sample = conn.sample::<M>(slot);
+                // SAFETY: the slot is in the mapped pool; the publisher wrote the sequence
+                // before delivering the index, and leaves the slot alone until we return it.
+                // Volatile: the bytes are another process's.
+                let sequence =
+                    unsafe { std::ptr::addr_of!((*sample.as_ptr()).sequence).read_volatile() };
+                let key = conn.key;
+                st.borrowed += 1;
+                Ok(Some(Sample {
+                    subscriber: self,
+                    publisher: p as u32,
+                    sequence,
+                    held: Held::Slot { slot: sample, key, index: slot },
+                }))
+            }
+            other => self.not_taken(st, p, other).map_or(Ok(None), Err),
+        }
     }
 
     /// What `try_receive` does when publisher `p`'s ring gave no message.
@@ -391,7 +393,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             return true;
         }
         let st = self.state.lock();
-        st.pubs.iter().flatten().any(|conn| conn.ready())
+        st.pubs.iter().flatten().any(|conn| conn.ready(self.key))
     }
 
     /// Waits for the next message without spinning (after the configured spin).
@@ -428,22 +430,29 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
 
     fn sleeper(&self) -> Sleeper<'_, B> {
         let sleep = self.port.sleep();
-        // A broadcasting backend lets every subscriber sleep on the topic's word, so that a
-        // publish wakes them all with one call; we still register in our own port, which is
-        // what publishers check.
-        let shared: &WaitWord = if B::BROADCAST {
-            self.topic.data_word()
-        } else {
-            &self.topic.subscriber(self.index).word
-        };
         Sleeper {
             waiter: &self.waiter,
             mine: &sleep.word,
-            shared,
             baton: &self.baton,
             may_sleep: &sleep.may_sleep,
             spin: self.spin,
         }
+    }
+
+    /// What to sleep on (we register in our own port, which is what publishers check). With a
+    /// broadcasting backend: the wake words of the publishers we read from (in their ports,
+    /// which only they write, so one wake reaches all their sleeping subscribers and nobody
+    /// can roll a word back under us), and the topic's word, which a new publisher rings.
+    /// Otherwise our own word in the registry, with the wake kept in our OS object.
+    fn sleep_words(&self) -> Vec<&WaitWord> {
+        if !B::BROADCAST {
+            return vec![&self.topic.subscriber(self.index).word];
+        }
+        let st = self.state.lock();
+        let mut words = Vec::with_capacity(1 + st.pubs.len());
+        words.push(self.topic.data_word());
+        words.extend(st.pubs.iter().flatten().map(|conn| conn.wake));
+        words
     }
 
     fn receive_until(&self, deadline: Option<Instant>) -> Result<Option<Sample<'_, M, B>>> {
@@ -458,7 +467,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             } else {
                 deadline
             };
-            let ready = sleeper.sleep(slice, || self.has_data())?;
+            let ready = sleeper.sleep(&self.sleep_words(), slice, || self.has_data())?;
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return self.try_receive();
             }
@@ -589,7 +598,9 @@ impl<M: ShmMessage, B: WaitBackend> Drop for Subscriber<M, B> {
         // Every sample borrowed from us is gone (they borrow `self`). Say so in our own port
         // first (publishers believe that), then leave the registry; publishers take back what
         // is still queued for us when they notice, which ringing their bells makes prompt.
-        self.port.header().state.store(super::layout::PORT_LEFT, Ordering::Release);
+        let header = self.port.header();
+        header.state.store(super::layout::PORT_LEFT, Ordering::Release);
+        header.key.store(0, Ordering::Release);
         membership::release(&self.topic, SUBSCRIBER, self.index);
         self.topic.bump_epoch();
         let st = self.state.lock();

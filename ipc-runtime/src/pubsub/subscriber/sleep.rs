@@ -34,8 +34,6 @@ pub(crate) struct Sleeper<'a, B: WaitBackend> {
     pub waiter: &'a B::Waiter,
     /// The registration (in our port).
     pub mine: &'a WaitWord,
-    /// What we sleep on (in the topic segment).
-    pub shared: &'a WaitWord,
     pub baton: &'a Baton,
     /// The sticky "may sleep" flag (in our port).
     pub may_sleep: &'a std::sync::atomic::AtomicU32,
@@ -45,7 +43,12 @@ pub(crate) struct Sleeper<'a, B: WaitBackend> {
 impl<B: WaitBackend> Sleeper<'_, B> {
     /// Sleeps until `ready()`, `deadline`, or a spurious wake-up; returns whether `ready()`
     /// said yes. Never waits past `deadline`, whatever other threads do.
-    pub fn sleep(&self, deadline: Option<Instant>, ready: impl FnMut() -> bool) -> Result<bool> {
+    pub fn sleep(
+        &self,
+        words: &[&WaitWord],
+        deadline: Option<Instant>,
+        ready: impl FnMut() -> bool,
+    ) -> Result<bool> {
         // A heavy barrier that failed (or a system without one) leaves publishers that skip
         // the fence unaware of us: sleep in short slices then, re-checking.
         let reliable = barrier::announce(self.may_sleep, barrier::light_side_may_skip());
@@ -56,15 +59,18 @@ impl<B: WaitBackend> Sleeper<'_, B> {
             Some(deadline.map_or(slice, |d| d.min(slice)))
         };
         if B::BROADCAST {
-            return wait::wait_until_shared::<B>(
+            return wait::wait_until_any::<B>(
                 self.waiter,
                 self.mine,
-                self.shared,
+                words,
                 deadline,
                 self.spin,
                 ready,
             );
         }
+        let [shared] = words else {
+            unreachable!("a backend that does not broadcast sleeps on one word of its own")
+        };
         let mut held = self.baton.held.lock().unwrap_or_else(PoisonError::into_inner);
         if *held {
             // Another thread sleeps on the waiter: wait for it to hand the baton back (then
@@ -90,7 +96,7 @@ impl<B: WaitBackend> Sleeper<'_, B> {
         let result = wait::wait_until_shared::<B>(
             self.waiter,
             self.mine,
-            self.shared,
+            shared,
             deadline,
             self.spin,
             ready,
