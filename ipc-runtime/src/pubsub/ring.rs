@@ -39,6 +39,13 @@
 //!   name positions, not slots, so a decline for a position the publisher already took back is
 //!   recognised and ignored.
 //!
+//! A third case needs no revocation at all: the publisher saw the subscriber's claim of `p`,
+//! counts the sample as taken, and wraps the ring over `p` before the subscriber verified. The
+//! subscriber sees a changed entry and declines `p`, which it cannot tell from "revoked, then
+//! overwritten". So the publisher remembers the slot of a position it overwrites at
+//! `head - 1` (the only one that can be mid-verification) and reads a decline of it as the
+//! return of that slot. (Found by the loom model.)
+//!
 //! The barriers are asymmetric ([`light`], [`heavy`] in `super::atomic`, see
 //! `crate::barrier`): the subscriber, which claims on every receive, issues only a compiler
 //! barrier unless `fenced` is set; the publisher sets `fenced` and issues the heavy barrier once
@@ -501,7 +508,7 @@ impl Consumer {
                         h.saturating_add(distance as u64)
                     )));
                 }
-                self.head = (tail - self.capacity).max(h + 1);
+                self.head = tail.saturating_sub(self.capacity).max(h + 1);
                 r.head.store(self.head, Ordering::Release);
                 continue;
             }
