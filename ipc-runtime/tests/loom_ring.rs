@@ -706,3 +706,79 @@ fn completions_back_up_and_flow_again() {
     .check();
     assert!(count(&cov.backed_up) > 0, "the completion ring was full");
 }
+
+/// 8. Inline messages (the seqlock in `write_inline` / `take_inline`): the publisher overwrites
+///    freely under drop-oldest (a ring of one entry, so every message overwrites the last), so
+///    copies race rewrites; the subscriber must never keep a torn copy (every payload word is
+///    the published value for the sequence it read), sequences must increase, and the newest
+///    message must arrive. Laps and raced copies must both occur. Removing either the
+///    publisher's invalidating store or the subscriber's re-check of the stamp makes it fail.
+#[test]
+fn inline_copies_are_never_torn() {
+    const MESSAGES: u64 = 2;
+    let torn_or_lapped = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = torn_or_lapped.clone();
+    let raced_total = std::sync::Arc::new(AtomicUsize::new(0));
+    let raced_outer = raced_total.clone();
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(move || {
+        let ring_len = 1;
+        let shared = Arc::new(Shared::new(ring_len * ring::INLINE_STRIDE, 2, 0));
+        let theirs = shared.clone();
+        let seen = seen.clone();
+        let raced = raced_outer.clone();
+        let subscriber = thread::spawn(move || {
+            let (d, r) = (theirs.d(), theirs.r());
+            let mut c = Consumer::new(&r, PUB_KEY, ring_len, ring::INLINE_STRIDE, 1, true, 1);
+            let mut out = [0u64; ring::INLINE_WORDS + 1];
+            let mut last = 0;
+            loop {
+                match c.take_inline(&d, &r, KEY, &mut out) {
+                    Take::Inline { position } => {
+                        let base = (position as usize % ring_len) * ring::INLINE_STRIDE;
+                        if theirs.entries[base].load(Ordering::Relaxed) != ring::entry(position, 0)
+                        {
+                            bump(&raced);
+                        }
+                        let sequence = out[0];
+                        assert!(
+                            out[1..].iter().all(|&w| w == sequence * 10),
+                            "torn copy kept: {out:?}"
+                        );
+                        assert!(sequence > last, "sequence {sequence} after {last}");
+                        if position + 1 != sequence {
+                            unreachable!("position {position} carries sequence {sequence}");
+                        }
+                        if sequence > last + 1 {
+                            bump(&seen);
+                        }
+                        last = sequence;
+                        if last == MESSAGES {
+                            return;
+                        }
+                    }
+                    Take::Empty => {
+                        assert!(
+                            !(theirs.done.load(Ordering::Acquire) && c.head > MESSAGES),
+                            "the newest message never came"
+                        );
+                        thread::yield_now();
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        });
+        let d = shared.d();
+        let mut p = Producer::new(&d, 1, ring::INLINE_STRIDE, true);
+        for sequence in 1..=MESSAGES {
+            p.write_inline(&d, sequence, &[sequence * 10; ring::INLINE_WORDS]);
+        }
+        shared.done.store(true, Ordering::Release);
+        subscriber.join().unwrap();
+    });
+    assert!(count(&torn_or_lapped) > 0, "the subscriber was lapped in some execution");
+    assert!(count(&raced_total) > 0, "a copy raced a rewrite in some execution");
+}
