@@ -106,7 +106,12 @@ pub(crate) fn impls(cont: &Container<'_>) -> TokenStream {
     // no address and no handle, so copied byte for byte into another process it means the
     // same there.
     let no_uninit = match &cont.data {
-        Data::Struct(fields) => struct_no_uninit(cont, fields),
+        // From the same parts as the fingerprint, so a bad field type is reported once.
+        Data::Struct(fields) => {
+            let parts = struct_parts(cont, &type_name, fields);
+            let p = quote!(#krate::__private);
+            quote!(#p::fingerprint::no_uninit(&[#parts]))
+        }
         // Tags and variants of different sizes leave room for padding: say no.
         Data::Enum(_) => quote!(false),
     };
@@ -189,21 +194,6 @@ fn prim(cont: &Container<'_>, name: &str) -> TokenStream {
     quote!(#krate::__private::#name)
 }
 
-/// `ShmSafe::NO_UNINIT` of a struct: every field has no uninitialised byte and the fields'
-/// sizes add up to the struct's (no padding). Rejected fields (already reported) count as "no".
-fn struct_no_uninit(cont: &Container<'_>, fields: &[Field<'_>]) -> TokenStream {
-    let krate = cont.attrs.krate();
-    let p = quote!(#krate::__private);
-    if accepted(fields).count() != fields.len() {
-        return quote!(false);
-    }
-    let parts = fields.iter().map(|field| {
-        let ty = field.ty;
-        quote!((<#ty as #krate::ShmSafe>::NO_UNINIT, #p::size_of::<#ty>()),)
-    });
-    quote!(#p::no_uninit(&[#(#parts)*], #p::size_of::<Self>()))
-}
-
 /// The common head of every fingerprint: name, representation, size, alignment.
 fn head(cont: &Container<'_>, type_name: &str) -> TokenStream {
     let krate = cont.attrs.krate();
@@ -224,6 +214,15 @@ fn accepted<'f, 'a>(fields: &'f [Field<'a>]) -> impl Iterator<Item = &'f Field<'
 fn struct_fingerprint(cont: &Container<'_>, type_name: &str, fields: &[Field<'_>]) -> TokenStream {
     let krate = cont.attrs.krate();
     let p = quote!(#krate::__private);
+    let parts = struct_parts(cont, type_name, fields);
+    quote!(#p::fingerprint::of(&[#parts]))
+}
+
+/// The parts of a struct's fingerprint: the head, the field count, and per field its name,
+/// offset and type (through `field::<FieldType>`, which requires `ShmSafe`).
+fn struct_parts(cont: &Container<'_>, type_name: &str, fields: &[Field<'_>]) -> TokenStream {
+    let krate = cont.attrs.krate();
+    let p = quote!(#krate::__private);
     let head = head(cont, type_name);
     let count = fields.len() as u64;
     let fields = accepted(fields).map(|field| {
@@ -234,11 +233,9 @@ fn struct_fingerprint(cont: &Container<'_>, type_name: &str, fields: &[Field<'_>
         quote!(#call(#name, #p::offset_of!(Self, #member)),)
     });
     quote! {
-        #p::fingerprint::of(&[
-            #head
-            #p::Part::U64(#count),
-            #(#fields)*
-        ])
+        #head
+        #p::Part::U64(#count),
+        #(#fields)*
     }
 }
 

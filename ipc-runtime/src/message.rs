@@ -229,8 +229,9 @@ pub mod fingerprint {
         I128(i128),
         /// The type's size and alignment.
         Layout(usize, usize),
-        /// A struct field: name, offset and the field type's fingerprint; see [`field`].
-        Field(&'static str, usize, u64),
+        /// A struct field: name, offset and the field type's fingerprint, then its size and
+        /// whether it has no uninitialised byte (for [`no_uninit`], not hashed); see [`field`].
+        Field(&'static str, usize, u64, usize, bool),
         /// An enum variant's field: name and the field type's fingerprint; see
         /// [`variant_field`].
         VariantField(&'static str, u64),
@@ -264,7 +265,7 @@ pub mod fingerprint {
                 Part::U64(value) => u64(h, value),
                 Part::I128(value) => i128(h, value),
                 Part::Layout(size, align) => layout(h, size, align),
-                Part::Field(name, offset, fingerprint) => {
+                Part::Field(name, offset, fingerprint, _, _) => {
                     u64(u64(str(h, name), offset as u64), fingerprint)
                 }
                 Part::VariantField(name, fingerprint) => u64(str(h, name), fingerprint),
@@ -282,7 +283,56 @@ pub mod fingerprint {
     /// span, so a field that is not `ShmSafe` fails to compile right at that type, with the
     /// message of [`ShmSafe`](super::ShmSafe)'s `#[diagnostic::on_unimplemented]`.
     pub const fn field<T: super::ShmSafe>(name: &'static str, offset: usize) -> Part {
-        Part::Field(name, offset, T::LAYOUT_FINGERPRINT)
+        Part::Field(name, offset, T::LAYOUT_FINGERPRINT, size_of::<T>(), T::NO_UNINIT)
+    }
+
+    /// [`ShmSafe::NO_UNINIT`](super::ShmSafe::NO_UNINIT) of a struct, from the parts of its
+    /// fingerprint (the derive passes the same parts, so a field type that is not `ShmSafe` is
+    /// reported once): every field has no uninitialised byte and the fields' sizes add up to
+    /// the struct's (the [`Part::Layout`]); a variant field means an enum, which says no.
+    ///
+    /// The representations the derive accepts for structs (`C`, `transparent`, `packed`) lay
+    /// fields out without overlap, so sizes adding up leave no room for padding.
+    ///
+    /// ```
+    /// use ipc_runtime::message::fingerprint::{self, Part};
+    ///
+    /// #[repr(C)]
+    /// struct Padded {
+    ///     a: u8,
+    ///     b: u32,
+    /// }
+    ///
+    /// let parts = [
+    ///     Part::Layout(size_of::<Padded>(), align_of::<Padded>()),
+    ///     fingerprint::field::<u8>("a", 0),
+    ///     fingerprint::field::<u32>("b", 4),
+    /// ];
+    /// assert!(!fingerprint::no_uninit(&parts));
+    /// assert!(fingerprint::no_uninit(&[Part::Layout(4, 4), fingerprint::field::<u32>("b", 0)]));
+    /// ```
+    pub const fn no_uninit(parts: &[Part]) -> bool {
+        let mut size = None;
+        let mut total = 0;
+        let mut i = 0;
+        while i < parts.len() {
+            match parts[i] {
+                Part::Layout(s, _) if size.is_none() => size = Some(s),
+                Part::Field(_, _, _, field_size, field_no_uninit) => {
+                    if !field_no_uninit {
+                        return false;
+                    }
+                    total += field_size;
+                }
+                Part::VariantField(..) => return false,
+                _ => {}
+            }
+            i += 1;
+        }
+        match size {
+            Some(size) => total == size,
+            None => false,
+        }
     }
 
     /// An enum variant's field's part: its name and its type's
@@ -370,23 +420,6 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
     );
     // Array elements are laid out back to back, with no padding between them.
     const NO_UNINIT: bool = T::NO_UNINIT;
-}
-
-/// Whether a struct whose fields are `(NO_UNINIT, size)` and whose own size is `size` has no
-/// uninitialised byte: every field has none and they fill the struct exactly (for `repr(C)`,
-/// `repr(transparent)` and `repr(packed)`, the only representations the derive accepts, the
-/// fields do not overlap, so sizes adding up to the total leaves no room for padding).
-pub const fn no_uninit(fields: &[(bool, usize)], size: usize) -> bool {
-    let mut total = 0;
-    let mut i = 0;
-    while i < fields.len() {
-        if !fields[i].0 {
-            return false;
-        }
-        total += fields[i].1;
-        i += 1;
-    }
-    total == size
 }
 
 // SAFETY: zero-sized; carries no data.

@@ -7,26 +7,28 @@ const _: () = {
         T: Copy,
     {
         const LAYOUT_FINGERPRINT: ::ipc_runtime::__private::u64 = <Self as ::ipc_runtime::ShmMessage>::FINGERPRINT;
-        const NO_UNINIT: ::ipc_runtime::__private::bool = ::ipc_runtime::__private::no_uninit(
+        const NO_UNINIT: ::ipc_runtime::__private::bool = ::ipc_runtime::__private::fingerprint::no_uninit(
             &[
-                (
-                    <f64 as ::ipc_runtime::ShmSafe>::NO_UNINIT,
-                    ::ipc_runtime::__private::size_of::<f64>(),
+                ::ipc_runtime::__private::Part::Str("Pose<T, N>"),
+                ::ipc_runtime::__private::Part::Str("C,align(16)"),
+                ::ipc_runtime::__private::Part::Layout(
+                    ::ipc_runtime::__private::size_of::<Self>(),
+                    ::ipc_runtime::__private::align_of::<Self>(),
                 ),
-                (
-                    <f64 as ::ipc_runtime::ShmSafe>::NO_UNINIT,
-                    ::ipc_runtime::__private::size_of::<f64>(),
-                ),
-                (
-                    <ShmString as ::ipc_runtime::ShmSafe>::NO_UNINIT,
-                    ::ipc_runtime::__private::size_of::<ShmString>(),
-                ),
-                (
-                    <[T; N] as ::ipc_runtime::ShmSafe>::NO_UNINIT,
-                    ::ipc_runtime::__private::size_of::<[T; N]>(),
-                ),
+                ::ipc_runtime::__private::Part::U64(4u64),
+                ::ipc_runtime::__private::field::<
+                    f64,
+                >("x", ::ipc_runtime::__private::offset_of!(Self, x)),
+                ::ipc_runtime::__private::field::<
+                    f64,
+                >("y", ::ipc_runtime::__private::offset_of!(Self, y)),
+                ::ipc_runtime::__private::field::<
+                    ShmString,
+                >("frame", ::ipc_runtime::__private::offset_of!(Self, frame)),
+                ::ipc_runtime::__private::field::<
+                    [T; N],
+                >("samples", ::ipc_runtime::__private::offset_of!(Self, samples)),
             ],
-            ::ipc_runtime::__private::size_of::<Self>(),
         );
     }
     #[automatically_derived]

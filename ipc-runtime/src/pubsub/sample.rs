@@ -7,6 +7,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 use super::publisher::Publisher;
+use super::ring::INLINE_WORDS;
 use super::subscriber::Subscriber;
 use crate::error::Result;
 use crate::message::ShmMessage;
@@ -53,8 +54,10 @@ pub(crate) enum Held<M> {
         key: u64,
         index: u32,
     },
-    /// A copy of a message that travelled inside its ring entry (no destructor).
-    Copy(MaybeUninit<M>),
+    /// A copy of a message that travelled inside its ring entry (no destructor): its payload
+    /// words, which hold all of its bytes. Words, not an `M`, so that a `Sample` of a large
+    /// message type stays small (it is moved on every receive).
+    Copy([u64; INLINE_WORDS]),
 }
 
 // SAFETY: a sample gives shared access to an `M` in read-only shared memory; moving it to another
@@ -85,9 +88,12 @@ impl<M: ShmMessage, B: WaitBackend> Deref for Sample<'_, M, B> {
             // the subscriber connected; the publisher initialised the value before delivering
             // the index and leaves it untouched until this sample is returned.
             Held::Slot { slot, .. } => unsafe { slot.as_ref().value.assume_init_ref() },
-            // SAFETY: the subscriber copied all `size_of::<M>()` bytes of a message the
-            // publisher wrote, and kept the copy only if the entry did not change meanwhile.
-            Held::Copy(value) => unsafe { value.assume_init_ref() },
+            // SAFETY: only messages that travel inline are held as words: at most
+            // `INLINE_WORDS` words and aligned to at most 8 (`layout::carries_inline`), so the
+            // words hold all of the message's bytes at a suitable alignment; the subscriber
+            // copied them from a message the publisher wrote and kept the copy only if the
+            // entry did not change meanwhile.
+            Held::Copy(words) => unsafe { &*words.as_ptr().cast::<M>() },
         }
     }
 }

@@ -85,6 +85,17 @@ fn small_plain_types_travel_inline_and_others_in_the_pool() {
 }
 
 #[test]
+fn a_sample_is_small_whatever_the_message() {
+    // A `Sample` is moved on every receive: it must not carry the message itself.
+    let small = size_of::<Sample<'static, u64>>();
+    assert!(small <= 96, "{small} bytes");
+    #[derive(ShmMessage)]
+    #[repr(C)]
+    struct Image([u8; 1 << 16]);
+    assert_eq!(size_of::<Sample<'static, Image>>(), small);
+}
+
+#[test]
 fn loan_build_in_place_publish() {
     let d = domain("loan");
     let publisher = Publisher::<Frame>::builder("loan").domain(&d).create().unwrap();

@@ -19,7 +19,6 @@ mod sleep;
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -274,24 +273,26 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                 p if p >= count => p - count,
                 p => p,
             };
-            let taken = if self.topic.layout.inline {
+            let got = if self.topic.layout.inline {
                 self.take_inline(&mut st, p)?
             } else {
                 self.take_pooled(&mut st, p)?
             };
-            if let Some(sample) = taken {
-                st.next = if p + 1 == count { 0 } else { p + 1 };
-                // Only we write this counter (tools read it): no read-modify-write needed.
-                let received = &self.port.input(p as u32).received;
-                received.store(received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                return Ok(Some(sample));
-            }
+            let Some((sequence, held)) = got else { continue };
+            st.next = if p + 1 == count { 0 } else { p + 1 };
+            // Only we write this counter (tools read it): no read-modify-write needed.
+            let received = &self.port.input(p as u32).received;
+            received.store(received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            // Built here, once: a sample moved through several returns costs more than the
+            // rest of a receive.
+            return Ok(Some(Sample { subscriber: self, publisher: p as u32, sequence, held }));
         }
         Ok(None)
     }
 
     /// The next inline message from publisher `p`: a copy, nothing to return.
-    fn take_inline(&self, st: &mut State<B>, p: usize) -> Result<Option<Sample<'_, M, B>>> {
+    #[inline]
+    fn take_inline(&self, st: &mut State<B>, p: usize) -> Result<Option<(u64, Held<M>)>> {
         let Some(conn) = st.pubs[p].as_mut().filter(|c| !c.broken) else { return Ok(None) };
         let mut words = [0u64; INLINE_WORDS + 1];
         match conn.take_inline(self.key, &mut words) {
@@ -303,29 +304,16 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                     // It finishes once we have read what it queued for us.
                     conn.ring();
                 }
-                let mut value = MaybeUninit::<M>::uninit();
-                // SAFETY: inline types are at most `INLINE_WORDS` words (the layout's choice),
-                // so the payload words hold all of the message's bytes.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        words[1..].as_ptr().cast::<u8>(),
-                        value.as_mut_ptr().cast::<u8>(),
-                        size_of::<M>(),
-                    );
-                }
-                Ok(Some(Sample {
-                    subscriber: self,
-                    publisher: p as u32,
-                    sequence: words[0],
-                    held: Held::Copy(value),
-                }))
+                let [sequence, payload @ ..] = words;
+                Ok(Some((sequence, Held::Copy(payload))))
             }
             other => self.not_taken(st, p, other).map_or(Ok(None), Err),
         }
     }
 
     /// The next message from publisher `p`: a slot of its pool, returned when dropped.
-    fn take_pooled(&self, st: &mut State<B>, p: usize) -> Result<Option<Sample<'_, M, B>>> {
+    #[inline]
+    fn take_pooled(&self, st: &mut State<B>, p: usize) -> Result<Option<(u64, Held<M>)>> {
         let max_borrowed = self.topic.layout.options.max_borrowed;
         let borrowed = st.borrowed;
         let Some(conn) = st.pubs[p].as_mut().filter(|c| !c.broken) else { return Ok(None) };
@@ -351,18 +339,14 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                     unsafe { std::ptr::addr_of!((*sample.as_ptr()).sequence).read_volatile() };
                 let key = conn.key;
                 st.borrowed += 1;
-                Ok(Some(Sample {
-                    subscriber: self,
-                    publisher: p as u32,
-                    sequence,
-                    held: Held::Slot { slot: sample, key, index: slot },
-                }))
+                Ok(Some((sequence, Held::Slot { slot: sample, key, index: slot })))
             }
             other => self.not_taken(st, p, other).map_or(Ok(None), Err),
         }
     }
 
     /// What `try_receive` does when publisher `p`'s ring gave no message.
+    #[cold]
     fn not_taken(&self, st: &mut State<B>, p: usize, take: Take) -> Option<Error> {
         let conn = st.pubs[p].as_mut()?;
         match take {
