@@ -68,6 +68,25 @@ fn map_peer(domain: &str, id: u64, offset: u64, len: usize) -> Result<Memory> {
     Ok(Memory { base, len })
 }
 
+/// Refuses a peer's port whose header is not what the registry and the layout say.
+fn check_header<T: PartialEq + std::fmt::Debug>(
+    whose: &str,
+    heap: u64,
+    offset: u64,
+    fields: &str,
+    found: T,
+    expected: T,
+) -> Result<()> {
+    if found == expected {
+        return Ok(());
+    }
+    Err(Error::Corrupted {
+        what: format!(
+            "{whose} port at {heap:016x}+{offset:#x}: header ({fields}) is {found:x?}, expected {expected:x?}"
+        ),
+    })
+}
+
 /// A publisher's port.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PubPort {
@@ -131,13 +150,14 @@ impl PubPort {
             header.ring_len,
             header.max_subscribers,
         );
-        if found != expected {
-            return Err(Error::Corrupted {
-                what: format!(
-                    "publisher port at {heap:016x}+{offset:#x}: header (magic, slot, generation, pool, ring, subscribers) is {found:x?}, expected {expected:x?}"
-                ),
-            });
-        }
+        check_header(
+            "publisher",
+            heap,
+            offset,
+            "magic, slot, generation, pool, ring, subscribers",
+            found,
+            expected,
+        )?;
         Ok(port)
     }
 
@@ -245,13 +265,14 @@ impl SubPort {
             header.max_publishers,
             header.completion_len,
         );
-        if found != expected {
-            return Err(Error::Corrupted {
-                what: format!(
-                    "subscriber port at {heap:016x}+{offset:#x}: header (magic, slot, generation, publishers, completions) is {found:x?}, expected {expected:x?}"
-                ),
-            });
-        }
+        check_header(
+            "subscriber",
+            heap,
+            offset,
+            "magic, slot, generation, publishers, completions",
+            found,
+            expected,
+        )?;
         Ok(port)
     }
 

@@ -106,6 +106,20 @@ fn lap(entry: u64, position: u64) -> i64 {
     ((diff << SLOT_BITS) as i64) >> SLOT_BITS
 }
 
+/// Checks where a subscriber lapped at `h` (its entry holds a position `distance` later) is
+/// told to resume (`what`: the publisher's floor or tail). The publisher may have gone on since
+/// the entry was read, so the value may be further on; it cannot be at or behind `h`, nor
+/// beyond what the stamps can tell apart.
+fn resumable(h: u64, distance: i64, value: u64, what: &str) -> Result<(), Corrupt> {
+    if value <= h || value - h > STAMP_MASK / 2 {
+        return Err(Corrupt(format!(
+            "position {h} was overwritten by position {} but its {what} is {value}",
+            h.saturating_add(distance as u64)
+        )));
+    }
+    Ok(())
+}
+
 /// A value read from the other side that no correct peer could have written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Corrupt(pub String);
@@ -502,11 +516,8 @@ impl Consumer {
             if distance > 0 {
                 // Lapped: resume `capacity` behind the publisher's tail.
                 let tail = d.tail.load(Ordering::Acquire);
-                if tail <= h || tail - h > STAMP_MASK / 2 {
-                    return Take::Corrupt(Corrupt(format!(
-                        "position {h} was overwritten by position {} but its tail is {tail}",
-                        h.saturating_add(distance as u64)
-                    )));
+                if let Err(corrupt) = resumable(h, distance, tail, "tail") {
+                    return Take::Corrupt(corrupt);
                 }
                 self.head = tail.saturating_sub(self.capacity).max(h + 1);
                 r.head.store(self.head, Ordering::Release);
@@ -562,13 +573,8 @@ impl Consumer {
             if distance > 0 {
                 // Lapped: the publisher revoked up to `floor` (stored before the newer entry).
                 let floor = d.floor.load(Ordering::Acquire);
-                // It may have gone on since the entry we saw, so the floor may be further on;
-                // it cannot be behind us, nor beyond what the stamps can tell apart.
-                if floor <= h || floor - h > STAMP_MASK / 2 {
-                    return Take::Corrupt(Corrupt(format!(
-                        "position {h} was overwritten by position {} but its floor is {floor}",
-                        h.saturating_add(distance as u64)
-                    )));
+                if let Err(corrupt) = resumable(h, distance, floor, "floor") {
+                    return Take::Corrupt(corrupt);
                 }
                 r.head.store(floor, Ordering::Release);
                 self.head = floor;

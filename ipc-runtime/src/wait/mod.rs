@@ -336,49 +336,15 @@ pub(crate) fn wait_until_shared<B: WaitBackend>(
     shared: &WaitWord,
     deadline: Option<Instant>,
     spin: u32,
-    mut ready: impl FnMut() -> bool,
+    ready: impl FnMut() -> bool,
 ) -> Result<bool> {
-    for _ in 0..spin {
-        if ready() {
-            return Ok(true);
-        }
-        std::hint::spin_loop();
-    }
-    loop {
-        // Read before registering: a wake after our registration moves `shared` past it.
-        let observed = shared.seq.load(Ordering::SeqCst);
-        mine.waiters.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence in `notify_any`: fence to fence, so that `ready()`'s loads
-        // (which need not be SeqCst) see the notifier's change whenever its load of `waiters`
-        // missed our registration. Free on x86 next to the locked add; required on weaker
-        // hardware.
-        fence(Ordering::SeqCst);
-        if ready() {
-            mine.waiters.fetch_sub(1, Ordering::SeqCst);
-            return Ok(true);
-        }
-        let timeout = match deadline {
-            None => None,
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Some(left),
-                _ => {
-                    mine.waiters.fetch_sub(1, Ordering::SeqCst);
-                    return Ok(false);
-                }
-            },
-        };
-        let slept = B::wait(waiter, shared, observed, timeout);
-        mine.waiters.fetch_sub(1, Ordering::SeqCst);
-        slept?;
-        if ready() {
-            return Ok(true);
-        }
-    }
+    wait_until_any::<B>(waiter, mine, &[shared], deadline, spin, ready)
 }
 
 /// [`wait_until_shared`] for a waiter that sleeps on several words at once (one per publisher
 /// it reads from, and its topic's word): registers on `mine`, sleeps with
-/// [`WaitBackend::wait_any`] ([`WaitBackend::BROADCAST`] backends only).
+/// [`WaitBackend::wait_any`] (several words: [`WaitBackend::BROADCAST`] backends only; one word
+/// is [`WaitBackend::wait`], for every backend).
 pub(crate) fn wait_until_any<B: WaitBackend>(
     waiter: &B::Waiter,
     mine: &WaitWord,

@@ -185,16 +185,21 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
             core.maintain(&mut st, false);
         }
         let weak: Weak<Core<M, B>> = Arc::downgrade(&core);
-        service::enroll(weak)?;
+        if let Err(err) = service::enroll(weak) {
+            // Publishing works without it; late joiners get their history with the next
+            // publish instead of at once, and a dropped publisher finishes on its next chance.
+            tracing::warn!(topic = %core.topic.name, %err, "no service thread for this publisher");
+        }
         Ok(Publisher { core })
     }
 
     /// Moves `message` into a pool slot and delivers it to every subscriber.
     ///
     /// Cost is O(connected subscribers) and independent of the message's size: subscribers
-    /// receive the slot's index and read the message in place. With [`Overflow::Block`](crate::pubsub::Overflow::Block), waits
-    /// (up to the block timeout) for full subscribers; on timeout the message has still reached
-    /// the others.
+    /// receive the slot's index and read the message in place (a message of at most 48 plain
+    /// bytes travels inside the ring entry instead). With
+    /// [`Overflow::Block`](crate::pubsub::Overflow::Block), waits (up to the block timeout) for
+    /// full subscribers; on timeout the message has still reached the others.
     pub fn publish(&self, message: M) -> Result<()> {
         let core = &*self.core;
         let mut st = core.begin();
@@ -823,18 +828,18 @@ impl<M: ShmMessage + Send, B: WaitBackend> Drop for Publisher<M, B> {
         core.port.flags().closing.store(1, Ordering::Release);
         core.closing.store(true, Ordering::Release);
         core.topic.bump_epoch();
-        let finished = {
+        {
             let mut st = core.state.lock();
-            core.try_finish(&mut st)
-        };
-        if finished {
-            return;
+            if core.try_finish(&mut st) {
+                return;
+            }
+            // Counted before the lock goes: whoever finishes us (the service thread) uncounts.
+            heap::linger_begin();
+            core.lingering.store(true, Ordering::Release);
         }
         // Subscribers still hold samples: the service thread finishes us when they come back
         // (they ring our bell) or their holders die. Should the process exit first, hand over
         // to the others on the way out.
-        heap::linger_begin();
-        core.lingering.store(true, Ordering::Release);
         let lingering = Arc::downgrade(&self.core);
         crate::liveness::on_exit(Box::new(move || {
             if let Some(core) = lingering.upgrade() {
