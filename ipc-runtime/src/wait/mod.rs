@@ -282,24 +282,11 @@ pub fn builtin_backend(id: u32) -> Option<(&'static str, ChannelCleanup)> {
 /// change visible (for example after pushing to a queue).
 #[inline]
 pub fn notify<B: WaitBackend>(waker: &B::Waker, word: &WaitWord) -> Result<()> {
-    notify_any::<B>(waker, word, std::iter::once(word))
-}
-
-/// [`notify`] for waiters that register on words of their own but sleep on one `shared` word
-/// ([`wait_until_shared`], [`WaitBackend::BROADCAST`] backends only): wakes everyone on
-/// `shared`, with one call, if any of `registered` has a waiter.
-#[inline]
-pub(crate) fn notify_any<'w, B: WaitBackend>(
-    waker: &B::Waker,
-    shared: &WaitWord,
-    mut registered: impl Iterator<Item = &'w WaitWord>,
-) -> Result<()> {
     // Pairs with the SeqCst increment of `waiters` in `wait_until`: either the waiter sees our
     // change when it re-checks, or we see it registered and wake it.
     fence(Ordering::SeqCst);
-    if registered.any(|word| word.waiters.load(Ordering::SeqCst) != 0) {
-        shared.seq.fetch_add(1, Ordering::SeqCst);
-        B::wake(waker, shared)?;
+    if word.waiters.load(Ordering::SeqCst) != 0 {
+        wake_word::<B>(waker, word)?;
     }
     Ok(())
 }
@@ -326,10 +313,10 @@ pub fn wait_until<B: WaitBackend>(
     wait_until_shared::<B>(waiter, word, word, deadline, spin, ready)
 }
 
-/// [`wait_until`] for a waiter that registers on its own word `mine` but sleeps on `shared`, a
-/// word other waiters sleep on too, so that one wake reaches them all ([`notify_any`];
-/// [`WaitBackend::BROADCAST`] backends only). Wakers check `mine` to learn whether anyone
-/// sleeps, so a waiter that died while registered costs only wakes on its own behalf.
+/// [`wait_until`] for a waiter that registers on its own word `mine` (where only it writes, and
+/// where wakers look whether anyone sleeps) but sleeps on `shared`, which wakers bump before
+/// waking ([`wake_word`]). A waiter that died while registered costs only wakes on its own
+/// behalf.
 pub(crate) fn wait_until_shared<B: WaitBackend>(
     waiter: &B::Waiter,
     mine: &WaitWord,

@@ -542,6 +542,8 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
         let mut deadline = None;
         let layout = &self.topic.layout;
         let inline = layout.inline.then(|| inline_words(&st.pool, i));
+        // Whether a subscriber was found writing garbage (it is dropped at the end).
+        let mut broken = false;
         // Deliver to everyone first and wake afterwards, so the first subscribers' wake-up
         // system calls do not delay delivery to the others.
         let mut k = 0;
@@ -558,6 +560,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
                 }
                 None => conn.deliver(&self.topic, layout, pool, i),
             };
+            broken |= conn.dead;
             match outcome {
                 Delivered::Yes => {
                     if conn.sleeping() {
@@ -593,10 +596,13 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
                     && conn.needs_drain(layout)
                 {
                     conn.drain(&self.topic, pool);
+                    broken |= conn.dead;
                 }
             }
         }
-        self.drop_broken(st);
+        if broken {
+            self.drop_broken(st);
+        }
         result
     }
 
