@@ -366,15 +366,20 @@ struct Scene {
 }
 
 impl Scene {
+    /// Starts child `role` and waits until it says `first_line` (failing the test with
+    /// everything said if it ends before).
     fn spawn(
         &mut self,
         test: &str,
         role: &'static str,
         domain: &str,
         envs: &[(&'static str, String)],
+        first_line: &str,
     ) -> usize {
         self.children.push(Some(Running::spawn(test, role, domain, envs)));
-        self.children.len() - 1
+        let i = self.children.len() - 1;
+        self.expect(i, first_line);
+        i
     }
 
     fn get(&mut self, i: usize) -> &mut Running {
@@ -415,12 +420,9 @@ fn parent(test: &str, config: Config) {
     let started = Instant::now();
 
     let mut scene = Scene::default();
-    let victim = scene.spawn(test, "victim", &domain, &envs);
-    scene.expect(victim, "ready");
-    let hostile = scene.spawn(test, "hostile", &domain, &envs);
-    scene.expect(hostile, "ready");
-    let publisher = scene.spawn(test, "pub", &domain, &envs);
-    scene.expect(publisher, "first");
+    let victim = scene.spawn(test, "victim", &domain, &envs, "ready");
+    let hostile = scene.spawn(test, "hostile", &domain, &envs, "ready");
+    let publisher = scene.spawn(test, "pub", &domain, &envs, "first");
 
     // Both subscribers have the first message (so everyone has found everyone: the registry is
     // only read to find newcomers, and garbage in it may keep participants from finding each
@@ -1198,12 +1200,9 @@ fn writing_the_publishers_memory_kills_only_the_writer() {
     let domain = support::unique_domain("crash");
     let envs = config.envs();
     let mut scene = Scene::default();
-    let victim = scene.spawn(test, "victim", &domain, &envs);
-    scene.expect(victim, "ready");
-    let crasher = scene.spawn(test, "crasher", &domain, &envs);
-    scene.expect(crasher, "ready");
-    let publisher = scene.spawn(test, "pub", &domain, &envs);
-    scene.expect(publisher, "first");
+    let victim = scene.spawn(test, "victim", &domain, &envs, "ready");
+    let crasher = scene.spawn(test, "crasher", &domain, &envs, "ready");
+    let publisher = scene.spawn(test, "pub", &domain, &envs, "first");
     send_line(&mut scene.get(publisher).child, "go");
     let (status, stdout, log) = scene.take(crasher).finish();
     // Linux reports a write to a read-only shared mapping as SIGSEGV; macOS may say SIGBUS.
@@ -1275,12 +1274,9 @@ fn victim_is_woken_while_peer_zeroes_the_topic_header() {
     let domain = support::unique_domain("wake");
     let envs = config.envs();
     let mut scene = Scene::default();
-    let victim = scene.spawn(test, "victim", &domain, &envs);
-    scene.expect(victim, "ready");
-    let hostile = scene.spawn(test, "hostile", &domain, &envs);
-    scene.expect(hostile, "ready");
-    let publisher = scene.spawn(test, "pub", &domain, &envs);
-    scene.expect(publisher, "first");
+    let victim = scene.spawn(test, "victim", &domain, &envs, "ready");
+    let hostile = scene.spawn(test, "hostile", &domain, &envs, "ready");
+    let publisher = scene.spawn(test, "pub", &domain, &envs, "first");
     scene.expect(victim, "first");
     send_line(&mut scene.get(hostile).child, "attack");
     scene.expect(hostile, "attacking");
