@@ -431,7 +431,9 @@ pub(crate) enum Take {
     Message { position: u64, slot: u32 },
     /// An inline message, copied into the caller's buffer (sequence, then payload).
     Inline { position: u64 },
-    /// Nothing queued.
+    /// Nothing queued; or nothing could be taken within [`Consumer::step_budget`] steps (a
+    /// publisher that keeps overwriting positions under the subscriber's feet): the caller
+    /// checks its deadline and tries again, so no peer can keep a receive inside the ring.
     Empty,
     /// The publisher no longer serves this subscriber (it reset or reassigned the ring).
     Disconnected,
@@ -501,10 +503,15 @@ impl Consumer {
         out: &mut [u64; INLINE_WORDS + 1],
     ) -> Take {
         debug_assert_eq!(self.stride, INLINE_STRIDE);
+        let mut budget = self.step_budget();
         loop {
             if !self.ours(d, key) {
                 return Take::Disconnected;
             }
+            budget = match budget.checked_sub(1) {
+                Some(left) => left,
+                None => return Take::Empty,
+            };
             let h = self.head;
             let base = (h & self.mask) as usize * INLINE_STRIDE;
             let words = &d.entries[base..base + INLINE_STRIDE];
@@ -543,6 +550,15 @@ impl Consumer {
         }
     }
 
+    /// How many positions one `take` may step over before it returns [`Take::Empty`]. An
+    /// honest publisher needs at most a ring's worth (a revoked batch, a lapped jump, the
+    /// surplus a drop-oldest subscriber drops), twice over for one that keeps publishing; a
+    /// publisher that keeps rewriting entries ahead of the subscriber would otherwise keep it
+    /// here forever.
+    pub fn step_budget(&self) -> u64 {
+        4 * (self.mask + 1) + 16
+    }
+
     /// Whether the ring is (still) ours: the publisher incarnation we connected to owns it and
     /// serves us. Checked first, with acquire: when the publisher (re)initialised the ring for
     /// us it reset entries and floor before storing our key, so what we read next is ours.
@@ -560,10 +576,15 @@ impl Consumer {
     /// Takes the next message, skipping revoked positions and, with drop-oldest, messages
     /// beyond the newest `capacity`.
     pub fn take(&mut self, d: &Delivery<'_>, r: &Receipt<'_>, key: u64) -> Take {
+        let mut budget = self.step_budget();
         loop {
             if !self.ours(d, key) {
                 return Take::Disconnected;
             }
+            budget = match budget.checked_sub(1) {
+                Some(left) => left,
+                None => return Take::Empty,
+            };
             let h = self.head;
             let seen = self.load(d, h);
             let distance = lap(seen, h);
@@ -888,5 +909,44 @@ mod tests {
         assert!(matches!(c.take(&d, &r, 1), Take::Corrupt(_)), "lapped with no floor");
         pair.key.store(2, Ordering::Relaxed);
         assert_eq!(c.take(&d, &r, 1), Take::Disconnected);
+    }
+
+    #[test]
+    fn a_publisher_rewriting_entries_ahead_cannot_keep_take_looping() {
+        // A hostile publisher thread keeps stamping the ring's positions from the subscriber's
+        // head on as revoked: each step of `take` declines one and finds the next one revoked
+        // too (the writer stays ahead: a store per position against the subscriber's claim,
+        // verification and decline). Without a budget `take` would not return while the
+        // writer runs.
+        use std::sync::atomic::AtomicBool;
+        const RING: u64 = 1024;
+        let p = Pair::new(RING as usize, 64);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let h = p.head.load(Ordering::Relaxed);
+                    for position in h..h + RING {
+                        p.entries[(position % RING) as usize]
+                            .store(entry(position, REVOKED), Ordering::Release);
+                    }
+                }
+            });
+            let (d, r) = (p.d(), p.r());
+            let mut c = Consumer::new(&r, 7, RING as usize, 1, RING / 2, false, 8);
+            while p.entries[RING as usize - 1].load(Ordering::Acquire) == 0 {
+                std::hint::spin_loop(); // the writer's first round
+            }
+            let mut stepped = 0;
+            for _ in 0..100 {
+                let before = c.head;
+                let take = c.take(&d, &r, 1);
+                assert!(!matches!(take, Take::Message { .. }), "{take:?}");
+                assert!(c.head - before <= 4 * RING + 16, "one take stepped {}", c.head - before);
+                stepped += c.head - before;
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(stepped > 0, "the subscriber never met the hostile entries");
+        });
     }
 }
