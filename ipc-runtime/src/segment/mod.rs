@@ -49,6 +49,19 @@ pub mod windows;
 
 pub use os::{Access, RawMapping, SharedMemoryOs, platform};
 
+/// Whether any segment mapped by this process was [truncated](Segment::was_truncated) so far:
+/// one relaxed load, for hot paths to decide whether to look closer.
+pub(crate) fn any_truncated() -> bool {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        guard::any_truncated()
+    }
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    {
+        false
+    }
+}
+
 /// Magic bytes at offset 0 of every segment.
 pub const MAGIC: [u8; 8] = *b"IPCRSEG\x01";
 
@@ -454,16 +467,6 @@ impl Segment {
     /// Always false where segments cannot be truncated or truncation cannot be detected.
     pub fn was_truncated(&self) -> bool {
         self.map.was_truncated()
-    }
-
-    /// The error for a segment that [was truncated](Segment::was_truncated) by another process.
-    pub(crate) fn truncated_error(&self) -> Error {
-        Error::Corrupted {
-            what: format!(
-                "segment `{}` was truncated by another process while mapped here (its lost part reads zeros in this process)",
-                self.name
-            ),
-        }
     }
 
     /// Payload size: total size minus the header.
