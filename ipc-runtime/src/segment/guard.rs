@@ -375,8 +375,10 @@ unsafe fn patch(slot: &Slot, addr: usize) -> bool {
     }
     let offset = addr - start;
     let Ok(size) = usize::try_from(st.st_size) else { return false };
-    if st.st_dev != slot.dev.load(Ordering::Relaxed)
-        || st.st_ino != slot.ino.load(Ordering::Relaxed)
+    #[allow(clippy::unnecessary_cast)] // dev_t and ino_t are narrower on some targets
+    let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
+    if dev != slot.dev.load(Ordering::Relaxed)
+        || ino != slot.ino.load(Ordering::Relaxed)
         || size > offset
     {
         // Another object by now, or not shorter than where we fault: not a truncation we can
