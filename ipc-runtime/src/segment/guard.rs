@@ -47,6 +47,12 @@
 //!   peers, and it reads zeros where the peers' data was. Connections through that memory stop
 //!   working (a subscriber sees no new messages from a publisher whose heap was shrunk); they
 //!   are reported where [`Segment::was_truncated`](super::Segment::was_truncated) is checked.
+//! * **A heap's owner.** A heap keeps its allocator's state in its own segment. If a peer
+//!   truncates it, that state reads zeros in the owner too, and the next allocation that walks
+//!   into the lost part meets metadata that makes no sense: the allocator's own consistency
+//!   checks decide what happens then (it is not turned into an error here). Publishing from
+//!   a pool allocated before the truncation goes on without error but reaches nobody; its
+//!   subscribers report the truncated heap and stop reading from that publisher.
 //! * **Truncate, then remove or replace the name.** The handler can only confirm a truncation
 //!   through the object's name. If the peer unlinks the object (or puts another one in its
 //!   place) before this process touches the lost range, the fault cannot be told apart from a
