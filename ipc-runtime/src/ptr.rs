@@ -234,6 +234,17 @@ impl SegmentTable {
             .map_or_else(|| format!("{id:016x}"), |s| s.name().to_string())
     }
 
+    /// The name of segment `id` if another process [truncated](Segment::was_truncated) it
+    /// under this process's mapping; `None` if it was not (or is not mapped here). One relaxed
+    /// load unless some segment of this process was ever truncated.
+    pub(crate) fn truncated(&self, id: u64) -> Option<SegmentName> {
+        if !crate::segment::any_truncated() {
+            return None;
+        }
+        let segments = self.segments.lock().unwrap_or_else(PoisonError::into_inner);
+        segments.iter().find(|s| s.id() == id && s.was_truncated()).map(|s| s.name().clone())
+    }
+
     /// Records that segment `id` is called `name`, so that lazy mapping finds it.
     pub fn register_name(&self, id: u64, name: SegmentName) {
         let mut hints = self.hints.lock().unwrap_or_else(PoisonError::into_inner);

@@ -11,6 +11,23 @@
 //! directory so that `unlink` behaves as on POSIX), and an in-process [`memory`] backend used
 //! under Miri. Heaps create their segment *sparse* ([`SharedMemoryOs::create_reserved`]): on
 //! Windows its pages must be [committed](Segment::commit) before they are touched.
+//!
+//! # Truncation
+//!
+//! On Linux, any process of the same user can `ftruncate` a POSIX shared-memory object while
+//! others have it mapped; touching the lost part would raise `SIGBUS` and kill them. A
+//! process-wide `SIGBUS` handler (`segment/guard.rs`, installed with the first mapping) turns
+//! such a fault in a segment's mapping into zeros: the lost part of the mapping becomes
+//! private, zero-filled memory, the process carries on, and [`Segment::was_truncated`] tells
+//! the segment's owner, which reports it. Zeros are validated like anything else a peer could
+//! have written. Every other `SIGBUS` kills as before. A segment already shorter than its
+//! header says when it is opened is refused ([`Error::Truncated`]). Sealing (Linux memfds with
+//! `F_SEAL_SHRINK`) would forbid the truncation itself, but only works for unnamed memfds passed
+//! over sockets, while segments are named objects opened by whoever comes later. Residual
+//! risks: writes into the lost part are lost to every peer; a peer that truncates an object
+//! and removes or replaces its name before this process touches the lost part still kills it
+//! (the handler confirms a truncation through the name). Windows sections cannot be shrunk
+//! while they exist; elsewhere (macOS, BSD) the guard is not installed.
 
 use std::fmt;
 use std::io;
@@ -21,6 +38,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::domain;
 use crate::error::{Error, Result};
 
+#[cfg(all(target_os = "linux", not(miri)))]
+mod guard;
 pub mod memory;
 mod os;
 #[cfg(unix)]
@@ -29,6 +48,19 @@ pub mod posix;
 pub mod windows;
 
 pub use os::{Access, RawMapping, SharedMemoryOs, platform};
+
+/// Whether any segment mapped by this process was [truncated](Segment::was_truncated) so far:
+/// one relaxed load, for hot paths to decide whether to look closer.
+pub(crate) fn any_truncated() -> bool {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        guard::any_truncated()
+    }
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    {
+        false
+    }
+}
 
 /// Magic bytes at offset 0 of every segment.
 pub const MAGIC: [u8; 8] = *b"IPCRSEG\x01";
@@ -426,6 +458,15 @@ impl Segment {
     pub fn payload(&self) -> NonNull<u8> {
         // SAFETY: the mapping is at least HEADER_SIZE bytes long.
         unsafe { self.map.ptr().add(HEADER_SIZE) }
+    }
+
+    /// Whether another process truncated this segment while it was mapped here: the part past
+    /// its new end now reads zeros in this process and is no longer shared (writes there are
+    /// lost to every peer). Instead of dying of `SIGBUS`, this process carries on and whoever
+    /// owns the segment reports the truncation; see [Truncation](self#truncation).
+    /// Always false where segments cannot be truncated or truncation cannot be detected.
+    pub fn was_truncated(&self) -> bool {
+        self.map.was_truncated()
     }
 
     /// Payload size: total size minus the header.

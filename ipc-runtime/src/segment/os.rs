@@ -19,6 +19,10 @@ pub struct RawMapping {
     ptr: NonNull<u8>,
     len: usize,
     access: Access,
+    /// The view's registration with the truncation guard (`segment::guard`), if it has one.
+    /// Dropped before `_keep`, which unmaps the view (see `Drop`).
+    #[cfg(all(target_os = "linux", not(miri)))]
+    guard: Option<super::guard::Guard>,
     /// Whatever the backend needs to keep the view alive (an mmap, a view handle, a buffer).
     _keep: Box<dyn Send + Sync>,
 }
@@ -36,7 +40,35 @@ impl RawMapping {
         keep: Box<dyn Send + Sync>,
     ) -> Self {
         debug_assert_eq!(ptr.as_ptr() as usize % 4096, 0, "mappings must be page-aligned");
-        RawMapping { ptr, len, access, _keep: keep }
+        RawMapping {
+            ptr,
+            len,
+            access,
+            #[cfg(all(target_os = "linux", not(miri)))]
+            guard: None,
+            _keep: keep,
+        }
+    }
+
+    /// Puts the view under the truncation guard's watch (`segment::guard`).
+    #[cfg(all(target_os = "linux", not(miri)))]
+    pub(crate) fn with_guard(mut self, guard: Option<super::guard::Guard>) -> Self {
+        self.guard = guard;
+        self
+    }
+
+    /// Whether another process truncated the object under this view, so that part of it now
+    /// reads zeros here and is no longer shared with anyone (see `segment::guard`; only POSIX
+    /// shared memory on Linux can be truncated and detected, elsewhere this is always false).
+    pub fn was_truncated(&self) -> bool {
+        #[cfg(all(target_os = "linux", not(miri)))]
+        {
+            self.guard.as_ref().is_some_and(super::guard::Guard::truncated)
+        }
+        #[cfg(not(all(target_os = "linux", not(miri))))]
+        {
+            false
+        }
     }
 
     /// First byte of the view.
@@ -60,12 +92,22 @@ impl RawMapping {
     }
 }
 
+impl Drop for RawMapping {
+    fn drop(&mut self) {
+        // Leave the guard's table before the view is unmapped (when `_keep` drops, after this),
+        // so that its signal handler never maps zeros over an address that is no longer ours.
+        #[cfg(all(target_os = "linux", not(miri)))]
+        drop(self.guard.take());
+    }
+}
+
 impl fmt::Debug for RawMapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawMapping")
             .field("ptr", &self.ptr)
             .field("len", &self.len)
             .field("access", &self.access)
+            .field("truncated", &self.was_truncated())
             .finish()
     }
 }

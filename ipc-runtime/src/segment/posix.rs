@@ -37,7 +37,35 @@ fn map(file: &File, len: usize, access: Access) -> io::Result<RawMapping> {
     let ptr = NonNull::new(raw.as_mut_ptr()).expect("mmap never returns null");
     // SAFETY: `raw` maps `len` bytes of the object with the requested protection until it is
     // dropped, and we keep it alive inside the mapping; mmap returns page-aligned addresses.
-    Ok(unsafe { RawMapping::new(ptr, len, access, Box::new(raw)) })
+    let mapping = unsafe { RawMapping::new(ptr, len, access, Box::new(raw)) };
+    #[cfg(all(target_os = "linux", not(miri)))]
+    let mapping = mapping.with_guard(guard(file, ptr, len, access));
+    Ok(mapping)
+}
+
+/// Registers a fresh mapping of `file` with the truncation guard (see `segment::guard`), which
+/// finds the object again by its path (`/dev/shm/<name>`, as this process's descriptor shows
+/// it) and its device and inode. `None`, and the mapping unguarded, if any of that is unknown.
+#[cfg(all(target_os = "linux", not(miri)))]
+fn guard(file: &File, ptr: NonNull<u8>, len: usize, access: Access) -> Option<super::guard::Guard> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    let meta = file.metadata().ok()?;
+    // The name must still lead to this very object (not unlinked meanwhile, which the link
+    // would show with a " (deleted)" suffix, nor replaced).
+    let named = std::fs::symlink_metadata(&path).ok()?;
+    if (named.dev(), named.ino()) != (meta.dev(), meta.ino()) {
+        return None;
+    }
+    super::guard::Guard::register(
+        ptr.as_ptr(),
+        len,
+        access == Access::ReadWrite,
+        &path,
+        meta.dev(),
+        meta.ino(),
+    )
 }
 
 impl SharedMemoryOs for Posix {

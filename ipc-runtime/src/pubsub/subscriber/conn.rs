@@ -106,6 +106,15 @@ impl<B: WaitBackend> Conn<B> {
         })
     }
 
+    /// The name of its heap if another process truncated it under our mapping (its ring and
+    /// samples then read zeros here: nothing more comes from it). Reads its wake word first, so
+    /// that a truncation the kernel reported to a wait as `EFAULT` is noticed too.
+    pub fn truncated_heap(&self) -> Option<crate::segment::SegmentName> {
+        // A fault here is what the truncation guard turns into zeros (and notes).
+        let _ = self.wake.seq().load(Ordering::Relaxed);
+        crate::ptr::table().truncated(self.heap.1)
+    }
+
     #[cfg(test)]
     pub fn debug(&self) -> String {
         format!(

@@ -287,7 +287,30 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             // rest of a receive.
             return Ok(Some(Sample { subscriber: self, publisher: p as u32, sequence, held }));
         }
+        if crate::segment::any_truncated() {
+            return self.truncated_publisher(&mut st).map_or(Ok(None), Err);
+        }
         Ok(None)
+    }
+
+    /// The error for the first publisher we read from whose heap another process truncated
+    /// (see [`Segment::was_truncated`](crate::segment::Segment::was_truncated)): reported once,
+    /// and nothing more is read from it.
+    #[cold]
+    fn truncated_publisher(&self, st: &mut State<B>) -> Option<Error> {
+        for (p, conn) in st.pubs.iter_mut().enumerate() {
+            let Some(conn) = conn.as_mut().filter(|c| !c.broken) else { continue };
+            if let Some(heap) = conn.truncated_heap() {
+                conn.broken = true;
+                let what = format!(
+                    "topic `{}`: publisher {p}: its heap, segment `{heap}`, was truncated by another process; nothing more is read from it",
+                    self.topic.name
+                );
+                tracing::error!("{what}");
+                return Some(Error::Corrupted { what });
+            }
+        }
+        None
     }
 
     /// The next inline message from publisher `p`: a copy, nothing to return.
@@ -451,7 +474,14 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             } else {
                 deadline
             };
-            let ready = sleeper.sleep(&self.sleep_words(), slice, || self.has_data())?;
+            let ready = match sleeper.sleep(&self.sleep_words(), slice, || self.has_data()) {
+                Ok(ready) => ready,
+                // A word we sleep on may be in a heap another process truncated (the kernel
+                // says EFAULT): name that rather than the system call.
+                Err(err) => {
+                    return Err(self.truncated_publisher(&mut self.state.lock()).unwrap_or(err));
+                }
+            };
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return self.try_receive();
             }
