@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use ipc_runtime::domain;
-use ipc_runtime::liveness::{self, Token};
+use ipc_runtime::liveness::Token;
 use ipc_runtime::prelude::*;
 use ipc_runtime::segment::{SegmentKind, SegmentName};
 use support::{finish, spawn_held_role, stdout_lines, wait_for_line};
@@ -109,7 +109,7 @@ fn hierarchical_topic_across_processes() {
 #[cfg(unix)]
 mod unix {
     use super::*;
-    use ipc_runtime::liveness::{FileLock, Probe};
+    use ipc_runtime::liveness::{self, FileLock, Probe};
     use ipc_runtime::segment::{Access, Segment};
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
