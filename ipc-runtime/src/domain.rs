@@ -232,8 +232,8 @@ pub(crate) fn object_name(domain: &str, kind: &str, name: &str) -> String {
     format!("{domain}.{kind}.{}", encode_name(name))
 }
 
-/// Splits an OS name made by [`object_name`] into domain, kind and (decoded) name; `None` for
-/// anything else, including names with a suffix after the name part.
+/// Splits an OS name `<domain>.<kind>.<encoded name>` into domain, kind and (decoded) name;
+/// `None` for anything else, including names with a suffix after the name part.
 ///
 /// ```
 /// use ipc_runtime::domain::parse_object_name;
