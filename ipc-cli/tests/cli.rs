@@ -212,3 +212,76 @@ fn parent() {
     assert!(status.success(), "{stdout}\n{stderr}");
     support::assert_clean(&domain);
 }
+
+const DOMAINS: &str = "clean_leaves_other_domains_and_live_topics_alone";
+
+/// Names cannot alias (issue 12): `ipc clean --domain A` used to match the objects of a domain
+/// called `A.lock.x`. Domains cannot hold a `.` any more, and listings decode names instead of
+/// matching prefixes: cleaning domain `A` (after a crash in it) leaves a live topic of a domain
+/// whose name starts with `A` alone, and keeps `A`'s own live topics, dotted and hierarchical
+/// names included, listed under their real names.
+#[test]
+fn clean_leaves_other_domains_and_live_topics_alone() {
+    const LIVE: &str = "robot/arm.v2";
+    match support::role().as_deref() {
+        None => {}
+        Some("live") => {
+            let publisher = Publisher::<u64>::new(LIVE).unwrap();
+            publisher.publish(1).unwrap();
+            println!("pid={}", std::process::id());
+            println!("ready");
+            support::wait_for_parent();
+            return;
+        }
+        Some("crash") => {
+            let publisher = Publisher::<u64>::new("gone.topic.x").unwrap();
+            publisher.publish(1).unwrap();
+            println!("pid={}", std::process::id());
+            println!("ready");
+            support::wait_for_parent();
+            return;
+        }
+        Some(other) => panic!("unknown role {other}"),
+    }
+    let a = support::unique_domain("clean");
+    let b = format!("{a}-lock-x");
+    assert!(!ipc(&format!("{a}.lock.x"), &["list"]).0, "a domain with `.` was accepted");
+    let spawn = |role: &str, domain: &str| {
+        let mut child = spawn_held_role(DOMAINS, role, domain, &[]);
+        let mut out = stdout_lines(&mut child);
+        let pid = pid_line(&mut out);
+        assert!(wait_for_line(&mut out, "ready"));
+        (child, out, pid)
+    };
+    let (live_a, live_a_out, live_a_pid) = spawn("live", &a);
+    let (live_b, live_b_out, _) = spawn("live", &b);
+    let (mut crashed, _crashed_out, crashed_pid) = spawn("crash", &a);
+    crashed.kill().unwrap();
+    crashed.wait().unwrap();
+
+    let b_before = support::leftovers(&b);
+    assert!(!b_before.is_empty());
+    let cleaned = json(&a, &["clean"]);
+    let removed = cleaned["removed"].to_string();
+    assert!(removed.contains("topic `gone.topic.x` (no live participant)"), "{removed}");
+    assert!(removed.contains(&format!("dead pid {crashed_pid}")), "{removed}");
+    assert!(!removed.contains(&format!("pid {live_a_pid}")), "{removed}");
+    assert_eq!(support::leftovers(&b), b_before, "cleaning {a} touched {b}");
+    let listing = json(&a, &["list"]);
+    let topics = listing["topics"].as_array().unwrap();
+    let names: Vec<&str> = topics.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, [LIVE], "{listing}");
+    assert_eq!(topics[0]["publishers"][0]["alive"], true);
+    let listing = json(&b, &["list"]);
+    assert_eq!(listing["topics"][0]["name"], LIVE, "{listing}");
+
+    for (child, out) in [(live_a, live_a_out), (live_b, live_b_out)] {
+        let (status, stdout, stderr) = finish(child, Some(out));
+        assert!(status.success(), "{status}\n{stdout}\n{stderr}");
+    }
+    for domain in [&a, &b] {
+        assert!(support::wait_until(Duration::from_secs(10), || {
+            support::leftovers(domain).is_empty()
+        }));
+    }
+}

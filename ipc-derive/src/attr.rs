@@ -129,8 +129,10 @@ pub(crate) fn reject_misplaced(cx: &Ctxt, attrs: &[Attribute], place: &str) {
 }
 
 /// The rule of `ipc_runtime::domain::validate` (the topic name becomes part of OS object
-/// names): 1 to 100 bytes of ASCII letters, digits, `_`, `-` and `.`, not starting with `.`.
-/// Returns why a name is invalid, worded to follow "it".
+/// names): 1 to 100 bytes of ASCII letters, digits, `_`, `-`, `.` (not first) and `/` between
+/// non-empty parts (`robot/arm/joints`). Returns why a name is invalid, worded to follow "it".
+/// A copy of the runtime's rule (a proc-macro crate cannot call into the runtime); the tests
+/// below check that both agree on every short name over the characters that matter.
 pub(crate) fn validate_topic(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         Err("must not be empty")
@@ -138,8 +140,13 @@ pub(crate) fn validate_topic(name: &str) -> Result<(), &'static str> {
         Err("is longer than 100 bytes")
     } else if name.starts_with('.') {
         Err("must not start with `.`")
-    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
-        Err("may only contain ASCII letters, digits, `_`, `-` and `.`")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+    {
+        Err("may only contain ASCII letters, digits, `_`, `-`, `.` and `/`")
+    } else if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+        Err("may only use `/` between non-empty parts (`a/b/c`)")
     } else {
         Ok(())
     }
@@ -151,23 +158,26 @@ mod tests {
 
     #[test]
     fn topic_rule_matches_the_runtime() {
-        for good in ["a", "robot.pose", "a.b-c_9", "x..y", &"x".repeat(100)] {
+        for good in ["a", "robot.pose", "a.b-c_9", "x..y", "robot/arm/joints", &"x".repeat(100)] {
             assert_eq!(validate_topic(good), Ok(()), "{good:?}");
         }
-        for bad in ["", ".hidden", "a/b", "a b", "ü", &"x".repeat(101)] {
+        for bad in ["", ".hidden", "/a", "a/", "a//b", "a b", "a,b", "a+b", "ü", &"x".repeat(101)]
+        {
             assert!(validate_topic(bad).is_err(), "{bad:?}");
         }
         // Agrees with the runtime on every name built from a few interesting characters.
-        let alphabet = ["", ".", "a", "Z", "0", "_", "-", "/", " ", "é", "\0"];
+        let alphabet = ["", ".", "a", "Z", "0", "_", "-", "/", ",", "+", " ", "é", "\0"];
         for a in alphabet {
             for b in alphabet {
                 for c in alphabet {
-                    let name = format!("{a}{b}{c}");
-                    assert_eq!(
-                        validate_topic(&name).is_ok(),
-                        ipc_runtime::domain::validate(&name, "topic").is_ok(),
-                        "{name:?}"
-                    );
+                    for d in alphabet {
+                        let name = format!("{a}{b}{c}{d}");
+                        assert_eq!(
+                            validate_topic(&name).is_ok(),
+                            ipc_runtime::domain::validate(&name, "topic").is_ok(),
+                            "{name:?}"
+                        );
+                    }
                 }
             }
         }

@@ -305,6 +305,27 @@ pub enum Error {
         topic: String,
     },
 
+    /// An OS object (segment, lock or token file, lock directory) is not safe to use: it belongs
+    /// to another user, others may write it, or it is a symbolic link or not a regular file.
+    /// The framework never uses such an object, root included, and never removes it.
+    #[error(
+        "refusing `{object}`: {reason}{}{}",
+        crate::trust::describe(*.owner, *.mode, *.uid),
+        crate::trust::hint(.reason)
+    )]
+    UntrustedObject {
+        /// Path or full OS name of the object.
+        object: String,
+        /// Its owner's uid, where known.
+        owner: Option<u32>,
+        /// Its permission bits, where known.
+        mode: Option<u32>,
+        /// This process's effective uid (`None` on Windows).
+        uid: Option<u32>,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -386,7 +407,13 @@ pub enum Error {
 
 impl Error {
     /// Wraps an [`io::Error`] with a sentence saying what was being done.
+    ///
+    /// An `io::Error` that carries a refused object (see `crate::trust`) becomes
+    /// [`Error::UntrustedObject`] instead.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        if let Some(untrusted) = crate::trust::as_untrusted(&source) {
+            return untrusted.clone().into_error();
+        }
         Error::Io { context: context.into(), source }
     }
 }

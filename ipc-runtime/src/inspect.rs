@@ -102,13 +102,26 @@ pub struct DomainInfo {
     pub events: Vec<EventInfo>,
 }
 
+/// The (decoded) names of the objects of `kind` in `domain`. Only names that are exactly
+/// `<domain>.<kind>.<encoded name>` count (see [`crate::domain`]): a topic's tokens and sockets,
+/// which carry suffixes, and other domains' objects never do.
 fn objects(domain: &str, kind: SegmentKind) -> Result<Vec<String>> {
-    crate::domain::validate(domain, "domain")?;
+    crate::domain::validate_domain(domain)?;
     let prefix = format!("{domain}.{}.", kind.as_str());
     let names = segment::platform().list(&prefix).map_err(|e| {
         Error::io(format!("listing the shared-memory objects of domain `{domain}`"), e)
     })?;
-    Ok(names.into_iter().filter_map(|n| n.strip_prefix(&prefix).map(str::to_owned)).collect())
+    Ok(names
+        .iter()
+        .filter_map(|n| crate::domain::parse_object_name(n))
+        .filter(|(d, k, _)| *d == domain && *k == kind.as_str())
+        .map(|(_, _, name)| name)
+        .collect())
+}
+
+/// The lock name of event channel `name`: `event.<encoded name>`.
+fn event_object(name: &str) -> String {
+    format!("event.{}", crate::domain::encode_name(name))
 }
 
 /// Names of the topics in `domain`.
@@ -154,11 +167,11 @@ fn tokens_of(domain: &str, prefix: &str) -> Result<Vec<String>> {
 
 fn event_info(domain: &str, name: &str) -> Result<EventInfo> {
     let mut info = EventInfo { name: name.to_owned(), alive: 0, dead: 0 };
-    for token in tokens_of(domain, &format!("event.{name}."))? {
+    for token in tokens_of(domain, &format!("{}.", event_object(name)))? {
         match liveness::probe(domain, &token)? {
             Probe::Alive => info.alive += 1,
             Probe::Dead => info.dead += 1,
-            Probe::Missing => {}
+            Probe::Missing | Probe::Unknown => {}
         }
     }
     Ok(info)
@@ -203,11 +216,11 @@ pub fn clean(domain: &str) -> Result<Vec<String>> {
         }
     }
     for name in objects(domain, SegmentKind::Event)? {
-        let lock = FileLock::lock(domain, &format!("event.{name}"))?;
+        let lock = FileLock::lock(domain, &event_object(&name))?;
         let info = event_info(domain, &name)?;
         if info.alive == 0 {
             Segment::unlink(&SegmentName::new(domain, SegmentKind::Event, &name)?)?;
-            for token in tokens_of(domain, &format!("event.{name}."))? {
+            for token in tokens_of(domain, &format!("{}.", event_object(&name)))? {
                 let _ = liveness::is_alive(domain, &token);
             }
             lock.remove();
@@ -216,8 +229,11 @@ pub fn clean(domain: &str) -> Result<Vec<String>> {
     }
     // Tokens of dead processes, and creation locks whose object is gone (a lock file nobody
     // holds reads as dead). Creation locks of topics and channels that exist stay.
-    let mut keep: Vec<String> = topics(domain)?.into_iter().map(|t| format!("topic.{t}")).collect();
-    keep.extend(objects(domain, SegmentKind::Event)?.into_iter().map(|e| format!("event.{e}")));
+    let mut keep: Vec<String> = topics(domain)?
+        .into_iter()
+        .map(|t| format!("topic.{}", crate::domain::encode_name(&t)))
+        .collect();
+    keep.extend(objects(domain, SegmentKind::Event)?.iter().map(|e| event_object(e)));
     for token in liveness::list(domain)? {
         if keep.contains(&token) {
             continue;

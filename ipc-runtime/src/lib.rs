@@ -64,6 +64,7 @@ pub mod pubsub;
 pub mod segment;
 mod spin;
 mod time;
+mod trust;
 pub mod wait;
 
 pub use containers::{ShmBox, ShmString, ShmVec};

@@ -9,7 +9,14 @@
 //! around creating a topic, so that a creator killed half-way never blocks the next one.
 //!
 //! Lock files live in `/dev/shm` on Linux (next to the segments, so one listing shows everything
-//! a domain owns) and in `<temp dir>/ipc-rs` elsewhere, named `<domain>.lock.<name>`.
+//! a domain owns) and in `<temp dir>/ipc-rs` elsewhere (created mode 0700 and checked to be
+//! ours and not a link on every open), named `<domain>.lock.<name>` (see [`crate::domain`]).
+//!
+//! Every lock file is opened with `O_NOFOLLOW` and checked with `fstat` to be a regular file of
+//! this user that nobody else may write, and created with `O_CREAT | O_EXCL` (see
+//! `crate::trust`): a symbolic link or another user's file at one of our paths is refused with
+//! [`Error::UntrustedObject`], never followed, joined or removed. A token we may not judge
+//! that way reads as [`Probe::Unknown`] — not alive, not dead.
 //!
 //! On Windows, `File::try_lock` is `LockFileEx`: the lock belongs to the handle, so a second
 //! handle in the same process is refused like another process, and the kernel releases it when
@@ -22,7 +29,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::domain;
 use crate::error::{Error, Result};
@@ -36,26 +43,101 @@ pub fn lock_dir() -> PathBuf {
     }
 }
 
-/// Path of lock file `name` in `domain`.
+/// Path of lock file `name` in `domain`: `<lock dir>/<domain>.lock.<name>`. Lock names are
+/// `.`-separated parts of ASCII letters, digits, `_`, `-`, `,` and `+` (the framework's are
+/// composed from [encoded](domain::encode_name) object names, see [`crate::domain`]).
+///
+/// # Errors
+/// [`Error::InvalidName`] for an invalid domain or lock name.
 pub fn lock_path(domain: &str, name: &str) -> Result<PathBuf> {
-    domain::validate(domain, "domain")?;
+    domain::validate_domain(domain)?;
     // Lock names are composed from a validated object name plus a short suffix.
-    domain::validate_up_to(name, "lock", domain::MAX_NAME_LEN + 40)?;
-    Ok(lock_dir().join(domain::object_name(domain, "lock", name)))
+    domain::validate_lock_name(name, domain::MAX_NAME_LEN + 40)?;
+    Ok(lock_dir().join(format!("{domain}.lock.{name}")))
 }
 
-fn open(path: &PathBuf, create: bool) -> io::Result<File> {
+/// Makes sure the lock directory exists and, outside Linux (where it is a directory of our
+/// own in the shared temp directory), that it is ours, private and not a symbolic link.
+fn ensure_lock_dir() -> io::Result<()> {
+    let dir = lock_dir();
+    #[cfg(all(unix, not(target_os = "linux")))]
+    {
+        crate::trust::ensure_private_dir(&dir)
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let _ = dir; // `/dev/shm`: the system's.
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        fs::create_dir_all(dir)
+    }
+}
+
+/// Opens lock file `path` read-write, never following a symbolic link, and checks that it is
+/// ours (see `crate::trust`). With `create`, a missing file is created, exclusively and owner-only;
+/// an existing one is reused (opened first; created with `O_EXCL` only if absent, retried if
+/// another process created it in between).
+fn open(path: &Path, create: bool) -> io::Result<File> {
+    let mut attempts = 0;
+    loop {
+        if !cfg!(target_os = "linux") {
+            ensure_lock_dir()?;
+        }
+        match open_checked(path, false) {
+            Err(e) if create && e.kind() == io::ErrorKind::NotFound && attempts < 100 => {
+                attempts += 1;
+                ensure_lock_dir()?;
+                match open_checked(path, true) {
+                    // Someone created it in between: open theirs (and check it).
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    other => return other,
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One attempt of [`open`]: the existing file, or (with `create_new`) a new one.
+fn open_checked(path: &Path, create_new: bool) -> io::Result<File> {
     let mut options = OpenOptions::new();
-    options.read(true).write(true).create(create);
+    options.read(true).write(true).create_new(create_new);
     #[cfg(unix)]
     {
+        use std::os::fd::AsFd;
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(0o600).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        let file = options.open(path).map_err(|e| crate::trust::explain_open_error(path, e))?;
+        crate::trust::check_fd(file.as_fd(), &path.display().to_string())?;
+        Ok(file)
     }
-    if create && let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
+        use windows_sys::Win32::Storage::FileSystem::{
+            FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_OPEN_REPARSE_POINT,
+        };
+        // Open a link itself rather than its target, and refuse it.
+        options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+        let file = options.open(path)?;
+        if file.metadata()?.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+            return Err(crate::trust::untrusted(
+                path.display().to_string(),
+                None,
+                None,
+                "it is a symbolic link or another reparse point (never followed)",
+            ));
+        }
+        Ok(file)
     }
-    options.open(path)
+}
+
+/// Whether `err` (from opening a token) means the token is not ours to judge: another user's,
+/// a symbolic link, or not openable at all. Such a token is "unknown": never alive, never dead.
+fn is_foreign(err: &io::Error) -> bool {
+    crate::trust::as_untrusted(err).is_some() || err.kind() == io::ErrorKind::PermissionDenied
 }
 
 /// A liveness token: held for as long as this value lives (or the process does).
@@ -78,6 +160,11 @@ pub struct Token {
 impl Token {
     /// Creates and locks token `name` in `domain`. Fails with [`Error::TokenHeld`] if a live
     /// process holds it already; a token left by a dead process is taken over.
+    ///
+    /// # Errors
+    /// [`Error::TokenHeld`] as above; [`Error::UntrustedObject`] if the file at the token's path
+    /// is another user's, writable by others or a symbolic link; [`Error::InvalidName`];
+    /// [`Error::Io`] if the file cannot be created or locked.
     pub fn acquire(domain: &str, name: &str) -> Result<Token> {
         let path = lock_path(domain, name)?;
         let file =
@@ -110,6 +197,11 @@ impl Drop for Token {
 ///
 /// A token whose holder died is removed as a side effect. A token that does not exist is not
 /// alive.
+///
+/// # Errors
+/// [`Error::UntrustedObject`] if the token is not ours to judge (another user's, writable by
+/// others, a symbolic link, or not openable): it is neither alive nor dead, and it is left in
+/// place. [`Error::Io`] if probing fails otherwise; [`Error::InvalidName`].
 pub fn is_alive(domain: &str, name: &str) -> Result<bool> {
     let path = lock_path(domain, name)?;
     let file = match open(&path, false) {
@@ -137,6 +229,9 @@ pub enum Probe {
     Dead,
     /// There is no such token.
     Missing,
+    /// The token is not ours to judge: it belongs to another user, others may write it, it is
+    /// a symbolic link, or it cannot be opened. Neither alive nor dead; never removed.
+    Unknown,
 }
 
 /// Looks at token `name` in `domain` without changing anything (unlike [`is_alive`], which
@@ -151,11 +246,15 @@ pub enum Probe {
 /// assert_eq!(liveness::probe(&domain, "x").unwrap(), Probe::Alive);
 /// drop(token);
 /// ```
+///
+/// # Errors
+/// [`Error::Io`] if the token exists but probing it fails; [`Error::InvalidName`].
 pub fn probe(domain: &str, name: &str) -> Result<Probe> {
     let path = lock_path(domain, name)?;
     let file = match open(&path, false) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Probe::Missing),
+        Err(e) if is_foreign(&e) => return Ok(Probe::Unknown),
         Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
     };
     match file.try_lock() {
@@ -250,9 +349,15 @@ pub fn on_exit(hook: ExitHook) {
     }
 }
 
-/// Names of all lock files of `domain` (for tools and tests).
+/// Names of all lock files of `domain` (for tools and tests): what follows `<domain>.lock.` in
+/// the lock directory. Since domains contain no `.` (see [`crate::domain`]), another domain's
+/// files never match.
+///
+/// # Errors
+/// [`Error::InvalidName`] for an invalid domain; [`Error::Io`] if the directory cannot be read.
 pub fn list(domain: &str) -> Result<Vec<String>> {
-    let prefix = domain::object_name(domain, "lock", "");
+    domain::validate_domain(domain)?;
+    let prefix = format!("{domain}.lock.");
     let mut names = Vec::new();
     let entries = match fs::read_dir(lock_dir()) {
         Ok(entries) => entries,
@@ -262,6 +367,7 @@ pub fn list(domain: &str) -> Result<Vec<String>> {
     for entry in entries.flatten() {
         if let Some(name) = entry.file_name().to_str()
             && let Some(rest) = name.strip_prefix(&prefix)
+            && domain::validate_lock_name(rest, usize::MAX).is_ok()
         {
             names.push(rest.to_owned());
         }

@@ -112,10 +112,16 @@ pub(crate) fn token_name(object: &str, role: Role, index: u32, generation: u32) 
 
 /// Whether the holder of slot `index` of `role` at `generation` is alive. A probe that fails is
 /// logged and answered "alive": wrongly reaping a live member is worse than keeping a dead one.
+/// A token that is not ours (another user's, a link: see `crate::trust`) is not alive: no member
+/// of ours can hold it, since [`Token::acquire`] refuses such files.
 pub(crate) fn alive(reg: &impl Registry, role: Role, index: u32, generation: u32) -> bool {
     let token = token_name(reg.object(), role, index, generation);
     match liveness::is_alive(reg.domain(), &token) {
         Ok(alive) => alive,
+        Err(err @ Error::UntrustedObject { .. }) => {
+            tracing::warn!(object = reg.object(), %err, "a member's token is not ours; not alive");
+            false
+        }
         Err(err) => {
             tracing::warn!(object = reg.object(), %err, "liveness probe failed; assuming alive");
             true

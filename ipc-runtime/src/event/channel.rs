@@ -159,8 +159,9 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The channel's name in lock and token names: `event.<encoded name>` (see [`crate::domain`]).
 fn object_name(name: &str) -> String {
-    format!("event.{name}")
+    format!("event.{}", domain::encode_name(name))
 }
 
 impl Registry for Channel {
@@ -216,7 +217,7 @@ impl Channel {
         validate_name(name)?;
         let domain = match &options.domain {
             Some(d) => {
-                domain::validate(d, "domain")?;
+                domain::validate_domain(d)?;
                 d.clone()
             }
             None => domain::current().to_owned(),
@@ -510,7 +511,7 @@ impl Channel {
 
     /// The wait channel of listener slot `slot` in generation `generation`.
     pub fn listener_channel(&self, slot: usize, generation: u32) -> String {
-        format!("{}.event.{}.l{slot}.{generation}", self.domain, self.name)
+        format!("{}.event.{}.l{slot}.{generation}", self.domain, domain::encode_name(&self.name))
     }
 
     /// Full segment name, for messages.

@@ -190,7 +190,7 @@ fn slots_run_out_with_a_clear_error_and_come_back() {
 #[test]
 fn bad_names_and_options_are_refused() {
     let d = domain("names");
-    assert!(matches!(listener::<Spin>(&d, "a/b").create(), Err(Error::InvalidName { .. })));
+    assert!(matches!(listener::<Spin>(&d, "/a/b").create(), Err(Error::InvalidName { .. })));
     assert!(matches!(
         listener::<Spin>(&d, &"x".repeat(81)).create(),
         Err(Error::InvalidName { .. })

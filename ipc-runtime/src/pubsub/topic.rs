@@ -56,8 +56,9 @@ fn segment_name(domain: &str, topic: &str) -> Result<SegmentName> {
     SegmentName::new(domain, SegmentKind::Topic, topic)
 }
 
+/// The topic's name in lock and token names: `topic.<encoded name>` (see [`crate::domain`]).
 fn object_name(topic: &str) -> String {
-    format!("topic.{topic}")
+    format!("topic.{}", domain::encode_name(topic))
 }
 
 impl Registry for Topic {
@@ -351,7 +352,8 @@ impl Topic {
     /// The wait channel of participant `index` at `generation` (`suffix` tells a participant's
     /// several channels apart).
     pub fn channel(&self, role: Role, index: u32, generation: u32, suffix: &str) -> String {
-        format!("{}.topic.{}.{}{index}.{generation}{suffix}", self.domain, self.name, role.letter)
+        // `<domain>.topic.<encoded name>.<letter><index>.<generation><suffix>`.
+        format!("{}.{}.{}{index}.{generation}{suffix}", self.domain, self.object, role.letter)
     }
 
     /// Removes what a participant's wait channels leave behind (socket files and such).
@@ -469,5 +471,5 @@ pub(crate) fn read_heap_ref(field: &HeapRef) -> Option<(String, u64)> {
         .map(|i| unsafe { std::ptr::read_volatile(field.domain.as_ptr().add(i)) })
         .collect();
     let domain = String::from_utf8(bytes).ok()?;
-    (id != 0 && domain::validate(&domain, "domain").is_ok()).then_some((domain, id))
+    (id != 0 && domain::validate_domain(&domain).is_ok()).then_some((domain, id))
 }

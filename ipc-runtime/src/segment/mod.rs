@@ -157,7 +157,8 @@ impl SegmentHeader {
     }
 }
 
-/// The full OS name of a segment: `<domain>.<kind>.<name>`, validated.
+/// The full OS name of a segment: `<domain>.<kind>.<encoded name>`, validated (see
+/// [`crate::domain`] for the encoding, which keeps names of different domains and topics apart).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SegmentName(String);
 
@@ -169,10 +170,17 @@ impl SegmentName {
     ///
     /// let name = SegmentName::new("robot", SegmentKind::Topic, "imu").unwrap();
     /// assert_eq!(name.as_str(), "robot.topic.imu");
-    /// assert!(SegmentName::new("robot", SegmentKind::Topic, "a/b").is_err());
+    /// let name = SegmentName::new("robot", SegmentKind::Topic, "arm/joints.v2").unwrap();
+    /// assert_eq!(name.as_str(), "robot.topic.arm+joints,v2");
+    /// assert!(SegmentName::new("robot", SegmentKind::Topic, "a b").is_err());
+    /// assert!(SegmentName::new("robot.topic.x", SegmentKind::Topic, "imu").is_err());
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for an invalid domain ([`domain::validate_domain`]) or name
+    /// ([`domain::validate`]).
     pub fn new(domain: &str, kind: SegmentKind, name: &str) -> Result<Self> {
-        domain::validate(domain, "domain")?;
+        domain::validate_domain(domain)?;
         domain::validate(name, "segment")?;
         Ok(SegmentName(domain::object_name(domain, kind.as_str(), name)))
     }

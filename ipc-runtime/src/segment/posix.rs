@@ -3,6 +3,19 @@
 //! Objects live in `/dev/shm` on Linux. Creation is exclusive (`O_EXCL`) with mode 0600, and the
 //! size is set with `ftruncate`, which on tmpfs reserves address space without committing pages:
 //! a 1 GiB heap costs only the pages that are touched.
+//!
+//! # Whose objects
+//!
+//! Every object opened is checked with `fstat` on the new descriptor (see `crate::trust`): it
+//! must be a regular file of this process's effective uid that neither group nor others may
+//! write, or opening fails with an error carrying [`crate::Error::UntrustedObject`] (root too
+//! refuses another uid's objects). On Linux, `shm_open` is `open("/dev/shm/<name>")` and would
+//! follow a symbolic link planted there (rustix's `shm::open` adds only `O_CLOEXEC`), so this
+//! backend opens the path itself with `O_NOFOLLOW | O_CLOEXEC` and creates with
+//! `O_CREAT | O_EXCL` (which never follows a link): a link is refused and nothing is created at
+//! its target. Elsewhere `shm_open` names are not file-system paths and the same `fstat` check
+//! applies. An object of another user that we may not even open (`EACCES`) is refused with its
+//! owner and mode looked up for the message.
 
 use std::fs::File;
 use std::io;
@@ -19,6 +32,42 @@ pub struct Posix;
 
 fn os_name(name: &str) -> String {
     format!("/{name}")
+}
+
+/// Where `shm_open` keeps object `name` on Linux.
+#[cfg(target_os = "linux")]
+fn shm_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new("/dev/shm").join(name)
+}
+
+/// Opens (or with `create`, creates exclusively, mode 0600) object `name`, never following a
+/// symbolic link, and checks that it is ours.
+fn open_fd(name: &str, flags: shm::OFlags, create: bool) -> io::Result<File> {
+    let mode = if create { Mode::RUSR | Mode::WUSR } else { Mode::empty() };
+    #[cfg(target_os = "linux")]
+    let (fd, object) = {
+        use rustix::fs::OFlags;
+        let path = shm_path(name);
+        let mut oflags =
+            OFlags::from_bits_retain(flags.bits()) | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if create {
+            oflags |= OFlags::CREATE | OFlags::EXCL;
+        }
+        let fd = rustix::fs::open(&path, oflags, mode)
+            .map_err(|e| crate::trust::explain_open_error(&path, e.into()))?;
+        (fd, path.display().to_string())
+    };
+    #[cfg(not(target_os = "linux"))]
+    let (fd, object) = {
+        let flags = if create { flags | shm::OFlags::CREATE | shm::OFlags::EXCL } else { flags };
+        let fd = shm::open(os_name(name), flags, mode)?;
+        (fd, format!("shared-memory object {}", os_name(name)))
+    };
+    {
+        use std::os::fd::AsFd;
+        crate::trust::check_fd(fd.as_fd(), &object)?;
+    }
+    Ok(File::from(fd))
 }
 
 fn map(file: &File, len: usize, access: Access) -> io::Result<RawMapping> {
@@ -74,9 +123,7 @@ impl SharedMemoryOs for Posix {
     }
 
     fn create(&self, name: &str, size: usize) -> io::Result<RawMapping> {
-        let flags = shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR;
-        let fd = shm::open(os_name(name), flags, Mode::RUSR | Mode::WUSR)?;
-        let file = File::from(fd);
+        let file = open_fd(name, shm::OFlags::RDWR, true)?;
         let sized = file.set_len(size as u64).and_then(|()| map(&file, size, Access::ReadWrite));
         if sized.is_err() {
             // Do not leave a half-made object behind.
@@ -90,8 +137,7 @@ impl SharedMemoryOs for Posix {
             Access::ReadWrite => shm::OFlags::RDWR,
             Access::ReadOnly => shm::OFlags::RDONLY,
         };
-        let fd = shm::open(os_name(name), flags, Mode::empty())?;
-        let file = File::from(fd);
+        let file = open_fd(name, flags, false)?;
         let len = usize::try_from(file.metadata()?.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "object larger than memory"))?;
         map(&file, len, access)

@@ -103,11 +103,14 @@ fn socket_path(channel: &str) -> Result<PathBuf> {
     // what matters here is that they cannot leave the directory.
     let valid = !channel.is_empty()
         && !channel.starts_with('.')
-        && channel.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        // `,` and `+` come from encoded topic names (see `crate::domain`).
+        && channel
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b',' | b'+'));
     if !valid {
         return Err(Error::InvalidName {
             name: format!("wait channel {channel}"),
-            reason: "may only contain ASCII letters, digits, `_`, `-` and `.` (not first)",
+            reason: "may only contain ASCII letters, digits, `_`, `-`, `,`, `+` and `.` (not first)",
         });
     }
     let dir = liveness::lock_dir();

@@ -81,11 +81,14 @@ const MAX_NAME: usize = 200;
 fn event_name(channel: &str) -> Result<String> {
     let valid = !channel.is_empty()
         && !channel.starts_with('.')
-        && channel.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        // `,` and `+` come from encoded topic names (see `crate::domain`).
+        && channel
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b',' | b'+'));
     if !valid {
         return Err(Error::InvalidName {
             name: format!("wait channel {channel}"),
-            reason: "may only contain ASCII letters, digits, `_`, `-` and `.` (not first)",
+            reason: "may only contain ASCII letters, digits, `_`, `-`, `,`, `+` and `.` (not first)",
         });
     }
     let full = format!("Local\\ipc-rs.wait.{channel}");

@@ -152,7 +152,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
     fn create(builder: PublisherBuilder<M, B>) -> Result<Self> {
         let domain = match &builder.domain {
             Some(domain) => {
-                crate::domain::validate(domain, "domain")?;
+                crate::domain::validate_domain(domain)?;
                 domain.clone()
             }
             None => crate::domain::current().to_owned(),

@@ -131,7 +131,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     fn create(builder: SubscriberBuilder<M, B>) -> Result<Self> {
         let domain = match builder.domain {
             Some(domain) => {
-                crate::domain::validate(&domain, "domain")?;
+                crate::domain::validate_domain(&domain)?;
                 domain
             }
             None => crate::domain::current().to_owned(),

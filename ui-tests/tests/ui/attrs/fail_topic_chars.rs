@@ -1,8 +1,9 @@
-// Topic names become part of OS object names: no separators, spaces or non-ASCII.
+// Topic names become part of OS object names: no empty parts around `/`, no spaces or
+// non-ASCII.
 use ipc_runtime::prelude::*;
 
 #[derive(ShmMessage)]
-#[shm(topic = "robot/pose")]
+#[shm(topic = "robot//pose")]
 #[repr(C)]
 struct A;
 

@@ -21,6 +21,11 @@ enum Mode {
 struct Longest;
 
 #[derive(ShmMessage)]
+#[shm(topic = "robot/arm/joints")]
+#[repr(C)]
+struct Joints;
+
+#[derive(ShmMessage)]
 #[repr(C)]
 #[shm(topic = "generic")]
 struct Generic<T>(T);
@@ -34,6 +39,7 @@ fn main() {
     assert_eq!(topic::<Mode>(), "A-z_0.9..x");
     assert_eq!(topic::<Longest>().len(), 100);
     assert_eq!(topic::<Generic<u8>>(), "generic");
+    assert_eq!(topic::<Joints>(), "robot/arm/joints");
     assert_eq!(Pose::TYPE_NAME, "Pose");
-    let _ = (Pose { x: 0.0 }.x, Mode::Idle, Generic(0u8).0);
+    let _ = (Pose { x: 0.0 }.x, Mode::Idle, Generic(0u8).0, Joints);
 }
