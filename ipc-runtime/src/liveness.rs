@@ -307,7 +307,7 @@ impl FileLock {
             if waited >= timeout {
                 return Err(Error::LockTimeout { lock: path.display().to_string(), waited });
             }
-            std::thread::sleep(pause.min(timeout - waited));
+            std::thread::sleep(pause.min(timeout.saturating_sub(waited)));
             pause = (pause * 2).min(Duration::from_millis(5));
         }
     }

@@ -137,6 +137,11 @@ pub(crate) fn clean_topic(domain: &str, name: &str, removed: &mut Vec<String>) -
     let topic = match Topic::open_existing(domain, name) {
         Ok(topic) => topic,
         Err(crate::Error::SegmentNotFound { .. }) => {
+            // On Windows the name of a segment whose last process died may still be listed
+            // (its registry entry): remove it with the lock file.
+            if let Ok(name) = SegmentName::new(domain, SegmentKind::Topic, name) {
+                membership::unlink(&name);
+            }
             lock.remove();
             removed.push(format!("lock file of topic `{name}` (the topic no longer exists)"));
             return Ok(());
