@@ -78,6 +78,7 @@ fn parent() {
     assert!(heap_owners(&domain).contains(&dead_pid), "the dead publisher left no heap?");
 
     let (ok, stdout, stderr) = clean(&domain);
+    println!("--- ipc clean, stdout:\n{stdout}--- stderr:\n{stderr}");
     assert!(!ok, "`ipc clean` succeeded although it left the corrupt live topic:\n{stdout}");
     // The bad object is reported by name, with the reason...
     assert!(

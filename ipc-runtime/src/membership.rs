@@ -203,7 +203,7 @@ pub(crate) fn replace_corrupt(
         };
         return Err(Error::Corrupted {
             what: format!(
-                "{object} (segment `{name}`) is corrupt: {problem}; not replaced, as it may still be in use: liveness token `{token}` {in_use}"
+                "`{object}` is corrupt ({problem}); not replaced, as it may still be in use: liveness token `{token}` {in_use}"
             ),
         });
     }
