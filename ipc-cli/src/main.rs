@@ -7,12 +7,14 @@
 //! ```
 //!
 //! The domain defaults to `IPC_DOMAIN`, else `ipc`. `list` and `show` change nothing; `clean`
-//! prints every object it removed.
+//! prints every object it removed and every object it could not handle (with the reason, on
+//! stderr), goes on with the rest of the domain after a failure, and exits with status 1 if
+//! anything failed.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use ipc_runtime::inspect::{self, DomainInfo, HeapInfo, ParticipantInfo, TopicInfo};
+use ipc_runtime::inspect::{self, CleanReport, DomainInfo, HeapInfo, ParticipantInfo, TopicInfo};
 use serde_json::{Value, json};
 
 const USAGE: &str = "\
@@ -75,26 +77,18 @@ fn main() -> ExitCode {
             Ok(String::new())
         }
         "list" => inspect::domain(&args.domain)
-            .map(|d| if args.json { json_domain(&d).to_string() } else { table_domain(&d) }),
+            .map(|d| if args.json { json_domain(&d).to_string() } else { table_domain(&d) })
+            .map_err(|err| format!("domain `{}`: {err}", args.domain)),
         "show" => {
             let name = args.topic.as_deref().unwrap_or_default();
             inspect::topic(&args.domain, name)
                 .map(|t| if args.json { json_topic(&t).to_string() } else { table_topic(&t) })
+                .map_err(|err| format!("topic `{name}` in domain `{}`: {err}", args.domain))
         }
-        "clean" => inspect::clean(&args.domain).map(|removed| {
-            if args.json {
-                json!({ "domain": args.domain, "removed": removed }).to_string()
-            } else if removed.is_empty() {
-                format!("domain `{}`: nothing to clean\n", args.domain)
-            } else {
-                let mut out =
-                    format!("domain `{}`: removed {} object(s)\n", args.domain, removed.len());
-                for line in removed {
-                    let _ = writeln!(out, "  {line}");
-                }
-                out
-            }
-        }),
+        "clean" => match inspect::clean(&args.domain) {
+            Ok(report) => return clean_output(&args, &report),
+            Err(err) => Err(format!("domain `{}`: {err}", args.domain)),
+        },
         other => {
             eprintln!("ipc: unknown command `{other}`\n\n{USAGE}");
             return ExitCode::from(2);
@@ -113,6 +107,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints what `clean` did: removed objects on stdout, failures on stderr (both in the JSON
+/// document with `--json`); failure if anything could not be cleaned.
+fn clean_output(args: &Args, report: &CleanReport) -> ExitCode {
+    if args.json {
+        let failed: Vec<Value> = report
+            .failed
+            .iter()
+            .map(|(object, reason)| json!({ "object": object, "reason": reason }))
+            .collect();
+        println!(
+            "{}",
+            json!({ "domain": args.domain, "removed": report.removed, "failed": failed })
+        );
+    } else {
+        if report.removed.is_empty() && report.failed.is_empty() {
+            println!("domain `{}`: nothing to clean", args.domain);
+        } else if !report.removed.is_empty() {
+            println!("domain `{}`: removed {} object(s)", args.domain, report.removed.len());
+            for line in &report.removed {
+                println!("  {line}");
+            }
+        }
+        if !report.failed.is_empty() {
+            eprintln!(
+                "ipc: domain `{}`: could not clean {} object(s)",
+                args.domain,
+                report.failed.len()
+            );
+            for (object, reason) in &report.failed {
+                eprintln!("  {object}: {reason}");
+            }
+        }
+    }
+    if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn count(participants: &[ParticipantInfo]) -> (usize, usize) {
@@ -196,14 +226,19 @@ fn table_domain(d: &DomainInfo) -> String {
         out.push_str(&table(&["SEGMENT", "OWNER", "IN USE", "HIGH WATER", "CAPACITY"], &rows));
     }
     out.push_str("\nevent channels:\n");
-    if d.events.is_empty() {
+    if d.events.is_empty() && d.unreadable_events.is_empty() {
         out.push_str("  (none)\n");
     } else {
-        let rows: Vec<Vec<String>> = d
+        let mut rows: Vec<Vec<String>> = d
             .events
             .iter()
             .map(|e| vec![e.name.clone(), format!("{} alive, {} dead", e.alive, e.dead)])
             .collect();
+        rows.extend(
+            d.unreadable_events
+                .iter()
+                .map(|(name, err)| vec![name.clone(), format!("unreadable: {err}")]),
+        );
         out.push_str(&table(&["CHANNEL", "PARTICIPANTS"], &rows));
     }
     out
@@ -330,5 +365,6 @@ fn json_domain(d: &DomainInfo) -> Value {
         "unreadable_topics": d.unreadable.iter().map(|(n, e)| json!({"name": n, "error": e})).collect::<Vec<_>>(),
         "heaps": d.heaps.iter().map(json_heap).collect::<Vec<_>>(),
         "events": d.events.iter().map(|e| json!({"name": e.name, "alive": e.alive, "dead": e.dead})).collect::<Vec<_>>(),
+        "unreadable_events": d.unreadable_events.iter().map(|(n, e)| json!({"name": n, "error": e})).collect::<Vec<_>>(),
     })
 }

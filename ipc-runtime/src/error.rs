@@ -209,6 +209,19 @@ pub enum Error {
         token: String,
     },
 
+    /// Another process held an inter-process lock for longer than this one would wait (see
+    /// [`FileLock`](crate::liveness::FileLock)): a participant stuck or paused in the middle of
+    /// joining or leaving, or a process that holds the lock file on purpose.
+    #[error(
+        "gave up waiting for lock `{lock}` after {waited:?}: another process holds it (stuck, paused, or not an ipc-runtime participant)"
+    )]
+    LockTimeout {
+        /// Path of the lock's file.
+        lock: String,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
+
     /// A participant's message type differs from the topic's.
     #[error("topic `{topic}` carries `{expected}`, not `{found}` (layout fingerprints differ)")]
     TypeMismatch {

@@ -4,7 +4,9 @@
 //! ([`liveness::probe`]). [`clean`] removes what belongs to dead processes — their participant
 //! slots (publishers take back what dead subscribers held themselves, on their next
 //! housekeeping), their heap segments, their tokens, the wait channels they left, and topics and
-//! event channels nobody alive uses — and reports each object it removed.
+//! event channels nobody alive uses, corrupt ones included — and reports each object it removed
+//! and each one it could not handle, with the reason; one bad object never stops the rest of
+//! the domain from being cleaned.
 
 use crate::error::{Error, Result};
 use crate::heap::HeapStats;
@@ -100,6 +102,29 @@ pub struct DomainInfo {
     pub heaps: Vec<HeapInfo>,
     /// Event channels.
     pub events: Vec<EventInfo>,
+    /// Event channels whose participants could not be probed, with the reason.
+    pub unreadable_events: Vec<(String, String)>,
+}
+
+/// What [`clean`] did in a domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanReport {
+    /// A line per removed object, saying what it was and why it went.
+    pub removed: Vec<String>,
+    /// Objects that could not be cleaned (and were left as they are): the object and the
+    /// reason.
+    pub failed: Vec<(String, String)>,
+}
+
+impl CleanReport {
+    /// Whether every object that needed cleaning was cleaned.
+    ///
+    /// ```
+    /// assert!(ipc_runtime::inspect::CleanReport::default().ok());
+    /// ```
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty()
+    }
 }
 
 /// The (decoded) names of the objects of `kind` in `domain`. Only names that are exactly
@@ -185,6 +210,7 @@ pub fn domain(domain: &str) -> Result<DomainInfo> {
         unreadable: Vec::new(),
         heaps: Vec::new(),
         events: Vec::new(),
+        unreadable_events: Vec::new(),
     };
     for name in topics(domain)? {
         match topic(domain, &name) {
@@ -198,33 +224,55 @@ pub fn domain(domain: &str) -> Result<DomainInfo> {
         }
     }
     for name in objects(domain, SegmentKind::Event)? {
-        info.events.push(event_info(domain, &name)?);
+        match event_info(domain, &name) {
+            Ok(e) => info.events.push(e),
+            Err(err) => info.unreadable_events.push((name, err.to_string())),
+        }
     }
     Ok(info)
 }
 
-/// Removes what belongs to dead processes in `domain` and returns a line per removed object.
-pub fn clean(domain: &str) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
+/// Removes what belongs to dead processes in `domain` and reports each object it removed and
+/// each one it could not handle (with the reason), going on with the rest of the domain after a
+/// failure.
+///
+/// Topics whose segment fails validation (bad magic, layout version or size, 0 bytes) are
+/// removed when no live process holds one of their liveness tokens, and reported as failures
+/// otherwise; a topic or channel whose lock another process holds longer than
+/// [`liveness::lock_timeout`] is reported and left alone.
+///
+/// ```
+/// let domain = format!("doc-clean-{}", std::process::id());
+/// let report = ipc_runtime::inspect::clean(&domain)?;
+/// assert!(report.removed.is_empty() && report.ok());
+/// # Ok::<(), ipc_runtime::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// Only when the domain cannot be looked at at all: an invalid domain name, or the directory
+/// of shared-memory objects cannot be listed. Problems with single objects are in
+/// [`CleanReport::failed`].
+pub fn clean(domain: &str) -> Result<CleanReport> {
+    let mut report = CleanReport::default();
     for name in topics(domain)? {
-        crate::pubsub::inspect::clean_topic(domain, &name, &mut removed)?;
+        if let Err(err) = crate::pubsub::inspect::clean_topic(domain, &name, &mut report.removed) {
+            report.failed.push((format!("topic `{name}`"), err.to_string()));
+        }
     }
     for id in heap_ids(domain)? {
         let pid = heap(domain, id).map(|h| h.owner_pid).unwrap_or(0);
         if crate::heap::remove_if_dead(domain, id) {
-            removed.push(format!("heap segment {domain}.heap.{id:016x} (dead pid {pid})"));
+            report.removed.push(format!("heap segment {domain}.heap.{id:016x} (dead pid {pid})"));
         }
     }
     for name in objects(domain, SegmentKind::Event)? {
-        let lock = FileLock::lock(domain, &event_object(&name))?;
-        let info = event_info(domain, &name)?;
-        if info.alive == 0 {
-            Segment::unlink(&SegmentName::new(domain, SegmentKind::Event, &name)?)?;
-            for token in tokens_of(domain, &format!("{}.", event_object(&name)))? {
-                let _ = liveness::is_alive(domain, &token);
+        match clean_event(domain, &name) {
+            Ok(true) => {
+                report.removed.push(format!("event channel `{name}` (no live participant)"))
             }
-            lock.remove();
-            removed.push(format!("event channel `{name}` (no live participant)"));
+            Ok(false) => {}
+            Err(err) => report.failed.push((format!("event channel `{name}`"), err.to_string())),
         }
     }
     // Tokens of dead processes, and creation locks whose object is gone (a lock file nobody
@@ -238,9 +286,31 @@ pub fn clean(domain: &str) -> Result<Vec<String>> {
         if keep.contains(&token) {
             continue;
         }
-        if liveness::probe(domain, &token)? == Probe::Dead && !liveness::is_alive(domain, &token)? {
-            removed.push(format!("lock file `{token}` (its process is dead)"));
+        let dead = liveness::probe(domain, &token)
+            .and_then(|probe| Ok(probe == Probe::Dead && !liveness::is_alive(domain, &token)?));
+        match dead {
+            Ok(true) => report.removed.push(format!("lock file `{token}` (its process is dead)")),
+            Ok(false) => {}
+            Err(err) => report.failed.push((format!("lock file `{token}`"), err.to_string())),
         }
     }
-    Ok(removed)
+    Ok(report)
+}
+
+/// Removes event channel `name` if no participant of it is alive; returns whether it did.
+fn clean_event(domain: &str, name: &str) -> Result<bool> {
+    let lock = FileLock::lock(domain, &event_object(name))?;
+    let info = event_info(domain, name)?;
+    if info.alive > 0 {
+        return Ok(false);
+    }
+    match Segment::unlink(&SegmentName::new(domain, SegmentKind::Event, name)?) {
+        Ok(()) | Err(Error::SegmentNotFound { .. }) => {}
+        Err(err) => return Err(err),
+    }
+    for token in tokens_of(domain, &format!("{}.", event_object(name)))? {
+        let _ = liveness::is_alive(domain, &token);
+    }
+    lock.remove();
+    Ok(true)
 }

@@ -6,7 +6,10 @@
 //! success means the holder is gone. Process ids are never trusted (they are reused).
 //!
 //! The same files serve as short-lived mutexes between processes ([`FileLock`]), for example
-//! around creating a topic, so that a creator killed half-way never blocks the next one.
+//! around creating a topic, so that a creator killed half-way never blocks the next one. Waiting
+//! for one is bounded ([`lock_timeout`], 5 s by default): a live process that keeps the file
+//! locked makes the others fail with [`Error::LockTimeout`] instead of hanging, and code that
+//! runs in `Drop` waits only briefly and leaves what needs the lock to whoever comes next.
 //!
 //! Lock files live in `/dev/shm` on Linux (next to the segments, so one listing shows everything
 //! a domain owns) and in `<temp dir>/ipc-rs` elsewhere (created mode 0700 and checked to be
@@ -30,6 +33,9 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::domain;
 use crate::error::{Error, Result};
@@ -267,10 +273,86 @@ pub fn probe(domain: &str, name: &str) -> Result<Probe> {
     }
 }
 
-/// An exclusive lock between processes for a short critical section (blocking).
+/// How long [`FileLock::lock`] waits for another process by default.
 ///
-/// Released on drop, or by the OS if the holder dies. The file stays (it is tiny and reused);
-/// [`FileLock::remove`] deletes it when the protected object is gone.
+/// ```
+/// assert_eq!(ipc_runtime::liveness::DEFAULT_LOCK_TIMEOUT.as_secs(), 5);
+/// ```
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Environment variable setting the lock timeout of a process, in milliseconds (overridden by
+/// [`set_lock_timeout`]). An unparsable value is reported through `tracing` and ignored.
+pub const LOCK_TIMEOUT_ENV: &str = "IPC_LOCK_TIMEOUT_MS";
+
+/// Timeout set by [`set_lock_timeout`], in milliseconds; `u64::MAX` while unset.
+static LOCK_TIMEOUT_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// How long this process waits for a lock another process holds before it gives up with
+/// [`Error::LockTimeout`]: the value given to [`set_lock_timeout`], else `IPC_LOCK_TIMEOUT_MS`,
+/// else [`DEFAULT_LOCK_TIMEOUT`].
+///
+/// Every join of a topic or event channel takes the object's lock, so this bounds how long a
+/// stuck (or hostile) process of the same user can hold up `Publisher::new` and friends.
+///
+/// ```
+/// let timeout = ipc_runtime::liveness::lock_timeout();
+/// assert!(timeout > std::time::Duration::ZERO);
+/// ```
+pub fn lock_timeout() -> Duration {
+    static FROM_ENV: OnceLock<Duration> = OnceLock::new();
+    match LOCK_TIMEOUT_MS.load(Ordering::Relaxed) {
+        u64::MAX => *FROM_ENV.get_or_init(|| match std::env::var(LOCK_TIMEOUT_ENV) {
+            Ok(text) => match text.trim().parse::<u64>() {
+                Ok(ms) if ms < u64::MAX => Duration::from_millis(ms),
+                _ => {
+                    tracing::error!(
+                        "{LOCK_TIMEOUT_ENV}={text} ignored: expected a number of milliseconds; using {DEFAULT_LOCK_TIMEOUT:?}"
+                    );
+                    DEFAULT_LOCK_TIMEOUT
+                }
+            },
+            Err(_) => DEFAULT_LOCK_TIMEOUT,
+        }),
+        ms => Duration::from_millis(ms),
+    }
+}
+
+/// Sets how long this process waits for a lock held by another process (see
+/// [`lock_timeout`]); for the whole process, from the next wait on.
+///
+/// ```
+/// use std::time::Duration;
+/// use ipc_runtime::liveness;
+///
+/// liveness::set_lock_timeout(Duration::from_secs(2));
+/// assert_eq!(liveness::lock_timeout(), Duration::from_secs(2));
+/// ```
+pub fn set_lock_timeout(timeout: Duration) {
+    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX - 1).min(u64::MAX - 1);
+    LOCK_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// An exclusive lock between processes for a short critical section.
+///
+/// Taking it waits for another holder only up to a bound ([`lock_timeout`], or the one given to
+/// [`FileLock::lock_within`]) and then fails with [`Error::LockTimeout`] naming the lock: a
+/// process that keeps the file locked (stuck, paused in a debugger, or doing it on purpose) can
+/// delay others, never block them for good. Released on drop, or by the OS if the holder dies.
+/// The file stays (it is tiny and reused); [`FileLock::remove`] deletes it when the protected
+/// object is gone.
+///
+/// ```
+/// use std::time::Duration;
+/// use ipc_runtime::{Error, liveness::FileLock};
+///
+/// let domain = format!("doc-flock-{}", std::process::id());
+/// let held = FileLock::lock(&domain, "create")?;
+/// // A second handle (as another process would be) gives up after the bound.
+/// let err = FileLock::lock_within(&domain, "create", Duration::from_millis(20)).unwrap_err();
+/// assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+/// held.remove();
+/// # Ok::<(), ipc_runtime::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct FileLock {
     path: PathBuf,
@@ -278,19 +360,60 @@ pub struct FileLock {
 }
 
 impl FileLock {
-    /// Waits for and takes lock `name` in `domain`.
+    /// Takes lock `name` in `domain`, waiting up to [`lock_timeout`] for another holder.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockTimeout`] if another process held it all that time; [`Error::InvalidName`]
+    /// for a bad name; [`Error::Io`] if the file cannot be created or locked.
     pub fn lock(domain: &str, name: &str) -> Result<FileLock> {
+        Self::lock_within(domain, name, lock_timeout())
+    }
+
+    /// Takes lock `name` in `domain`, waiting up to `timeout` for another holder (not at all
+    /// for [`Duration::ZERO`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`FileLock::lock`].
+    pub fn lock_within(domain: &str, name: &str, timeout: Duration) -> Result<FileLock> {
         let path = lock_path(domain, name)?;
+        let start = Instant::now();
+        // Short sections are the rule: first retry soon, then back off so a long wait costs
+        // little CPU (the first retries come within tens of microseconds).
+        let mut pause = Duration::from_micros(20);
+        let mut file = None;
         loop {
-            let file = open(&path, true)
-                .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-            file.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
-            // A holder may have removed the file while we waited: then our lock is on an orphan
-            // inode, and the next process would lock a fresh file. Retry on the live name.
-            if same_file(&file, &path) {
-                return Ok(FileLock { path, _file: file });
+            let current = match file.take() {
+                Some(file) => file,
+                None => open(&path, true)
+                    .map_err(|e| Error::io(format!("creating {}", path.display()), e))?,
+            };
+            match current.try_lock() {
+                // A holder may have removed the file while we waited: then our lock is on an
+                // orphan inode, and the next process would lock a fresh file. Retry on the
+                // live name (at once: the holder is gone).
+                Ok(()) if same_file(&current, &path) => {
+                    return Ok(FileLock { path, _file: current });
+                }
+                Ok(()) => continue,
+                Err(TryLockError::WouldBlock) => file = Some(current),
+                Err(TryLockError::Error(e)) => {
+                    return Err(Error::io(format!("locking {}", path.display()), e));
+                }
             }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(Error::LockTimeout { lock: path.display().to_string(), waited });
+            }
+            std::thread::sleep(pause.min(timeout.saturating_sub(waited)));
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
+    }
+
+    /// Where the lock's file is.
+    pub fn path(&self) -> &PathBuf {
+        &self.path
     }
 
     /// Removes the lock's file while still holding it (the protected object is gone).
@@ -424,6 +547,31 @@ mod tests {
         released.store(true, Ordering::SeqCst);
         first.remove();
         waiter.join().unwrap().remove();
+        assert!(list(&d).unwrap().is_empty());
+    }
+
+    #[test]
+    fn file_lock_wait_is_bounded_and_names_the_lock() {
+        let d = domain("bound");
+        let held = FileLock::lock(&d, "busy").unwrap();
+        let start = Instant::now();
+        let err = FileLock::lock_within(&d, "busy", Duration::from_millis(30)).unwrap_err();
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        match &err {
+            Error::LockTimeout { lock, waited } => {
+                assert!(lock.ends_with("busy"), "{err}");
+                assert!(*waited >= Duration::from_millis(30), "{err}");
+            }
+            other => panic!("expected a lock timeout, got {other}"),
+        }
+        assert!(err.to_string().contains("busy"), "{err}");
+        // A zero bound is a try-lock.
+        assert!(matches!(
+            FileLock::lock_within(&d, "busy", Duration::ZERO),
+            Err(Error::LockTimeout { .. })
+        ));
+        held.remove();
+        FileLock::lock_within(&d, "busy", Duration::ZERO).unwrap().remove();
         assert!(list(&d).unwrap().is_empty());
     }
 }

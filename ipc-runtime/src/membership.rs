@@ -20,6 +20,22 @@
 //!   zeroed header) by a creator that died is found while holding the lock, which proves the
 //!   creator gone: [`open_or_replace`] removes it so the caller creates a fresh one. A segment
 //!   whose members are all dead is likewise replaced by the caller.
+//! * **Replace a corrupt object.** A segment that fails validation (bad magic, layout version,
+//!   kind or size, 0 bytes, truncated, a header no creator could have written: see
+//!   [`is_corruption`]) has no registry to trust, so the decision is made on the liveness tokens
+//!   that exist for the object ([`replace_corrupt`]): if no token named after the object
+//!   (`<object>.<letter><slot>.<generation>`) is held by a live process, nobody can be using
+//!   the segment and it is removed (with a `tracing` warning naming the problem) for the caller
+//!   to create a fresh one; if one is held, or its liveness cannot be told, the segment may be
+//!   in use and joining fails with [`Error::Corrupted`] naming the problem and the token.
+//!   Checked under the lock, like everything here.
+//! * **Bounded waits.** The lock is taken with a bounded wait ([`FileLock::lock`], failing with
+//!   [`Error::LockTimeout`]). Leaving, which runs in `Drop`, waits at most [`LEAVE_WAIT`]
+//!   ([`lock_to_leave`]): a member that cannot get the lock still frees its slot and drops its
+//!   token (both atomic, and safe without the lock: a claimer only takes a slot whose token is
+//!   not held), and leaves removing the segment to whoever comes next: the next joiner
+//!   replaces a segment nobody alive uses, the next member to leave removes it, and `ipc clean`
+//!   removes it too.
 //! * **Leave.** A member frees its slot and drops its token under the lock; the last one out
 //!   removes the segment and the lock file ([`remove_if_unused`]).
 //!
@@ -28,6 +44,7 @@
 //! made on the peer's own memory or its token, never on a registry word alone.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::liveness::{self, FileLock, Token};
@@ -100,9 +117,99 @@ pub(crate) struct Dead {
     pub generation: u32,
 }
 
-/// The lock serialising membership changes of `object` in `domain`.
+/// The lock serialising membership changes of `object` in `domain` (a bounded wait:
+/// [`Error::LockTimeout`] if another process holds it too long).
 pub(crate) fn lock(domain: &str, object: &str) -> Result<FileLock> {
     FileLock::lock(domain, object)
+}
+
+/// How long leaving (in `Drop`) waits for the lock of the object it leaves. Long enough for
+/// another member's join or leave to finish, short enough that a process holding the lock does
+/// not hold up everyone's exit.
+pub(crate) const LEAVE_WAIT: Duration = Duration::from_millis(250);
+
+/// The lock of `object`, for leaving it: waits at most [`LEAVE_WAIT`]. `None` (logged) when
+/// another process holds it longer or it cannot be taken: the caller skips what needs the lock
+/// and leaves it to the next joiner, the next member to leave, or `ipc clean`.
+pub(crate) fn lock_to_leave(domain: &str, object: &str) -> Option<FileLock> {
+    match FileLock::lock_within(domain, object, LEAVE_WAIT) {
+        Ok(lock) => Some(lock),
+        Err(err) => {
+            tracing::warn!(
+                object,
+                %err,
+                "leaving without the lock: removing the segment, if nobody else uses it, is left to the next participant or `ipc clean`"
+            );
+            None
+        }
+    }
+}
+
+/// Whether `err`, from opening or validating a segment, means its contents are not a valid
+/// object of this build (as opposed to "missing", "not ours to open" or an I/O failure).
+pub(crate) fn is_corruption(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::WrongMagic { .. }
+            | Error::WrongVersion { .. }
+            | Error::WrongKind { .. }
+            | Error::TooSmall { .. }
+            | Error::Truncated { .. }
+            | Error::NotReady { .. }
+            | Error::Corrupted { .. }
+    )
+}
+
+/// Whether lock-file name `name` (without the domain prefix) is a liveness token of a member
+/// of `object` in one of `roles`: exactly `<object>.<letter><slot>.<generation>`.
+fn is_token_of(name: &str, object: &str, roles: &[Role]) -> bool {
+    let Some(rest) = name.strip_prefix(object).and_then(|r| r.strip_prefix('.')) else {
+        return false;
+    };
+    let mut chars = rest.chars();
+    let Some(letter) = chars.next() else { return false };
+    if !roles.iter().any(|r| r.letter == letter) {
+        return false;
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    chars
+        .as_str()
+        .split_once('.')
+        .is_some_and(|(slot, generation)| digits(slot) && digits(generation))
+}
+
+/// The liveness tokens of `object`'s members (`roles`) that exist now, as lock-file names.
+pub(crate) fn tokens(domain: &str, object: &str, roles: &[Role]) -> Result<Vec<String>> {
+    Ok(liveness::list(domain)?.into_iter().filter(|t| is_token_of(t, object, roles)).collect())
+}
+
+/// Decides about a segment of `object` that failed validation with `problem` (see
+/// [`is_corruption`]), under the object's lock: removes it and returns `Ok` if no token of the
+/// object is held by a live process (dead tokens are removed on the way), so the caller creates
+/// a fresh one; otherwise fails with [`Error::Corrupted`] naming the problem and the token that
+/// may still be in use. The rule is the module's ("Replace a corrupt object").
+pub(crate) fn replace_corrupt(
+    domain: &str,
+    object: &str,
+    roles: &[Role],
+    name: &SegmentName,
+    problem: &Error,
+) -> Result<()> {
+    for token in tokens(domain, object, roles)? {
+        let in_use = match liveness::is_alive(domain, &token) {
+            Ok(false) => continue,
+            Ok(true) => "is held by a live process".to_owned(),
+            Err(err) => format!("cannot be probed ({err})"),
+        };
+        return Err(Error::Corrupted {
+            what: format!(
+                "`{object}` is corrupt ({problem}); not replaced, as it may still be in use: liveness token `{token}` {in_use}"
+            ),
+        });
+    }
+    tracing::warn!(segment = %name, "replacing corrupt `{object}` (no live process uses it): {problem}");
+    unlink(name);
+    Ok(())
 }
 
 /// Name of the liveness token of slot `index` of `role` at `generation`.
@@ -226,21 +333,23 @@ pub(crate) fn in_use(reg: &impl Registry) -> bool {
     })
 }
 
-/// Opens segment `name` under the object's lock. A segment its creator left half-made is
-/// removed (`Ok(None)`: the caller creates a fresh one), as is a missing one.
-pub(crate) fn open_or_replace(name: &SegmentName, kind: SegmentKind) -> Result<Option<Segment>> {
+/// Opens segment `name` of `object` under the object's lock. A missing one is `Ok(None)`, and
+/// so is one that fails validation but that no live member uses ([`replace_corrupt`] removes
+/// it): the caller creates a fresh one. A segment its creator left half-made (not ready, empty,
+/// zeroed header: we hold the lock, and creators hold it until the segment is ready) is the
+/// commonest case; its creator had no token yet.
+pub(crate) fn open_or_replace(
+    name: &SegmentName,
+    kind: SegmentKind,
+    domain: &str,
+    object: &str,
+    roles: &[Role],
+) -> Result<Option<Segment>> {
     match Segment::open(name, kind, Access::ReadWrite) {
         Ok(segment) => Ok(Some(segment)),
         Err(Error::SegmentNotFound { .. }) => Ok(None),
-        // We hold the lock, and creators hold it until the segment is ready: a segment not
-        // ready, empty, or with a zeroed header was left by a creator that died.
-        Err(
-            err @ (Error::NotReady { .. }
-            | Error::TooSmall { .. }
-            | Error::WrongMagic { found: [0, 0, 0, 0, 0, 0, 0, 0], .. }),
-        ) => {
-            tracing::warn!(segment = %name, "replacing a segment whose creator died: {err}");
-            unlink(name);
+        Err(err) if is_corruption(&err) => {
+            replace_corrupt(domain, object, roles, name, &err)?;
             Ok(None)
         }
         Err(err) => Err(err),
@@ -278,5 +387,30 @@ pub(crate) fn remove_if_unused(
             true
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: Role = Role { letter: 'p', plural: "publishers" };
+    const S: Role = Role { letter: 's', plural: "subscribers" };
+
+    #[test]
+    fn token_names_are_matched_exactly() {
+        let roles = [P, S];
+        assert!(is_token_of("topic.t.p0.1", "topic.t", &roles));
+        assert!(is_token_of("topic.t.s12.4000000000", "topic.t", &roles));
+        assert!(is_token_of(&token_name("topic.t", S, 3, 7), "topic.t", &roles));
+        // The object's lock file, other roles, other objects, and tokens of a topic whose
+        // name extends this one's are not this object's tokens.
+        assert!(!is_token_of("topic.t", "topic.t", &roles));
+        assert!(!is_token_of("topic.t.l0.1", "topic.t", &roles));
+        assert!(!is_token_of("topic.tx.p0.1", "topic.t", &roles));
+        assert!(!is_token_of("topic.t.p0.s1.2", "topic.t", &roles));
+        assert!(!is_token_of("topic.t.p.1", "topic.t", &roles));
+        assert!(!is_token_of("topic.t.p0.", "topic.t", &roles));
+        assert!(!is_token_of("topic.t.p0.1x", "topic.t", &roles));
     }
 }

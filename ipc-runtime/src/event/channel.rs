@@ -251,31 +251,48 @@ impl Channel {
     }
 
     /// Opens the segment if one exists that live participants use. A segment left by a creator
-    /// that died ([`membership::open_or_replace`]), or whose participants are all dead, is
-    /// removed (the caller creates a fresh one). Must be called under the channel lock.
-    /// Compatibility is checked by the caller.
+    /// that died, a corrupt one no live process holds a token of
+    /// ([`membership::open_or_replace`], [`membership::replace_corrupt`]), or one whose
+    /// participants are all dead, is removed (the caller creates a fresh one); a corrupt one
+    /// that may be in use is an error. Must be called under the channel lock. Compatibility is
+    /// checked by the caller.
     fn open_existing<B: WaitBackend>(domain: &str, name: &str) -> Result<Option<Channel>> {
         let seg_name = Self::segment_name(domain, name)?;
-        let Some(segment) = membership::open_or_replace(&seg_name, SegmentKind::Event)? else {
+        let object = object_name(name);
+        let roles = &[NOTIFIER, LISTENER];
+        let Some(segment) =
+            membership::open_or_replace(&seg_name, SegmentKind::Event, domain, &object, roles)?
+        else {
             return Ok(None);
         };
-        let config_ptr = segment.base().as_ptr().wrapping_add(Layout::config_offset());
-        if segment.len() < Layout::config_offset() + size_of::<Config>() {
-            return Err(Error::Corrupted {
-                what: format!("event segment `{seg_name}` is too small for its config"),
-            });
-        }
-        // SAFETY: the mapping is at least config_offset + size_of::<Config>() bytes (checked
-        // above), the offset is 64-aligned, and Config is plain data valid for any bits. A
-        // volatile copy: another process may be writing garbage right now.
-        let config = unsafe { std::ptr::read_volatile(config_ptr.cast::<Config>()) };
-        let layout = Layout::from_config(seg_name.as_str(), &config, segment.len())?;
+        let read_config = || {
+            let config_ptr = segment.base().as_ptr().wrapping_add(Layout::config_offset());
+            if segment.len() < Layout::config_offset() + size_of::<Config>() {
+                return Err(Error::Corrupted {
+                    what: format!("event segment `{seg_name}` is too small for its config"),
+                });
+            }
+            // SAFETY: the mapping is at least config_offset + size_of::<Config>() bytes
+            // (checked above), the offset is 64-aligned, and Config is plain data valid for any
+            // bits. A volatile copy: another process may be writing garbage right now.
+            let config = unsafe { std::ptr::read_volatile(config_ptr.cast::<Config>()) };
+            let layout = Layout::from_config(seg_name.as_str(), &config, segment.len())?;
+            Ok((layout, config))
+        };
+        let (layout, config) = match read_config() {
+            Ok(found) => found,
+            Err(err) if membership::is_corruption(&err) => {
+                membership::replace_corrupt(domain, &object, roles, &seg_name, &err)?;
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+        };
         let backend_name =
             String::from_utf8_lossy(&config.backend_name).trim_end_matches('\0').to_owned();
         let channel = Channel {
             domain: domain.to_owned(),
             name: name.to_owned(),
-            object: object_name(name),
+            object,
             segment,
             layout,
             backend_name,
@@ -392,15 +409,11 @@ impl Channel {
     }
 
     /// Leaves: frees the slot, reaps the dead, and removes the segment and the lock file when
-    /// nobody is left. Errors are logged (this runs in `Drop`).
+    /// nobody is left. Errors are logged (this runs in `Drop`). Waits for the lock only briefly
+    /// ([`membership::lock_to_leave`]): without it, the slot is still freed and the token
+    /// dropped, and reaping and removal are left to the next participant or `ipc clean`.
     pub fn leave<B: WaitBackend>(&self, joined: &mut Membership) {
-        let lock = match self.lock() {
-            Ok(lock) => lock,
-            Err(err) => {
-                tracing::error!("leaving event `{}`: {err}", self.segment.name());
-                return;
-            }
-        };
+        let lock = membership::lock_to_leave(&self.domain, &self.object);
         membership::release(self, joined.role, joined.slot as u32);
         let shared = self.shared();
         if joined.role == LISTENER {
@@ -408,10 +421,12 @@ impl Channel {
         } else {
             shared.notifier_epoch.fetch_add(1, Ordering::SeqCst);
         }
-        // Release the token while holding the lock.
+        // Release the token while holding the lock (if we have it).
         drop(joined.token.take());
-        self.reap::<B>();
-        membership::remove_if_unused(self, &self.segment, SegmentKind::Event, lock);
+        if let Some(lock) = lock {
+            self.reap::<B>();
+            membership::remove_if_unused(self, &self.segment, SegmentKind::Event, lock);
+        }
     }
 
     /// Takes the channel lock (for probes).

@@ -282,15 +282,32 @@ fn a_garbage_listener_state_is_not_notified() {
 }
 
 #[test]
-fn a_foreign_segment_under_the_name_is_an_error_not_destroyed() {
+fn a_foreign_segment_under_the_name_is_replaced_when_nobody_uses_it() {
     let d = domain("foreign");
     let name = SegmentName::new(&d, SegmentKind::Event, "e").unwrap();
     let seg = Segment::create(&name, SegmentKind::Event, 4096).unwrap();
+    // No live process holds a token of the channel: the garbage is replaced.
+    let l = listener::<Spin>(&d, "e").create().unwrap();
+    let n = notifier::<Spin>(&d, "e").create().unwrap();
+    n.notify(id(1)).unwrap();
+    assert_eq!(l.try_wait().unwrap(), Some(id(1)));
+    drop((seg, l, n));
+    assert_clean(&d);
+}
+
+#[test]
+fn a_corrupt_channel_in_use_is_an_error_not_destroyed() {
+    let d = domain("corrupt-live");
+    let l = listener::<Spin>(&d, "e").create().unwrap();
+    let (seg, _) = raw(&d, "e");
+    raw_u64(&seg, Layout::config_offset()).store(0x0bad_c0de, Ordering::SeqCst);
     let err = listener::<Spin>(&d, "e").create().unwrap_err();
     assert!(matches!(err, Error::Corrupted { .. }), "{err}");
-    assert!(err.to_string().contains(name.as_str()), "{err}");
+    assert!(err.to_string().contains(seg.name().as_str()), "{err}");
+    assert!(err.to_string().contains("live process"), "{err}");
+    // Still there for its live listener, which removes it when it leaves.
     drop(seg);
-    Segment::unlink(&name).unwrap();
+    drop(l);
     assert_clean(&d);
 }
 

@@ -10,7 +10,7 @@ use super::topic::{PUBLISHER, SUBSCRIBER, Topic, read_heap_ref};
 use crate::error::Result;
 use crate::inspect::{ParticipantInfo, TopicInfo};
 use crate::liveness::{self, Probe};
-use crate::membership::{ACTIVE, CLAIMING, CLOSING, FREE, Registry, Role};
+use crate::membership::{self, ACTIVE, CLAIMING, CLOSING, FREE, Registry, Role};
 use crate::segment::{Access, Segment, SegmentKind, SegmentName};
 
 fn state_name(state: u32) -> &'static str {
@@ -128,14 +128,28 @@ pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
 }
 
 /// Reclaims the slots of dead participants of topic `name` and removes the topic if nobody
-/// alive uses it; appends a line per removed object to `removed`.
+/// alive uses it; appends a line per removed object to `removed`. A topic that fails validation
+/// is removed if no live process holds one of its tokens, else reported as an error (see
+/// [`crate::membership`], "Replace a corrupt object"); so is a lock held too long by another
+/// process.
 pub(crate) fn clean_topic(domain: &str, name: &str, removed: &mut Vec<String>) -> Result<()> {
     let lock = Topic::lock(domain, name)?;
     let topic = match Topic::open_existing(domain, name) {
         Ok(topic) => topic,
         Err(crate::Error::SegmentNotFound { .. }) => {
+            // On Windows the name of a segment whose last process died may still be listed
+            // (its registry entry): remove it with the lock file.
+            if let Ok(name) = SegmentName::new(domain, SegmentKind::Topic, name) {
+                membership::unlink(&name);
+            }
             lock.remove();
             removed.push(format!("lock file of topic `{name}` (the topic no longer exists)"));
+            return Ok(());
+        }
+        Err(err) if membership::is_corruption(&err) => {
+            Topic::remove_corrupt(domain, name, &err)?;
+            lock.remove();
+            removed.push(format!("topic `{name}` (corrupt, no live participant: {err})"));
             return Ok(());
         }
         Err(err) => return Err(err),

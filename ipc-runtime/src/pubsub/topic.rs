@@ -23,8 +23,9 @@ pub(crate) const PUBLISHER: Role = Role { letter: 'p', plural: "publishers" };
 /// Subscriber slots of a topic.
 pub(crate) const SUBSCRIBER: Role = Role { letter: 's', plural: "subscribers" };
 
-/// Hook for tests: pause inside topic creation so a test can kill the creator there.
-#[cfg(not(miri))]
+/// Hook for the crate's tests (feature `test-seams`): pause inside topic creation so a test can
+/// kill the creator there.
+#[cfg(all(feature = "test-seams", not(miri)))]
 fn creation_pause_point() {
     if let Ok(path) = std::env::var("IPC_TEST_PAUSE_IN_CREATE") {
         let _ = std::fs::write(&path, b"paused");
@@ -99,6 +100,10 @@ impl Topic {
     /// Opens topic `name` in `domain`, creating it if needed, and checks that message type `M`,
     /// backend `B` and the requested options agree with it. Returns with the topic's lock held,
     /// so the caller can claim a slot before anyone can decide the topic is unused.
+    ///
+    /// Waiting for the lock is bounded ([`Error::LockTimeout`]). A topic segment that fails
+    /// validation is replaced if no live process holds a token of the topic, and is an error
+    /// naming the problem otherwise (see [`membership`], "Replace a corrupt object").
     pub fn join<M: ShmMessage, B: WaitBackend>(
         domain: &str,
         name: &str,
@@ -106,10 +111,28 @@ impl Topic {
     ) -> Result<(Topic, FileLock)> {
         domain::validate(name, "topic")?;
         let seg_name = segment_name(domain, name)?;
-        let lock = membership::lock(domain, &object_name(name))?;
-        let topic = match membership::open_or_replace(&seg_name, SegmentKind::Topic)? {
-            Some(segment) => {
-                let existing = Self::from_segment(domain, name, segment, B::cleanup)?;
+        let object = object_name(name);
+        let lock = membership::lock(domain, &object)?;
+        let roles = &[PUBLISHER, SUBSCRIBER];
+        let found = match membership::open_or_replace(
+            &seg_name,
+            SegmentKind::Topic,
+            domain,
+            &object,
+            roles,
+        )? {
+            Some(segment) => match Self::from_segment(domain, name, segment, B::cleanup) {
+                Ok(existing) => Some(existing),
+                Err(err) if membership::is_corruption(&err) => {
+                    membership::replace_corrupt(domain, &object, roles, &seg_name, &err)?;
+                    None
+                }
+                Err(err) => return Err(err),
+            },
+            None => None,
+        };
+        let topic = match found {
+            Some(existing) => {
                 if membership::anyone_alive(&existing) {
                     existing.check::<M, B>(request)?;
                     existing
@@ -172,7 +195,7 @@ impl Topic {
                 // page-aligned; the header offset is 64-aligned. Zero is the initial state of
                 // every registry slot, so only the header needs writing.
                 unsafe { seg.base().add(layout.header).cast::<TopicHeader>().write(header) };
-                #[cfg(not(miri))]
+                #[cfg(all(feature = "test-seams", not(miri)))]
                 creation_pause_point();
             },
         )?;
@@ -247,6 +270,20 @@ impl Topic {
             topic.cleanup = cleanup;
         }
         Ok(topic)
+    }
+
+    /// For tools, with the topic's lock held: removes a topic segment that failed validation
+    /// with `problem` if no live process holds a token of the topic, else fails naming the
+    /// problem (the rule of [`membership::replace_corrupt`]).
+    pub fn remove_corrupt(domain: &str, name: &str, problem: &Error) -> Result<()> {
+        let seg_name = segment_name(domain, name)?;
+        membership::replace_corrupt(
+            domain,
+            &object_name(name),
+            &[PUBLISHER, SUBSCRIBER],
+            &seg_name,
+            problem,
+        )
     }
 
     /// The topic's membership lock (for tools that change a topic they did not join).
@@ -433,16 +470,13 @@ impl Topic {
         }
     }
 
-    /// Called by a participant after it released its slot: removes the topic if nobody alive
-    /// uses it any more.
+    /// Called by a participant after it released its slot and dropped its token (this runs in
+    /// `Drop`): removes the topic if nobody alive uses it any more. Waits for the topic's lock
+    /// only briefly ([`membership::lock_to_leave`]); without it, the topic stays for the next
+    /// joiner to replace, the next participant to leave or `ipc clean` to remove.
     pub fn leave(&self) {
-        match Self::lock(&self.domain, &self.name) {
-            Ok(lock) => {
-                self.remove_if_unused(lock);
-            }
-            Err(err) => {
-                tracing::warn!(topic = %self.name, %err, "could not lock the topic to leave it")
-            }
+        if let Some(lock) = membership::lock_to_leave(&self.domain, &self.object) {
+            self.remove_if_unused(lock);
         }
     }
 }
