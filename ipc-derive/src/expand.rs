@@ -18,6 +18,12 @@
 //! const _: () = {
 //!     unsafe impl<T: ::ipc_runtime::ShmSafe> ::ipc_runtime::ShmSafe for Pose<T> {
 //!         const LAYOUT_FINGERPRINT: u64 = <Self as ::ipc_runtime::ShmMessage>::FINGERPRINT;
+//!         const NO_UNINIT: bool = __private::fingerprint::no_uninit(&[/* the parts below */]);
+//!         const MAY_BE_INVALID: bool = __private::fingerprint::may_be_invalid(&[/* same */]);
+//!         unsafe fn check_bits(value: *const Self) -> __private::CheckResult {
+//!             // Each field that may be invalid, at its offset (enums: `check_enum`).
+//!             unsafe { __private::validity::check_struct(value.cast(), const { &[/* same */] }) }
+//!         }
 //!     }
 //!     impl<T: ::ipc_runtime::ShmSafe> ::ipc_runtime::ShmMessage for Pose<T> {
 //!         const FINGERPRINT: u64 = __private::fingerprint::of(&[
@@ -102,6 +108,13 @@ pub(crate) fn impls(cont: &Container<'_>) -> TokenStream {
     //     `compile_error!` is emitted instead;
     // (3) every generic type parameter is `ShmSafe`: `bounded_generics` adds the bound, so
     //     fields of generic type are covered by (2) for every instantiation.
+    // (4) no field has interior mutability: the `ShmSafe` impls of atomics and cells never
+    //     apply (see `ipc_runtime::message::InteriorMutability`), so (2) covers it;
+    // (5) `check_bits` accepts exactly the valid values: it checks every field whose type may
+    //     be invalid with that type's own check, at the field's offset (`offset_of!` for
+    //     structs; for enums, RFC 2195's layout of the representation), and for enums that the
+    //     tag is one of the discriminants as rustc computes them; `MAY_BE_INVALID` is `true`
+    //     for enums and for structs with such a field.
     // Enum tags are plain integers of the representation's type. A value of such a type holds
     // no address and no handle, so copied byte for byte into another process it means the
     // same there.
@@ -148,9 +161,7 @@ pub(crate) fn impls(cont: &Container<'_>) -> TokenStream {
             const NO_UNINIT: #bool_ = #no_uninit;
             const MAY_BE_INVALID: #bool_ = #may_be_invalid;
             #[inline]
-            unsafe fn check_bits(
-                value: *const Self,
-            ) -> #p::core::result::Result<(), #p::InvalidValue> {
+            unsafe fn check_bits(value: *const Self) -> #p::CheckResult {
                 // SAFETY: the caller's promise (`ShmSafe::check_bits`); the parts describe
                 // this very type.
                 unsafe { #check }

@@ -39,6 +39,11 @@
 //!   [`Error::InvalidMessage`](crate::Error::InvalidMessage), naming the topic, the publisher,
 //!   the field (`Reading.status`, `Frame.flags[3]`) and the value found. For a type without
 //!   invalid bit patterns `MAY_BE_INVALID` is `false` and the check compiles to nothing.
+//!   Elements of a [`ShmVec`](crate::ShmVec) and the value of a [`ShmBox`](crate::ShmBox) are
+//!   checked too, at receive, through the same bounds-checked pointer resolution as a deref.
+//!   (A message that travels inside its ring entry is checked on the subscriber's own copy. One
+//!   in a pool slot is checked in place: a publisher that breaks the protocol by rewriting a
+//!   slot after delivering it, in its own memory, can still change it after the check.)
 //!
 //! `Option<T>` is `ShmSafe` only where Rust guarantees its layout (`Option<NonZero*>`): the
 //! layout of any other `Option` is unspecified, so no reader can check its tag. Use an enum
@@ -703,28 +708,34 @@ unsafe impl<T: ?Sized + 'static> ShmSafe for PhantomData<T> {
     note = "Rust fixes the layout of `Option<T>` only for a few `T` (here: `NonZero*`); for others, where the tag is and which values mean `None` may differ between builds, and a reader cannot check it",
     note = "use an enum that derives `ShmMessage` with `#[repr(C, u8)]`, such as `enum Maybe<T>` with variants `Nothing` and `Just(T)`: its tag is checked when a subscriber receives it"
 )]
-pub trait OptionLayout<T: ?Sized> {}
+pub trait OptionLayout<T: ?Sized> {
+    /// `LAYOUT_FINGERPRINT` of `T`.
+    const INNER: u64;
+}
 
 macro_rules! option_layout {
     ($($t:ty),* $(,)?) => {$(
-        impl OptionLayout<NonZero<$t>> for Refused {}
+        impl OptionLayout<NonZero<$t>> for Refused {
+            const INNER: u64 = <NonZero<$t> as ShmSafe>::LAYOUT_FINGERPRINT;
+        }
     )*};
 }
 
 option_layout!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
 
 // SAFETY: only for `NonZero*` (`OptionLayout`): `Option<NonZero<T>>` has the layout of `T`,
-// with `None` as zero, so every bit pattern is valid and means the same everywhere.
-unsafe impl<T: ShmSafe> ShmSafe for Option<T>
+// with `None` as zero, so every bit pattern is valid, means the same everywhere, and no byte
+// is uninitialised.
+unsafe impl<T: 'static> ShmSafe for Option<T>
 where
     Refused: OptionLayout<T>,
 {
     const LAYOUT_FINGERPRINT: u64 = fingerprint::layout(
-        fingerprint::str(T::LAYOUT_FINGERPRINT, "Option"),
+        fingerprint::str(<Refused as OptionLayout<T>>::INNER, "Option"),
         size_of::<Self>(),
         align_of::<Self>(),
     );
-    const NO_UNINIT: bool = T::NO_UNINIT;
+    const NO_UNINIT: bool = true;
 }
 
 macro_rules! tuples {
@@ -751,7 +762,7 @@ macro_rules! tuples {
                     // SAFETY: the element lies at its offset inside the tuple the caller
                     // vouches for.
                     unsafe {
-                        validity::field::<$name>(
+                        validity::check_field::<$name>(
                             value.cast::<u8>().wrapping_add(core::mem::offset_of!(Self, $idx)),
                             stringify!($idx),
                         )

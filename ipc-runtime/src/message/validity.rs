@@ -1,4 +1,4 @@
-//! Bit validity: what [`ShmSafe::check_bits`](super::ShmSafe::check_bits) reports
+//! Bit validity: what [`ShmSafe::check_bits`] reports
 //! ([`InvalidValue`]) and the helpers `#[derive(ShmMessage)]` expands to.
 //!
 //! The checks read a value's bytes through raw pointers, one field at a time, and never create
@@ -148,37 +148,15 @@ fn hex(v: i128) -> String {
 ///
 /// As for [`ShmSafe::check_bits`] of `F`, at `at`.
 #[inline(always)]
-pub unsafe fn field<F: ShmSafe>(at: *const u8, name: &'static str) -> Result<(), InvalidValue> {
-    if !F::MAY_BE_INVALID {
-        return Ok(());
-    }
-    // SAFETY: the caller's promise, passed on.
-    unsafe { F::check_bits(at.cast::<F>()) }.map_err(|e| e.in_field(name))
-}
-
-/// Checks the field of type `F` at offset `offset` of a variant named `variant` (the derive's
-/// enum checks): nothing at all unless `F` may be invalid.
-///
-/// # Errors
-///
-/// `F::check_bits`'s, two levels up (in field `name` of variant `variant`).
-///
-/// # Safety
-///
-/// As for [`ShmSafe::check_bits`] of `F`, at `base + offset`.
-#[inline(always)]
-pub unsafe fn variant_field<F: ShmSafe>(
-    base: *const u8,
-    offset: usize,
-    variant: &'static str,
+pub(crate) unsafe fn check_field<F: ShmSafe>(
+    at: *const u8,
     name: &'static str,
 ) -> Result<(), InvalidValue> {
     if !F::MAY_BE_INVALID {
         return Ok(());
     }
     // SAFETY: the caller's promise, passed on.
-    unsafe { F::check_bits(base.wrapping_add(offset).cast::<F>()) }
-        .map_err(|e| e.in_field(name).in_variant(variant))
+    unsafe { F::check_bits(at.cast::<F>()) }.map_err(|e| e.in_field(name))
 }
 
 /// Reads an enum's tag: `size` bytes at `at` (1, 2, 4, 8 or 16, maybe unaligned), as an
@@ -229,49 +207,6 @@ pub fn bad_tag(tag: u128, type_name: &str, discriminants: &[i128]) -> InvalidVal
     };
     let found = if tag < 256 { tag.to_string() } else { format!("{tag:#x}") };
     InvalidValue::new(found, expected)
-}
-
-/// Where field `index` of a `#[repr(C)]` struct with fields of the given sizes and alignments
-/// starts, if the struct starts at `start` (with `start` a multiple of the struct's
-/// alignment): after the previous field, rounded up to the field's alignment.
-///
-/// This is how the variant fields of enums with `#[repr(C)]` or a primitive representation are
-/// laid out (RFC 2195; offsets of variant fields cannot be taken with `offset_of!` on stable
-/// Rust).
-///
-/// ```
-/// use ipc_runtime::message::validity::repr_c_offset;
-///
-/// // `#[repr(u8)] enum E { A(u8, u32) }`: tag at 0, then 1, then 4.
-/// assert_eq!(repr_c_offset(1, &[(1, 1), (4, 4)], 0), 1);
-/// assert_eq!(repr_c_offset(1, &[(1, 1), (4, 4)], 1), 4);
-/// ```
-pub const fn repr_c_offset(start: usize, fields: &[(usize, usize)], index: usize) -> usize {
-    let mut at = start;
-    let mut i = 0;
-    while i < fields.len() {
-        let (size, align) = fields[i];
-        at = at.next_multiple_of(align);
-        if i == index {
-            return at;
-        }
-        at += size;
-        i += 1;
-    }
-    at
-}
-
-/// The alignment of a `#[repr(C)]` struct with fields of the given sizes and alignments.
-pub const fn repr_c_align(fields: &[(usize, usize)]) -> usize {
-    let mut align = 1;
-    let mut i = 0;
-    while i < fields.len() {
-        if fields[i].1 > align {
-            align = fields[i].1;
-        }
-        i += 1;
-    }
-    align
 }
 
 /// Checks the `len` elements of a sequence in the shared heap (`ShmVec`'s check, and
@@ -338,7 +273,7 @@ pub unsafe fn check_struct(base: *const u8, parts: &[Part]) -> Result<(), Invali
 /// The derived `check_bits` of an enum with `#[repr(C)]`, a primitive representation or both:
 /// the tag (`tag_size` bytes at offset 0) must be one of the discriminants, then the fields of
 /// that variant are checked at the offsets the representation gives them (`c`: whether it
-/// includes `C`; see [`repr_c_offset`]). Everything comes from the parts of the enum's
+/// includes `C`). Everything comes from the parts of the enum's
 /// fingerprint: name, representation, layout, variant count, then per variant its name,
 /// discriminant, field count and fields.
 ///

@@ -70,9 +70,11 @@ impl<M: ShmMessage> Held<M> {
             return Ok(());
         }
         let at: *const M = match self {
-            // SAFETY (of the projection): the slot lies in the mapped pool (checked when the
-            // subscriber connected); no reference to the value is made.
-            Held::Slot { slot, .. } => unsafe { std::ptr::addr_of!((*slot.as_ptr()).value) }.cast(),
+            Held::Slot { slot, .. } => {
+                // SAFETY: the slot lies in the mapped pool (checked when the subscriber
+                // connected); the projection makes no reference to the value.
+                unsafe { std::ptr::addr_of!((*slot.as_ptr()).value) }.cast()
+            }
             Held::Copy(words) => words.as_ptr().cast(),
         };
         // SAFETY: `at` points to `size_of::<M>()` readable bytes: a pool slot the publisher

@@ -263,6 +263,14 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     }
 
     /// Takes the next message if one is queued; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`] if the next message fails its validity check
+    /// ([`ShmSafe::check_bits`](crate::ShmSafe::check_bits)): it went back to its publisher
+    /// unread, and the next call goes on with later messages. [`Error::Corrupted`] if a
+    /// publisher wrote garbage into its ring, [`Error::TooManyBorrowed`] if `max_borrowed`
+    /// samples are held.
     pub fn try_receive(&self) -> Result<Option<Sample<'_, M, B>>> {
         let mut st = self.state.lock();
         self.refresh(&mut st);
