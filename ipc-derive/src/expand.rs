@@ -18,6 +18,12 @@
 //! const _: () = {
 //!     unsafe impl<T: ::ipc_runtime::ShmSafe> ::ipc_runtime::ShmSafe for Pose<T> {
 //!         const LAYOUT_FINGERPRINT: u64 = <Self as ::ipc_runtime::ShmMessage>::FINGERPRINT;
+//!         const NO_UNINIT: bool = __private::fingerprint::no_uninit(&[/* the parts below */]);
+//!         const MAY_BE_INVALID: bool = __private::fingerprint::may_be_invalid(&[/* same */]);
+//!         unsafe fn check_bits(value: *const Self) -> __private::CheckResult {
+//!             // Each field that may be invalid, at its offset (enums: `check_enum`).
+//!             unsafe { __private::validity::check_struct(value.cast(), const { &[/* same */] }) }
+//!         }
 //!     }
 //!     impl<T: ::ipc_runtime::ShmSafe> ::ipc_runtime::ShmMessage for Pose<T> {
 //!         const FINGERPRINT: u64 = __private::fingerprint::of(&[
@@ -102,25 +108,64 @@ pub(crate) fn impls(cont: &Container<'_>) -> TokenStream {
     //     `compile_error!` is emitted instead;
     // (3) every generic type parameter is `ShmSafe`: `bounded_generics` adds the bound, so
     //     fields of generic type are covered by (2) for every instantiation.
+    // (4) no field has interior mutability: the `ShmSafe` impls of atomics and cells never
+    //     apply (see `ipc_runtime::message::InteriorMutability`), so (2) covers it;
+    // (5) `check_bits` accepts exactly the valid values: it checks every field whose type may
+    //     be invalid with that type's own check, at the field's offset (`offset_of!` for
+    //     structs; for enums, RFC 2195's layout of the representation), and for enums that the
+    //     tag is one of the discriminants as rustc computes them; `MAY_BE_INVALID` is `true`
+    //     for enums and for structs with such a field.
     // Enum tags are plain integers of the representation's type. A value of such a type holds
     // no address and no handle, so copied byte for byte into another process it means the
     // same there.
-    let no_uninit = match &cont.data {
-        // From the same parts as the fingerprint, so a bad field type is reported once.
+    //
+    // Validity (`MAY_BE_INVALID`, `check_bits`): from the same parts as the fingerprint, so that
+    // each field's own validity comes with the proof that it is `ShmSafe` and a bad field type
+    // is reported once. A struct may be invalid if a field may; its check checks those fields
+    // at their offsets. An enum always may (its tag); its check reads the tag, finds the
+    // variant and checks that variant's fields at the offsets its representation gives them.
+    let p = quote!(#krate::__private);
+    let u8_ = prim(cont, "u8");
+    let (no_uninit, may_be_invalid, check, tag_enum) = match &cont.data {
         Data::Struct(fields) => {
             let parts = struct_parts(cont, &type_name, fields);
-            let p = quote!(#krate::__private);
-            quote!(#p::fingerprint::no_uninit(&[#parts]))
+            (
+                quote!(#p::fingerprint::no_uninit(&[#parts])),
+                quote!(#p::fingerprint::may_be_invalid(&[#parts])),
+                quote!(#p::validity::check_struct(value.cast::<#u8_>(), const { &[#parts] })),
+                None,
+            )
         }
-        // Tags and variants of different sizes leave room for padding: say no.
-        Data::Enum(_) => quote!(false),
+        Data::Enum(variants) => {
+            let parts = enum_parts(cont, &type_name, variants);
+            let (tag_size, tag_enum) = tag_size(cont, variants);
+            let c = cont.repr.c.is_some();
+            (
+                // Tags and variants of different sizes leave room for padding: say no.
+                quote!(false),
+                quote!(true),
+                quote! {
+                    #p::validity::check_enum(value.cast::<#u8_>(), const { &[#parts] }, #tag_size, #c)
+                },
+                tag_enum,
+            )
+        }
     };
     let bool_ = prim(cont, "bool");
     quote! {
+        #tag_enum
+
         #[automatically_derived]
         unsafe impl #impl_generics #krate::ShmSafe for #ident #ty_generics #where_clause {
             const LAYOUT_FINGERPRINT: #u64 = <Self as #krate::ShmMessage>::FINGERPRINT;
             const NO_UNINIT: #bool_ = #no_uninit;
+            const MAY_BE_INVALID: #bool_ = #may_be_invalid;
+            #[inline]
+            unsafe fn check_bits(value: *const Self) -> #p::CheckResult {
+                // SAFETY: the caller's promise (`ShmSafe::check_bits`); the parts describe
+                // this very type.
+                unsafe { #check }
+            }
         }
 
         #[automatically_derived]
@@ -246,6 +291,51 @@ fn enum_fingerprint(
 ) -> TokenStream {
     let krate = cont.attrs.krate();
     let p = quote!(#krate::__private);
+    let parts = enum_parts(cont, type_name, variants);
+    quote! {
+        #p::fingerprint::of(&[
+            #parts
+        ])
+    }
+}
+
+/// The size of an enum's tag, and the item it needs: with a primitive representation, the
+/// primitive's size; with `repr(C)` alone, the size of a fieldless `repr(C)` enum with the same
+/// discriminants (what RFC 2195 lays the tag out as; C's `int` or larger, by target).
+fn tag_size(cont: &Container<'_>, variants: &[Variant<'_>]) -> (TokenStream, Option<TokenStream>) {
+    let krate = cont.attrs.krate();
+    let p = quote!(#krate::__private);
+    if let Some(int) = &cont.repr.int {
+        let int = prim(cont, &int.to_string());
+        return (quote!(#p::size_of::<#int>()), None);
+    }
+    if variants.is_empty() {
+        // rustc rejects the representation of an enum without variants (E0084).
+        return (quote!(0), None);
+    }
+    let tag_variants = variants.iter().map(|v| {
+        let ident = v.ident;
+        match v.discriminant {
+            Some(expr) => quote!(#ident = #expr),
+            None => quote!(#ident),
+        }
+    });
+    let tag = quote! {
+        #[allow(dead_code, non_camel_case_types, clippy::all)]
+        #[repr(C)]
+        enum __ShmTag {
+            #(#tag_variants,)*
+        }
+    };
+    (quote!(#p::size_of::<__ShmTag>()), Some(tag))
+}
+
+/// The parts of an enum's fingerprint: the head, the variant count, and per variant its name,
+/// discriminant, field count and fields (through `variant_field::<FieldType>`, which requires
+/// `ShmSafe`). `check_enum` reads the same parts.
+fn enum_parts(cont: &Container<'_>, type_name: &str, variants: &[Variant<'_>]) -> TokenStream {
+    let krate = cont.attrs.krate();
+    let p = quote!(#krate::__private);
     let head = head(cont, type_name);
     let count = variants.len() as u64;
     // Discriminants have the type of the primitive representation, `isize` for `repr(C)`.
@@ -292,10 +382,8 @@ fn enum_fingerprint(
         }
     });
     quote! {
-        #p::fingerprint::of(&[
-            #head
-            #p::Part::U64(#count),
-            #(#variants)*
-        ])
+        #head
+        #p::Part::U64(#count),
+        #(#variants)*
     }
 }

@@ -4,6 +4,19 @@
 //! the traits it implements; the derive's output refers to `::ipc_runtime`. See
 //! [`ShmMessage`](derive@ShmMessage) for what it accepts and emits.
 //!
+//! A subscriber reads messages in memory another process wrote and maps read-only, so the
+//! derive enforces two rules besides "no pointers, no handles, a stable layout":
+//!
+//! - **no interior mutability**: a field with an atomic, `Cell`, `RefCell`, `OnceCell` or
+//!   `UnsafeCell`, at any depth (in an array, a tuple, a container, another derived type or a
+//!   generic argument), is a compile error at that field saying why — a reader could write
+//!   through `&self` into its read-only mapping;
+//! - **bit validity is checked**: the derive generates `ShmSafe::check_bits` (every field with
+//!   invalid bit patterns, by offset; for enums the tag, then that variant's fields) and
+//!   `ShmSafe::MAY_BE_INVALID`. Subscribers run the check before a reader sees a sample; for a
+//!   type whose fields accept every bit pattern `MAY_BE_INVALID` is `false` and the check
+//!   compiles to nothing.
+//!
 //! The crate is laid out like `serde_derive`: this file only dispatches, and
 //!
 //! | module | does |
@@ -67,8 +80,9 @@ use syn::DeriveInput;
 ///   (`#[repr(u8)]`, `#[repr(i32)]`, ...) or both (`#[repr(C, u8)]`);
 /// - generic types: the derive adds `T: ShmSafe` to every type parameter and keeps the
 ///   bounds and `where` clause you wrote; const generics (`[T; N]`) work as they are;
-/// - any field type that is `ShmSafe`: primitives, arrays, tuples, `Option`, atomics,
-///   `PhantomData`, `ShmVec<T>`, `ShmString`, `ShmBox<T>`, and other derived types.
+/// - any field type that is `ShmSafe`: primitives (`bool`, `char` and `NonZero*` too), arrays,
+///   tuples, `Option<NonZero*>`, `PhantomData`, `ShmVec<T>`, `ShmString`, `ShmBox<T>`, and
+///   other derived types.
 ///
 /// # What it rejects
 ///
@@ -104,12 +118,39 @@ use syn::DeriveInput;
 /// }
 /// ```
 ///
+/// - any field with interior mutability — atomics, `Cell`, `RefCell`, `OnceCell`,
+///   `UnsafeCell` — however deeply nested (`[AtomicU32; 2]`, `ShmVec<AtomicU64>`,
+///   `Wrapper<Cell<u32>>`): a subscriber maps messages read-only, so writing through `&self`
+///   would fault, and a value that changes under a `&` is undefined behaviour. The error is at
+///   the field and says so:
+///
+/// ```compile_fail,E0277
+/// use ipc_runtime::prelude::*;
+/// use std::sync::atomic::AtomicU64;
+///
+/// #[derive(ShmMessage)]
+/// #[repr(C)]
+/// struct Stats {
+///     hits: AtomicU64, // error: `AtomicU64` has interior mutability: a subscriber maps messages read-only, ...
+/// }
+/// ```
+///
+/// - `Option<T>` for any `T` but `NonZero*`: Rust leaves its layout (where the tag is, which
+///   values mean `None`) unspecified, so no reader could check it. Use an enum with
+///   `#[repr(C, u8)]`, which the derive checks.
+///
 /// # What it emits
 ///
 /// Inside `const _: () = { ... };`, with fully qualified paths (it works under
 /// `#![no_implicit_prelude]`):
 ///
-/// - `unsafe impl ShmSafe`, whose `LAYOUT_FINGERPRINT` is the `FINGERPRINT`;
+/// - `unsafe impl ShmSafe`, whose `LAYOUT_FINGERPRINT` is the `FINGERPRINT`, with the
+///   validity check: `MAY_BE_INVALID` (whether any field may hold an invalid bit pattern;
+///   always for enums) and `check_bits`, which reads the value through raw pointers — for a
+///   struct each field that may be invalid, at its offset; for an enum the tag, which must be
+///   one of the discriminants, then that variant's fields at the offsets the representation
+///   gives them — and reports the path to the first invalid field (`Reading.status`,
+///   `Frame.flags[3]`, `Command::Go.speed`) and what it held;
 /// - `impl ShmMessage` with `TYPE_NAME` (the name as written: `"Pose"`, `"Wrapper<T>"`) and
 ///   `FINGERPRINT`, a compile-time hash of the type's name, representation, size and
 ///   alignment, and of each field's name, offset (`core::mem::offset_of!`) and own
@@ -139,8 +180,10 @@ use syn::DeriveInput;
 /// - Every type parameter gets `T: ShmSafe`, also one used only in `PhantomData<T>`, which
 ///   would accept any `T`.
 /// - The fingerprint of an enum does not hash the offsets of variant fields (see above).
-/// - Validity is not checked: like `bool` or `char`, an enum read from shared memory written
-///   by a faulty or hostile process may hold an invalid discriminant.
+/// - The validity check runs when a subscriber receives a sample. A publisher that breaks the
+///   protocol by changing a pooled sample *after* delivering it (the pool is its own memory)
+///   can still change the bytes after the check; messages small enough to travel inside the
+///   ring entry are checked on the subscriber's own copy and cannot be changed.
 #[proc_macro_derive(ShmMessage, attributes(shm))]
 pub fn derive_shm_message(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     derive(syn::parse_macro_input!(input as DeriveInput)).into()

@@ -311,6 +311,32 @@ pub enum Error {
         max: u32,
     },
 
+    /// A publisher sent a message that is not a valid value of the topic's type: a field with
+    /// invalid bit patterns (a `bool`, `char`, enum, `NonZero*`, ...) held a value it cannot
+    /// have (see [`ShmSafe::check_bits`](crate::ShmSafe::check_bits)). The subscriber did not
+    /// hand it out: the sample went back to its publisher, and the next receive goes on with
+    /// later messages.
+    #[error(
+        "topic `{topic}`: publisher {publisher} (pid {pid}) sent an invalid message: `{field}` holds {found}, which is not {expected}; it was returned unread"
+    )]
+    InvalidMessage {
+        /// Topic name.
+        topic: String,
+        /// The publisher's slot in the topic ([`Sample::publisher_index`](crate::Sample::publisher_index)).
+        publisher: u32,
+        /// The publisher's process id, as it registered it.
+        pid: u32,
+        /// The sample's sequence number from that publisher.
+        sequence: u64,
+        /// Path to the field that failed, from the type's name: `Reading.status`,
+        /// `Frame.flags[3]`, `Command::Go.speed`.
+        field: String,
+        /// What the field held (`7`, `0xdeadbeef`).
+        found: String,
+        /// What a valid value would have been (``a `bool` (0 or 1)``).
+        expected: String,
+    },
+
     /// Every publisher of the topic is dead or gone (when the subscriber asked to be told).
     #[error("topic `{topic}` has no live publisher any more")]
     NoPublisher {

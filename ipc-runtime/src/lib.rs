@@ -97,6 +97,9 @@ pub mod __private {
     //! may define `struct u64;`.
     pub use crate::message::fingerprint;
     pub use crate::message::fingerprint::{Part, field, variant_field};
+    pub use crate::message::{InvalidValue, validity};
+    /// What `check_bits` returns.
+    pub type CheckResult = core::result::Result<(), InvalidValue>;
     pub use core;
     pub use core::convert::identity;
     pub use core::mem::{align_of, offset_of, size_of};

@@ -7,30 +7,85 @@
 //! `#[derive(ShmMessage)]` proves it for a user's type at compile time, and computes a layout
 //! [fingerprint](ShmMessage::FINGERPRINT) that publishers and subscribers compare at run time so
 //! two programs with different definitions of "the same" type never exchange bytes.
+//!
+//! # Readers never trust the writer
+//!
+//! A subscriber reads a message in memory that another process wrote and that it maps
+//! read-only. Two rules keep that sound whatever the writer did:
+//!
+//! - **No interior mutability.** Atomics, `Cell`, `RefCell`, `OnceCell` and `UnsafeCell` are
+//!   not [`ShmSafe`], so no message type (derived or built from the impls here) contains one,
+//!   however deeply nested. A reader could otherwise write through `&self` into its read-only
+//!   mapping (a `fetch_add` on a received `AtomicU64` faults), and a value that may change under
+//!   a `&T` breaks what `&T` promises. The compiler says so at the field:
+//!
+//! ```compile_fail,E0277
+//! use ipc_runtime::prelude::*;
+//! use std::sync::atomic::AtomicU64;
+//!
+//! #[derive(ShmMessage)]
+//! #[repr(C)]
+//! struct Counter {
+//!     hits: AtomicU64, // error: `AtomicU64` has interior mutability: a subscriber maps messages read-only ...
+//! }
+//! ```
+//!
+//! - **Bit validity is checked.** Types with invalid bit patterns (`bool`, `char`, enums,
+//!   `NonZero*`, and arrays, tuples, structs and containers holding them) say so in
+//!   [`ShmSafe::MAY_BE_INVALID`] and check a value's bytes in [`ShmSafe::check_bits`], which
+//!   `#[derive(ShmMessage)]` generates. A subscriber runs the check on every sample before its
+//!   reader sees it; a sample that fails is returned to its publisher and
+//!   [`Subscriber::try_receive`](crate::Subscriber::try_receive) reports
+//!   [`Error::InvalidMessage`](crate::Error::InvalidMessage), naming the topic, the publisher,
+//!   the field (`Reading.status`, `Frame.flags[3]`) and the value found. For a type without
+//!   invalid bit patterns `MAY_BE_INVALID` is `false` and the check compiles to nothing.
+//!   Elements of a [`ShmVec`](crate::ShmVec) and the value of a [`ShmBox`](crate::ShmBox) are
+//!   checked too, at receive, through the same bounds-checked pointer resolution as a deref.
+//!   (A message that travels inside its ring entry is checked on the subscriber's own copy. One
+//!   in a pool slot is checked in place: a publisher that breaks the protocol by rewriting a
+//!   slot after delivering it, in its own memory, can still change it after the check.)
+//!
+//! `Option<T>` is `ShmSafe` only where Rust guarantees its layout (`Option<NonZero*>`): the
+//! layout of any other `Option` is unspecified, so no reader can check its tag. Use an enum
+//! with `#[repr(C, u8)]` instead (`enum Maybe<T> { Nothing, Just(T) }`).
 
-use core::cell::UnsafeCell;
+use core::cell::{Cell, OnceCell, RefCell, UnsafeCell};
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
+use core::num::NonZero;
 use core::sync::atomic;
+
+pub use validity::InvalidValue;
 
 /// Types whose bytes mean the same thing in every process that maps them.
 ///
-/// Implemented for integers, floats, `bool`, `char`, `()`, arrays and tuples of `ShmSafe`
-/// types, atomics, [`PhantomData`], `Option<T>` of `ShmSafe` types, the shared containers
+/// Implemented for integers, floats, `bool`, `char`, `()`, `NonZero*`, arrays and tuples of
+/// `ShmSafe` types, [`PhantomData`], `Option<NonZero*>`, the shared containers
 /// ([`ShmVec`](crate::ShmVec), [`ShmString`](crate::ShmString), [`ShmBox`](crate::ShmBox)), and
 /// every `#[derive(ShmMessage)]` type.
 ///
 /// Deliberately *not* implemented for references, raw pointers, `NonNull`, `Box`, `Vec`,
 /// `String`, `Rc`, `Arc`, function pointers, trait objects, or anything holding a process-local
-/// handle (files, sockets, mutexes).
+/// handle (files, sockets, mutexes); nor for types with interior mutability (atomics, `Cell`,
+/// `RefCell`, `OnceCell`, `UnsafeCell`), which a reader of a read-only mapping must not have;
+/// nor for `Option<T>` other than `Option<NonZero*>`, whose layout Rust leaves unspecified (see
+/// [the module documentation](self)).
 ///
 /// # Safety
 ///
 /// Implementing this trait promises that a value of the type, copied byte for byte into another
 /// process, is valid there and means the same: it contains no absolute addresses, no
 /// process-local handles, and no references to memory outside shared segments (relocatable
-/// pointers such as those inside `ShmVec` are fine). Prefer `#[derive(ShmMessage)]`, which
-/// checks this for you.
+/// pointers such as those inside `ShmVec` are fine). It also promises:
+///
+/// - no interior mutability: no `UnsafeCell` anywhere in the type (atomics and cells contain
+///   one), since readers map messages read-only and hold `&Self` while the writer may not
+///   change the value;
+/// - bit validity is checked: if any bit pattern of the bytes a value keeps initialised is not a
+///   valid value, [`MAY_BE_INVALID`](Self::MAY_BE_INVALID) is `true` and
+///   [`check_bits`](Self::check_bits) accepts exactly the valid ones.
+///
+/// Prefer `#[derive(ShmMessage)]`, which checks all of this for you.
 ///
 /// ```compile_fail,E0277
 /// use ipc_runtime::prelude::*;
@@ -59,7 +114,7 @@ use core::sync::atomic;
 ///
 /// assert!(same_layout::<Pose, Pose>());
 /// assert!(!same_layout::<Pose, [f64; 1]>());
-/// assert!(!same_layout::<Option<Pose>, ShmVec<Pose>>());
+/// assert!(!same_layout::<[Pose; 1], ShmVec<Pose>>());
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be placed in shared memory",
@@ -106,6 +161,92 @@ pub unsafe trait ShmSafe: Sized + 'static {
     /// assert!(<[f64; 3] as ShmSafe>::NO_UNINIT);
     /// ```
     const NO_UNINIT: bool = false;
+
+    /// Whether some bit patterns are not valid values of the type (`bool`, `char`, enums,
+    /// `NonZero*`, or anything containing one), so that bytes written by another process must
+    /// pass [`check_bits`](Self::check_bits) before they are read as a `Self`.
+    ///
+    /// The default is `false`, which is part of the unsafe contract: every bit pattern of the
+    /// initialised bytes is a valid value. Readers test it before calling `check_bits`, so for
+    /// such types the check costs nothing (the branch is removed at compile time).
+    ///
+    /// ```
+    /// use ipc_runtime::prelude::*;
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(C)]
+    /// struct Plain {
+    ///     x: f64,
+    ///     id: [u32; 2],
+    /// }
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(C)]
+    /// struct Flagged {
+    ///     x: f64,
+    ///     ok: bool,
+    /// }
+    ///
+    /// assert!(!<Plain as ShmSafe>::MAY_BE_INVALID);
+    /// assert!(<Flagged as ShmSafe>::MAY_BE_INVALID);
+    /// assert!(<[char; 4] as ShmSafe>::MAY_BE_INVALID);
+    /// ```
+    const MAY_BE_INVALID: bool = false;
+
+    /// Checks that the bytes at `value` are a valid `Self`, without creating a reference to
+    /// them: reads go through raw pointers, field by field, and only the bytes of fields with
+    /// invalid bit patterns (and, for enums, the tag) are read at all.
+    ///
+    /// Returns which field failed and what it held (see [`InvalidValue`]). The default accepts
+    /// everything, which is right exactly when [`MAY_BE_INVALID`](Self::MAY_BE_INVALID) is
+    /// `false`. `#[derive(ShmMessage)]` generates it for structs (every field) and enums (the
+    /// tag must be one of the discriminants, then the fields of that variant).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidValue`] naming the path to the first invalid field below `Self` and what it held.
+    ///
+    /// # Safety
+    ///
+    /// `value` points to `size_of::<Self>()` bytes that stay readable during the call (they
+    /// need not be aligned: fields of packed structs are not), and every byte that a value of
+    /// `Self` keeps initialised (all but padding) is initialised, whatever its value.
+    ///
+    /// ```
+    /// use ipc_runtime::prelude::*;
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(u32)]
+    /// enum Status {
+    ///     Idle,
+    ///     Busy,
+    /// }
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(C)]
+    /// struct Reading {
+    ///     value: f32,
+    ///     status: Status,
+    /// }
+    ///
+    /// // What a faulty or hostile publisher might have written: status 0xdeadbeef.
+    /// let bytes: [u32; 2] = [1.5f32.to_bits(), 0xdead_beef];
+    /// // SAFETY: 8 initialised bytes, the size of `Reading`.
+    /// let err = unsafe { Reading::check_bits(bytes.as_ptr().cast()) }.unwrap_err();
+    /// assert_eq!(err.path("Reading"), "Reading.status");
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "`.status` holds 0xdeadbeef, which is not a discriminant of `Status` (0, 1)"
+    /// );
+    ///
+    /// let bytes: [u32; 2] = [1.5f32.to_bits(), 1];
+    /// // SAFETY: as above.
+    /// assert!(unsafe { Reading::check_bits(bytes.as_ptr().cast()) }.is_ok());
+    /// ```
+    unsafe fn check_bits(value: *const Self) -> Result<(), InvalidValue> {
+        let _ = value;
+        Ok(())
+    }
 }
 
 /// A type that can be sent through a topic: [`ShmSafe`] plus a layout fingerprint and a name.
@@ -219,7 +360,7 @@ pub mod fingerprint {
     /// One part of a derived type's fingerprint: `#[derive(ShmMessage)]` expands to a list of
     /// parts folded by [`of`], one part per line, with no local variables (so nothing in the
     /// user's scope can capture a name of the expansion) and no nesting.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[derive(Clone, Copy, Debug)]
     pub enum Part {
         /// A string: the type's name, its representation, a variant's name.
         Str(&'static str),
@@ -229,12 +370,13 @@ pub mod fingerprint {
         I128(i128),
         /// The type's size and alignment.
         Layout(usize, usize),
-        /// A struct field: name, offset and the field type's fingerprint, then its size and
-        /// whether it has no uninitialised byte (for [`no_uninit`], not hashed); see [`field`].
-        Field(&'static str, usize, u64, usize, bool),
-        /// An enum variant's field: name and the field type's fingerprint; see
-        /// [`variant_field`].
-        VariantField(&'static str, u64),
+        /// A struct field: name, offset and the field type's fingerprint, then its size,
+        /// whether it has no uninitialised byte (for [`no_uninit`]) and its validity check (for
+        /// [`may_be_invalid`] and the derived `check_bits`), which are not hashed; see [`field`].
+        Field(&'static str, usize, u64, usize, bool, Validity),
+        /// An enum variant's field: name and the field type's fingerprint, then its size,
+        /// alignment and validity check (not hashed); see [`variant_field`].
+        VariantField(&'static str, u64, usize, usize, Validity),
     }
 
     /// The fingerprint of a derived type: all `parts`, in order, hashed from [`START`].
@@ -265,10 +407,10 @@ pub mod fingerprint {
                 Part::U64(value) => u64(h, value),
                 Part::I128(value) => i128(h, value),
                 Part::Layout(size, align) => layout(h, size, align),
-                Part::Field(name, offset, fingerprint, _, _) => {
+                Part::Field(name, offset, fingerprint, ..) => {
                     u64(u64(str(h, name), offset as u64), fingerprint)
                 }
-                Part::VariantField(name, fingerprint) => u64(str(h, name), fingerprint),
+                Part::VariantField(name, fingerprint, ..) => u64(str(h, name), fingerprint),
             };
             i += 1;
         }
@@ -283,7 +425,66 @@ pub mod fingerprint {
     /// span, so a field that is not `ShmSafe` fails to compile right at that type, with the
     /// message of [`ShmSafe`](super::ShmSafe)'s `#[diagnostic::on_unimplemented]`.
     pub const fn field<T: super::ShmSafe>(name: &'static str, offset: usize) -> Part {
-        Part::Field(name, offset, T::LAYOUT_FINGERPRINT, size_of::<T>(), T::NO_UNINIT)
+        Part::Field(
+            name,
+            offset,
+            T::LAYOUT_FINGERPRINT,
+            size_of::<T>(),
+            T::NO_UNINIT,
+            Validity::of::<T>(),
+        )
+    }
+
+    /// A field type's validity: whether it may be invalid
+    /// ([`ShmSafe::MAY_BE_INVALID`](super::ShmSafe::MAY_BE_INVALID)) and its
+    /// [`check_bits`](super::ShmSafe::check_bits), on untyped bytes.
+    #[derive(Clone, Copy)]
+    pub struct Validity {
+        /// `MAY_BE_INVALID` of the field's type.
+        pub may_be_invalid: bool,
+        /// `check_bits` of the field's type.
+        pub check: unsafe fn(*const u8) -> Result<(), super::InvalidValue>,
+    }
+
+    impl Validity {
+        /// The validity of `T`.
+        pub const fn of<T: super::ShmSafe>() -> Self {
+            Validity { may_be_invalid: T::MAY_BE_INVALID, check: check_erased::<T> }
+        }
+    }
+
+    impl core::fmt::Debug for Validity {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.debug_struct("Validity").field("may_be_invalid", &self.may_be_invalid).finish()
+        }
+    }
+
+    /// `T::check_bits` on untyped bytes.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ShmSafe::check_bits`](super::ShmSafe::check_bits) of `T`, at `at`.
+    unsafe fn check_erased<T: super::ShmSafe>(at: *const u8) -> Result<(), super::InvalidValue> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { T::check_bits(at.cast::<T>()) }
+    }
+
+    /// [`ShmSafe::MAY_BE_INVALID`](super::ShmSafe::MAY_BE_INVALID) of a struct, from the parts
+    /// of its fingerprint (like [`no_uninit`]): whether any field may be invalid.
+    pub const fn may_be_invalid(parts: &[Part]) -> bool {
+        let mut i = 0;
+        while i < parts.len() {
+            match parts[i] {
+                Part::Field(.., validity) | Part::VariantField(.., validity)
+                    if validity.may_be_invalid =>
+                {
+                    return true;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        false
     }
 
     /// [`ShmSafe::NO_UNINIT`](super::ShmSafe::NO_UNINIT) of a struct, from the parts of its
@@ -318,7 +519,7 @@ pub mod fingerprint {
         while i < parts.len() {
             match parts[i] {
                 Part::Layout(s, _) if size.is_none() => size = Some(s),
-                Part::Field(_, _, _, field_size, field_no_uninit) => {
+                Part::Field(_, _, _, field_size, field_no_uninit, _) => {
                     if !field_no_uninit {
                         return false;
                     }
@@ -343,7 +544,13 @@ pub mod fingerprint {
     /// representation and the fields' sizes and alignments, which the fingerprint covers. The
     /// bound is the derive's proof of `ShmSafe`, as for [`field`].
     pub const fn variant_field<T: super::ShmSafe>(name: &'static str) -> Part {
-        Part::VariantField(name, T::LAYOUT_FINGERPRINT)
+        Part::VariantField(
+            name,
+            T::LAYOUT_FINGERPRINT,
+            size_of::<T>(),
+            align_of::<T>(),
+            Validity::of::<T>(),
+        )
     }
 }
 
@@ -364,40 +571,80 @@ macro_rules! primitives {
     )*};
 }
 
-primitives!(
-    u8,
-    u16,
-    u32,
-    u64,
-    u128,
-    usize,
-    i8,
-    i16,
-    i32,
-    i64,
-    i128,
-    isize,
-    f32,
-    f64,
-    bool,
-    char,
-    ()
-);
+primitives!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, ());
 
-macro_rules! atomics {
-    ($($t:ident),* $(,)?) => {$(
-        // SAFETY: atomics are plain memory words; they are how processes synchronise.
-        unsafe impl ShmSafe for atomic::$t {
-            const LAYOUT_FINGERPRINT: u64 = fingerprint::named(
-                stringify!($t),
-                size_of::<atomic::$t>(),
-                align_of::<atomic::$t>(),
-            );
+/// A primitive with invalid bit patterns: `$t` read as `$raw`, valid when `$valid`.
+macro_rules! checked_primitives {
+    ($($t:ty: $raw:ty, $expected:literal, |$v:ident| $valid:expr;)*) => {$(
+        // SAFETY: plain values without pointers or handles; `check_bits` accepts exactly the
+        // valid bit patterns (`$valid`).
+        #[diagnostic::do_not_recommend]
+        unsafe impl ShmSafe for $t {
+            const LAYOUT_FINGERPRINT: u64 =
+                fingerprint::named(stringify!($t), size_of::<$t>(), align_of::<$t>());
+            const NO_UNINIT: bool = true;
+            const MAY_BE_INVALID: bool = true;
+            #[inline]
+            unsafe fn check_bits(value: *const Self) -> Result<(), InvalidValue> {
+                // SAFETY: the caller guarantees `size_of::<$t>()` readable, initialised bytes
+                // (maybe unaligned); any bit pattern is a valid `$raw` of the same size.
+                let $v = unsafe { value.cast::<$raw>().read_unaligned() };
+                if $valid { Ok(()) } else { Err(InvalidValue::bits($v as i128, $expected)) }
+            }
+        }
+        impl ShmMessage for $t {
+            const FINGERPRINT: u64 = <$t as ShmSafe>::LAYOUT_FINGERPRINT;
+            const TYPE_NAME: &'static str = stringify!($t);
         }
     )*};
 }
 
-atomics!(
+checked_primitives! {
+    bool: u8, "a `bool` (0 or 1)", |v| v <= 1;
+    char: u32, "a `char` (a Unicode scalar value: at most 0x10ffff, not 0xd800..=0xdfff)",
+        |v| char::from_u32(v).is_some();
+    NonZero<u8>: u8, "a `NonZero<u8>`", |v| v != 0;
+    NonZero<u16>: u16, "a `NonZero<u16>`", |v| v != 0;
+    NonZero<u32>: u32, "a `NonZero<u32>`", |v| v != 0;
+    NonZero<u64>: u64, "a `NonZero<u64>`", |v| v != 0;
+    NonZero<u128>: u128, "a `NonZero<u128>`", |v| v != 0;
+    NonZero<usize>: usize, "a `NonZero<usize>`", |v| v != 0;
+    NonZero<i8>: i8, "a `NonZero<i8>`", |v| v != 0;
+    NonZero<i16>: i16, "a `NonZero<i16>`", |v| v != 0;
+    NonZero<i32>: i32, "a `NonZero<i32>`", |v| v != 0;
+    NonZero<i64>: i64, "a `NonZero<i64>`", |v| v != 0;
+    NonZero<i128>: i128, "a `NonZero<i128>`", |v| v != 0;
+    NonZero<isize>: isize, "a `NonZero<isize>`", |v| v != 0;
+}
+
+/// Implemented by nothing, ever: the `ShmSafe` impls of the types with interior mutability
+/// require `Refused: InteriorMutability<T>`, so they never apply, and the compiler's error for
+/// a message with such a field is this trait's message, at the field, saying why.
+///
+/// (A missing impl would give `ShmSafe`'s generic message instead. The trait's `Self` is a type
+/// of this crate and the trait is this crate's, so no other crate can add an impl.)
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{T}` has interior mutability: a subscriber maps messages read-only, so it cannot be part of a message",
+    label = "`{T}` has interior mutability",
+    note = "a reader holds `&Message` in memory it maps read-only: writing through `&self` (`fetch_add`, `set`, `replace`, ...) would fault, and a writer changing the value under a `&` is undefined behaviour",
+    note = "send plain values instead (`u64` for an `AtomicU64`, `u32` for a `Cell<u32>`): the publisher sets them before publishing; to signal between processes use a topic or an `Event`"
+)]
+pub trait InteriorMutability<T: ?Sized> {}
+
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Refused {}
+
+macro_rules! interior_mutability {
+    ($($t:ident),* $(,)?) => {$(
+        // SAFETY: never applies (see `InteriorMutability`): `Refused` implements nothing. The
+        // bound is higher-ranked only because a bound on concrete types must be provable.
+        unsafe impl ShmSafe for atomic::$t where for<'a> Refused: InteriorMutability<atomic::$t> {}
+    )*};
+}
+
+interior_mutability!(
     AtomicBool,
     AtomicU8,
     AtomicU16,
@@ -411,6 +658,15 @@ atomics!(
     AtomicIsize
 );
 
+macro_rules! interior_mutability_generic {
+    ($($t:ident),* $(,)?) => {$(
+        // SAFETY: never applies (see `InteriorMutability`): `Refused` implements nothing.
+        unsafe impl<T: 'static> ShmSafe for $t<T> where Refused: InteriorMutability<$t<T>> {}
+    )*};
+}
+
+interior_mutability_generic!(Cell, RefCell, OnceCell, UnsafeCell);
+
 // SAFETY: an array of position-independent values is position-independent.
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
     const LAYOUT_FINGERPRINT: u64 = fingerprint::layout(
@@ -420,6 +676,20 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
     );
     // Array elements are laid out back to back, with no padding between them.
     const NO_UNINIT: bool = T::NO_UNINIT;
+    const MAY_BE_INVALID: bool = T::MAY_BE_INVALID;
+    #[inline]
+    unsafe fn check_bits(value: *const Self) -> Result<(), InvalidValue> {
+        if !T::MAY_BE_INVALID {
+            return Ok(());
+        }
+        let first = value.cast::<T>();
+        for i in 0..N {
+            // SAFETY: element `i` lies inside the array the caller vouches for (elements are
+            // `size_of::<T>()` apart), with the same (perhaps missing) alignment.
+            unsafe { T::check_bits(first.wrapping_add(i)) }.map_err(|e| e.at_index(i))?;
+        }
+        Ok(())
+    }
 }
 
 // SAFETY: zero-sized; carries no data.
@@ -427,19 +697,45 @@ unsafe impl<T: ?Sized + 'static> ShmSafe for PhantomData<T> {
     const LAYOUT_FINGERPRINT: u64 = fingerprint::named("PhantomData", 0, 1);
 }
 
-// SAFETY: `Option<T>` stores a `T` or nothing; its tag (or niche) is plain data.
-unsafe impl<T: ShmSafe> ShmSafe for Option<T> {
+/// Implemented for the types `T` whose `Option<T>` has a layout Rust guarantees: `NonZero*`,
+/// for which `None` is all zeros and `Some(x)` the bytes of `x`. Every other `Option<T>` has an
+/// unspecified layout (where its tag is, and which values mean `None`), so that two builds may
+/// disagree on it and no reader can check it.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`Option<{T}>` cannot be placed in shared memory: its layout is unspecified",
+    label = "`Option<{T}>` has no stable layout",
+    note = "Rust fixes the layout of `Option<T>` only for a few `T` (here: `NonZero*`); for others, where the tag is and which values mean `None` may differ between builds, and a reader cannot check it",
+    note = "use an enum that derives `ShmMessage` with `#[repr(C, u8)]`, such as `enum Maybe<T>` with variants `Nothing` and `Just(T)`: its tag is checked when a subscriber receives it"
+)]
+pub trait OptionLayout<T: ?Sized> {
+    /// `LAYOUT_FINGERPRINT` of `T`.
+    const INNER: u64;
+}
+
+macro_rules! option_layout {
+    ($($t:ty),* $(,)?) => {$(
+        impl OptionLayout<NonZero<$t>> for Refused {
+            const INNER: u64 = <NonZero<$t> as ShmSafe>::LAYOUT_FINGERPRINT;
+        }
+    )*};
+}
+
+option_layout!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+// SAFETY: only for `NonZero*` (`OptionLayout`): `Option<NonZero<T>>` has the layout of `T`,
+// with `None` as zero, so every bit pattern is valid, means the same everywhere, and no byte
+// is uninitialised.
+unsafe impl<T: 'static> ShmSafe for Option<T>
+where
+    Refused: OptionLayout<T>,
+{
     const LAYOUT_FINGERPRINT: u64 = fingerprint::layout(
-        fingerprint::str(T::LAYOUT_FINGERPRINT, "Option"),
+        fingerprint::str(<Refused as OptionLayout<T>>::INNER, "Option"),
         size_of::<Self>(),
         align_of::<Self>(),
     );
-}
-
-// SAFETY: `UnsafeCell<T>` has the layout of `T`; interior mutability across processes is
-// exactly what shared memory is for, synchronisation being the user's concern.
-unsafe impl<T: ShmSafe> ShmSafe for UnsafeCell<T> {
-    const LAYOUT_FINGERPRINT: u64 = fingerprint::str(T::LAYOUT_FINGERPRINT, "UnsafeCell");
+    const NO_UNINIT: bool = true;
 }
 
 macro_rules! tuples {
@@ -459,6 +755,21 @@ macro_rules! tuples {
             // Elements never overlap: sizes adding up to the tuple's leave no padding.
             const NO_UNINIT: bool =
                 $($name::NO_UNINIT &&)+ (0 $(+ size_of::<$name>())+) == size_of::<Self>();
+            const MAY_BE_INVALID: bool = $($name::MAY_BE_INVALID ||)+ false;
+            #[inline]
+            unsafe fn check_bits(value: *const Self) -> Result<(), InvalidValue> {
+                $(
+                    // SAFETY: the element lies at its offset inside the tuple the caller
+                    // vouches for.
+                    unsafe {
+                        validity::check_field::<$name>(
+                            value.cast::<u8>().wrapping_add(core::mem::offset_of!(Self, $idx)),
+                            stringify!($idx),
+                        )
+                    }?;
+                )+
+                Ok(())
+            }
         }
     )*};
 }
@@ -474,6 +785,8 @@ tuples! {
     (A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7)
 }
 
+pub mod validity;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,9 +798,9 @@ mod tests {
         assert_shm_safe::<u8>();
         assert_shm_safe::<[u64; 4]>();
         assert_shm_safe::<(u8, u32, f64)>();
-        assert_shm_safe::<Option<u32>>();
+        assert_shm_safe::<Option<NonZero<u32>>>();
         assert_shm_safe::<PhantomData<String>>();
-        assert_shm_safe::<atomic::AtomicU64>();
+        assert_shm_safe::<NonZero<i64>>();
         assert_shm_safe::<crate::ShmVec<crate::ShmString>>();
     }
 
@@ -500,7 +813,8 @@ mod tests {
             <[u32; 2]>::LAYOUT_FINGERPRINT,
             <[u32; 3]>::LAYOUT_FINGERPRINT,
             <(u32, u32)>::LAYOUT_FINGERPRINT,
-            <Option<u32>>::LAYOUT_FINGERPRINT,
+            <Option<NonZero<u32>>>::LAYOUT_FINGERPRINT,
+            <NonZero<u32>>::LAYOUT_FINGERPRINT,
         ];
         for (i, a) in fps.iter().enumerate() {
             for b in &fps[i + 1..] {

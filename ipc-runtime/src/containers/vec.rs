@@ -57,6 +57,20 @@ unsafe impl<T: ShmSafe> ShmSafe for ShmVec<T> {
         size_of::<Self>(),
         align_of::<Self>(),
     );
+    // Elements with invalid bit patterns are checked where a subscriber receives the message
+    // (not at each deref): every element, through the same bounds-checked resolution.
+    const MAY_BE_INVALID: bool = T::MAY_BE_INVALID;
+    unsafe fn check_bits(value: *const Self) -> Result<(), crate::message::InvalidValue> {
+        // SAFETY: the caller vouches for the vector's bytes (maybe unaligned); the pointer and
+        // the length are plain integers, valid whatever their bits.
+        let (ptr, len) = unsafe {
+            (
+                ptr::addr_of!((*value).ptr).read_unaligned(),
+                ptr::addr_of!((*value).len).read_unaligned(),
+            )
+        };
+        crate::message::validity::elements::<T>(ptr, len, true)
+    }
 }
 
 const fn is_zst<T>() -> bool {

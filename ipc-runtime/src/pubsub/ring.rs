@@ -662,6 +662,7 @@ impl Consumer {
     }
 
     /// Test seam: queues raw completion values, as a buggy or hostile subscriber would write.
+    #[cfg(any(test, feature = "test-seams"))]
     pub fn give_back_raw(&mut self, d: &Delivery<'_>, r: &Receipt<'_>, values: &[u64]) {
         self.pending.extend_from_slice(values);
         self.flush(d, r);

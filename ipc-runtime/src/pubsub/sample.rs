@@ -60,6 +60,31 @@ pub(crate) enum Held<M> {
     Copy([u64; INLINE_WORDS]),
 }
 
+impl<M: ShmMessage> Held<M> {
+    /// Checks the message's bits ([`ShmSafe::check_bits`](crate::ShmSafe::check_bits)) before
+    /// anyone sees it as an `M`. Nothing at all for a type without invalid bit patterns
+    /// (`MAY_BE_INVALID` is a constant, and this is inlined).
+    #[inline(always)]
+    pub(crate) fn check(&self) -> std::result::Result<(), crate::message::InvalidValue> {
+        if !M::MAY_BE_INVALID {
+            return Ok(());
+        }
+        let at: *const M = match self {
+            Held::Slot { slot, .. } => {
+                // SAFETY: the slot lies in the mapped pool (checked when the subscriber
+                // connected); the projection makes no reference to the value.
+                unsafe { std::ptr::addr_of!((*slot.as_ptr()).value) }.cast()
+            }
+            Held::Copy(words) => words.as_ptr().cast(),
+        };
+        // SAFETY: `at` points to `size_of::<M>()` readable bytes: a pool slot the publisher
+        // delivered to us and leaves alone until we return it, or our copy of the words of an
+        // inline message (which hold all of its bytes, `layout::carries_inline`). The bytes are
+        // initialised: mapped memory, or our copy of it.
+        unsafe { M::check_bits(at) }
+    }
+}
+
 // SAFETY: a sample gives shared access to an `M` in read-only shared memory; moving it to another
 // thread is fine when `M` may be shared (its drop only talks to the subscriber, which is Sync).
 unsafe impl<M: ShmMessage + Sync, B: WaitBackend> Send for Sample<'_, M, B> {}

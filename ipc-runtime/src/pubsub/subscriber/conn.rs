@@ -184,6 +184,7 @@ impl<B: WaitBackend> Conn<B> {
 
     /// Test seam: writes raw values into our completion ring (and, if `wreck_tail`, an
     /// impossible tail), as a buggy or hostile subscriber would.
+    #[cfg(any(test, feature = "test-seams"))]
     pub fn scribble(&mut self, values: &[u64], wreck_tail: bool) {
         self.consumer.give_back_raw(&self.delivery, &self.receipt, values);
         if wreck_tail {

@@ -263,6 +263,14 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     }
 
     /// Takes the next message if one is queued; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`] if the next message fails its validity check
+    /// ([`ShmSafe::check_bits`](crate::ShmSafe::check_bits)): it went back to its publisher
+    /// unread, and the next call goes on with later messages. [`Error::Corrupted`] if a
+    /// publisher wrote garbage into its ring, [`Error::TooManyBorrowed`] if `max_borrowed`
+    /// samples are held.
     pub fn try_receive(&self) -> Result<Option<Sample<'_, M, B>>> {
         let mut st = self.state.lock();
         self.refresh(&mut st);
@@ -279,6 +287,9 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                 self.take_pooled(&mut st, p)?
             };
             let Some((sequence, held)) = got else { continue };
+            if let Err(invalid) = held.check() {
+                return Err(self.reject(&mut st, p, sequence, held, invalid));
+            }
             st.next = if p + 1 == count { 0 } else { p + 1 };
             // Only we write this counter (tools read it): no read-modify-write needed.
             let received = &self.port.input(p as u32).received;
@@ -366,6 +377,38 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             }
             other => self.not_taken(st, p, other).map_or(Ok(None), Err),
         }
+    }
+
+    /// A message from publisher `p` failed its validity check: give it back unread (as if a
+    /// sample of it were dropped), move on to the next publisher, and report it.
+    #[cold]
+    #[inline(never)]
+    fn reject(
+        &self,
+        st: &mut State<B>,
+        p: usize,
+        sequence: u64,
+        held: Held<M>,
+        invalid: crate::message::InvalidValue,
+    ) -> Error {
+        st.next = if p + 1 == st.pubs.len() { 0 } else { p + 1 };
+        if let Held::Slot { key, index, .. } = held {
+            st.borrowed -= 1;
+            if let Some(conn) = st.pubs[p].as_mut().filter(|c| c.key == key) {
+                conn.give_back(index);
+            }
+        }
+        let err = Error::InvalidMessage {
+            topic: self.topic.name.clone(),
+            publisher: p as u32,
+            pid: self.topic.publisher(p as u32).member.pid.load(Ordering::Relaxed),
+            sequence,
+            field: invalid.path(M::TYPE_NAME),
+            found: invalid.found().to_owned(),
+            expected: invalid.expected().to_owned(),
+        };
+        tracing::warn!("{err}");
+        err
     }
 
     /// What `try_receive` does when publisher `p`'s ring gave no message.
@@ -541,6 +584,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     /// Test seam: behaves like a buggy or hostile subscriber by writing `values` into its
     /// completion ring towards publisher slot `publisher` (and, if `wreck_tail`, a nonsensical
     /// tail). The publisher must reject all of it without harm.
+    #[cfg(feature = "test-seams")]
     #[doc(hidden)]
     pub fn debug_scribble_completion(&self, publisher: u32, values: &[u32], wreck_tail: bool) {
         let mut st = self.state.lock();

@@ -1,4 +1,5 @@
-// Inside arrays, tuples and `Option`, the innermost offending type is reported.
+// Inside arrays and tuples, the innermost offending type is reported (an `Option` other than
+// `Option<NonZero*>` is refused as a whole: see `fail_option_layout.rs`).
 use ipc_runtime::prelude::*;
 
 #[derive(ShmMessage)]

@@ -1,7 +1,6 @@
 // Every kind of built-in `ShmSafe` field type.
-use core::cell::UnsafeCell;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use core::num::{NonZeroI64, NonZeroU32, NonZeroU8};
 use ipc_runtime::prelude::*;
 
 #[derive(ShmMessage)]
@@ -16,17 +15,17 @@ struct Everything {
     g: [u16; 4],
     h: [[f64; 3]; 3],
     i: (u8, u32, f64),
-    j: Option<u32>,
-    k: AtomicU64,
-    l: AtomicBool,
-    m: UnsafeCell<u32>,
+    j: Option<NonZeroU32>,
+    k: NonZeroU8,
+    l: NonZeroI64,
+    m: [Option<NonZeroU8>; 3],
     n: PhantomData<String>,
     o: ShmString,
     p: ShmVec<u8>,
     q: ShmVec<ShmString>,
     r: ShmBox<[u32; 16]>,
     s: ShmVec<ShmVec<(u16, u16)>>,
-    t: Option<ShmBox<AtomicU32>>,
+    t: ShmBox<Option<NonZeroU32>>,
     u: (),
 }
 

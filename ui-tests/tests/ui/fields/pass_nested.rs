@@ -1,4 +1,4 @@
-// Derived types nest: as fields, in arrays, in `Option`, and in the shared containers.
+// Derived types nest: as fields, in arrays, in derived enums, and in the shared containers.
 use ipc_runtime::prelude::*;
 
 #[derive(ShmMessage)]
@@ -16,12 +16,19 @@ enum Kind {
 }
 
 #[derive(ShmMessage)]
+#[repr(C, u8)]
+enum Maybe<T> {
+    Nothing,
+    Just(T),
+}
+
+#[derive(ShmMessage)]
 #[repr(C)]
 struct Shape {
     kind: Kind,
     origin: Point,
     corners: [Point; 4],
-    label: Option<Point>,
+    label: Maybe<Point>,
     points: ShmVec<Point>,
 }
 
@@ -38,13 +45,14 @@ fn main() {
         kind: Kind::Polygon,
         origin: Point { x: 0.0, y: 0.0 },
         corners: [const { Point { x: 1.0, y: 1.0 } }; 4],
-        label: None,
+        label: Maybe::Nothing,
         points: ShmVec::new(),
     };
     let scene = Scene { shapes: ShmVec::new(), focus: shape };
     assert!(matches!(scene.focus.kind, Kind::Polygon));
     assert_eq!(scene.focus.corners[3].x + scene.focus.origin.y, 1.0);
-    assert!(scene.shapes.is_empty() && scene.focus.points.is_empty() && scene.focus.label.is_none());
+    assert!(scene.shapes.is_empty() && scene.focus.points.is_empty() && matches!(scene.focus.label, Maybe::Nothing));
     let _ = (Kind::Line, scene.focus.origin.x, scene.focus.corners[0].y);
+    let _ = Maybe::Just(Point { x: 2.0, y: 2.0 });
     assert_ne!(Scene::FINGERPRINT, Shape::FINGERPRINT);
 }
