@@ -46,6 +46,17 @@ fn mixed_sizes(n: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Dereferences `v` (a `&ShmVec` or `&Vec`, both `Deref<Target = [u64]>`) a million times, reading
+/// one element each time: what a subscriber pays per access to a vector inside a sample.
+fn deref_loop<V: std::ops::Deref<Target = [u64]>>(v: &V) {
+    let mut sum = 0u64;
+    for i in 0..1_000_000usize {
+        let v = black_box(v);
+        sum = sum.wrapping_add(v[i & 3]);
+    }
+    black_box(sum);
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let reps = if quick { 5 } else { 60 };
@@ -54,6 +65,9 @@ fn main() {
     let mut push = Pair::new("push 10^6 u64", "ms");
     let mut extend = Pair::new("extend_from_slice 1 MiB", "us");
     let mut allocs = Pair::new("alloc+free, mixed 16 B-4 KiB (batch of 64 pairs, per pair)", "ns");
+    let mut deref = Pair::new("deref &vec + index, 10^6 times (per deref)", "ns");
+    let shm_small = ShmVec::from_slice(&[1u64, 2, 3, 4]);
+    let std_small = vec![1u64, 2, 3, 4];
     let slice = vec![7u8; 1 << 20];
     let sizes = mixed_sizes(64 * 1024);
     let heap = Heap::create(64 << 20).expect("bench heap");
@@ -94,6 +108,7 @@ fn main() {
                     });
                     allocs.ours.record(ns / 64).unwrap();
                 }
+                deref.ours.record(time_ns(|| deref_loop(black_box(&shm_small)))).unwrap();
             } else {
                 push.base
                     .record(
@@ -128,6 +143,7 @@ fn main() {
                     });
                     allocs.base.record(ns / 64).unwrap();
                 }
+                deref.base.record(time_ns(|| deref_loop(black_box(&std_small)))).unwrap();
             }
         }
     }
@@ -137,7 +153,7 @@ fn main() {
         "| operation | unit | ShmVec/heap p50 | p99 | Vec/malloc p50 | p99 | ratio p50 | ratio p99 |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (pair, scale) in [(&push, 1000.0), (&extend, 1000.0), (&allocs, 1.0)] {
+    for (pair, scale) in [(&push, 1000.0), (&extend, 1000.0), (&allocs, 1.0), (&deref, 1e6)] {
         let (o50, o99) = (pair.ours.value_at_quantile(0.5), pair.ours.value_at_quantile(0.99));
         let (b50, b99) = (pair.base.value_at_quantile(0.5), pair.base.value_at_quantile(0.99));
         println!(
