@@ -11,16 +11,16 @@ use core::ptr::{self, NonNull};
 use core::slice;
 
 use crate::error::{Error, Result};
-use crate::heap::{self, LocalAddr};
+use crate::heap;
 use crate::message::{ShmSafe, fingerprint};
 use crate::ptr::RelPtr;
 
 /// A contiguous growable array in shared memory, with the API and feel of [`Vec`].
 ///
-/// The elements live in this process's shared heap; the `ShmVec` itself is 48 bytes of plain data
-/// (a [`RelPtr`], the length, the capacity and a [process-local address cache](LocalAddr)), so it
-/// can sit inside a message, inside another `ShmVec`, or be moved freely, and every process that
-/// maps the heap reads the same elements.
+/// The elements live in this process's shared heap; the `ShmVec` itself is 32 bytes of plain data
+/// (a [`RelPtr`], the length and the capacity: nothing process-local, no address), so it can sit
+/// inside a message, inside another `ShmVec`, or be moved freely, and every process that maps the
+/// heap reads the same elements.
 ///
 /// Only the process that allocated the buffer may grow or free it; other processes get `&ShmVec`
 /// through a [`Sample`](crate) and read it through a read-only mapping. Cloning in another
@@ -46,7 +46,6 @@ pub struct ShmVec<T: ShmSafe> {
     ptr: RelPtr,
     len: u64,
     cap: u64,
-    local: LocalAddr,
     _marker: PhantomData<T>,
 }
 
@@ -82,7 +81,6 @@ impl<T: ShmSafe> ShmVec<T> {
             ptr: RelPtr::NULL,
             len: 0,
             cap: if is_zst::<T>() { u64::MAX } else { 0 },
-            local: LocalAddr::EMPTY,
             _marker: PhantomData,
         }
     }
@@ -181,28 +179,16 @@ impl<T: ShmSafe> ShmVec<T> {
         }
     }
 
-    /// Address of the buffer for writing: the cached address when this process resolved it
-    /// (see [`LocalAddr`]), else a checked resolution through the segment table.
+    /// Address of the buffer for writing: a checked resolution through the segment table,
+    /// which also checks that the segment is mapped writable here (this process owns it).
     #[inline(always)]
     fn data_mut(&mut self) -> *mut T {
-        if let Some(addr) = self.local.get() {
-            return addr.cast();
-        }
-        self.data_mut_slow()
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn data_mut_slow(&mut self) -> *mut T {
         if is_zst::<T>() || self.ptr.is_null() {
             return NonNull::<T>::dangling().as_ptr();
         }
         let bytes = self.buffer_bytes();
         match self.ptr.resolve_mut(bytes, align_of::<T>()) {
-            Ok(p) => {
-                self.local.set(p.as_ptr());
-                p.as_ptr().cast()
-            }
+            Ok(p) => p.as_ptr().cast(),
             Err(e) => fail(e),
         }
     }
@@ -558,7 +544,6 @@ impl<T: ShmSafe> ShmVec<T> {
         }
         self.ptr = new;
         self.cap = new_cap as u64;
-        self.local = LocalAddr::EMPTY;
         Ok(())
     }
 
