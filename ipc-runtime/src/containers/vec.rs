@@ -40,7 +40,11 @@ use crate::ptr::RelPtr;
 ///
 /// Deref to a slice is bounds-checked against the heap segment: a `ShmVec` whose pointer was
 /// corrupted (by a bug or another process) panics with a message naming the segment, instead of
-/// reading wild memory.
+/// reading wild memory; [`try_as_slice`](Self::try_as_slice) returns that as an error. A
+/// `ShmVec` read from another process's memory may only point into that process's segment
+/// that holds it (see [`RelPtr::resolve_held`]), and its length and capacity must fit this
+/// platform's `usize` (a 32-bit reader of a 64-bit writer's vector gets an error, never a
+/// truncated length).
 #[repr(C)]
 pub struct ShmVec<T: ShmSafe> {
     ptr: RelPtr,
@@ -124,14 +128,16 @@ impl<T: ShmSafe> ShmVec<T> {
         v
     }
 
-    /// Number of elements.
+    /// Number of elements (`usize::MAX` for a vector from another process whose length does not
+    /// fit this platform's `usize`: reading it is then an error, see
+    /// [`try_as_slice`](Self::try_as_slice)).
     ///
     /// ```
     /// assert_eq!(ipc_runtime::ShmVec::from_slice(&[7u8; 3]).len(), 3);
     /// ```
     #[inline]
     pub fn len(&self) -> usize {
-        self.len as usize
+        usize::try_from(self.len).unwrap_or(usize::MAX)
     }
 
     /// Whether there are no elements.
@@ -153,7 +159,7 @@ impl<T: ShmSafe> ShmVec<T> {
     /// ```
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.cap as usize
+        usize::try_from(self.cap).unwrap_or(usize::MAX)
     }
 
     /// The relocatable pointer to the buffer (null when nothing is allocated).
@@ -166,17 +172,17 @@ impl<T: ShmSafe> ShmVec<T> {
     }
 
     /// Address of the buffer in this process, checked against the segment bounds for the whole
-    /// capacity.
+    /// capacity, and against the trust rule for a vector stored in another process's memory.
     #[inline]
-    fn data(&self) -> *const T {
+    fn data(&self) -> Result<*const T> {
         if is_zst::<T>() || self.ptr.is_null() {
-            return NonNull::<T>::dangling().as_ptr();
+            return Ok(NonNull::<T>::dangling().as_ptr());
         }
-        let bytes = self.buffer_bytes();
-        match self.ptr.resolve(bytes, align_of::<T>()) {
-            Ok(p) => p.as_ptr().cast(),
-            Err(e) => fail(e),
-        }
+        let bytes = self.buffer_bytes()?;
+        let holder = (self as *const Self).cast::<u8>();
+        self.ptr
+            .resolve_held(holder, bytes, align_of::<T>())
+            .map(|p| p.as_ptr().cast_const().cast())
     }
 
     /// Address of the buffer for writing: a checked resolution through the segment table,
@@ -186,17 +192,21 @@ impl<T: ShmSafe> ShmVec<T> {
         if is_zst::<T>() || self.ptr.is_null() {
             return NonNull::<T>::dangling().as_ptr();
         }
-        let bytes = self.buffer_bytes();
+        let bytes = self.buffer_bytes().unwrap_or_else(|e| fail(e));
         match self.ptr.resolve_mut(bytes, align_of::<T>()) {
             Ok(p) => p.as_ptr().cast(),
             Err(e) => fail(e),
         }
     }
 
+    /// Bytes of the whole buffer. A capacity (from shared memory) whose size in bytes does not
+    /// fit this platform's `usize` is an error, never a truncated or wrapped-around number.
     #[inline]
-    fn buffer_bytes(&self) -> usize {
-        // A corrupted capacity must not wrap around into a small number.
-        (self.cap as usize).saturating_mul(size_of::<T>())
+    fn buffer_bytes(&self) -> Result<usize> {
+        self.cap
+            .checked_mul(size_of::<T>() as u64)
+            .and_then(|bytes| usize::try_from(bytes).ok())
+            .ok_or_else(|| self.corrupt("capacity too large for this platform"))
     }
 
     /// The elements as a slice.
@@ -207,12 +217,34 @@ impl<T: ShmSafe> ShmVec<T> {
     /// ```
     #[inline]
     pub fn as_slice(&self) -> &[T] {
-        if self.len > self.cap {
-            fail(self.corrupt("length exceeds capacity"));
+        match self.try_as_slice() {
+            Ok(items) => items,
+            Err(e) => fail(e),
         }
+    }
+
+    /// The elements as a slice, or an error saying what is wrong with a vector another process
+    /// wrote: a pointer outside its segment or into memory it may not point to, a length beyond
+    /// the capacity, sizes too large for this platform.
+    ///
+    /// ```
+    /// let v = ipc_runtime::ShmVec::from_slice(&[1u8, 2]);
+    /// assert_eq!(v.try_as_slice().unwrap(), &[1, 2]);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] or [`Error::OutOfBounds`] naming the vector's segment and offset.
+    #[inline]
+    pub fn try_as_slice(&self) -> Result<&[T]> {
+        if self.len > self.cap {
+            return Err(self.corrupt("length exceeds capacity"));
+        }
+        // `len <= cap`, and `data` checks that `cap` elements fit `usize`.
+        let data = self.data()?;
         // SAFETY: `data` checked that `cap` elements lie inside a mapped segment at the right
-        // alignment; the first `len <= cap` of them are initialised by this type's invariant.
-        unsafe { slice::from_raw_parts(self.data(), self.len as usize) }
+        // alignment (and that `cap`, so `len <= cap`, fits `usize`); the first `len` of them are
+        // initialised by this type's invariant.
+        Ok(unsafe { slice::from_raw_parts(data, self.len as usize) })
     }
 
     /// The elements as a mutable slice (only in the owning process).
@@ -532,10 +564,11 @@ impl<T: ShmSafe> ShmVec<T> {
             self.cap = new_cap as u64;
             return Ok(());
         }
+        // Resolved before allocating, so an error leaks nothing.
+        let old = if self.ptr.is_null() { None } else { Some(self.data()?) };
         let new = heap.try_allocate(bytes, align_of::<T>())?;
         let len = self.len();
-        if !self.ptr.is_null() {
-            let old = self.data();
+        if let Some(old) = old {
             let dst = heap.address(new).as_ptr().cast::<T>();
             // SAFETY: `old` holds `len` initialised elements, `dst` has room for `new_cap >=
             // len`; distinct blocks never overlap. The elements move (bitwise) to the new block.
@@ -785,7 +818,7 @@ impl<T: ShmSafe> Iterator for IntoIter<T> {
         if self.next >= self.vec.len() {
             return None;
         }
-        let data = self.vec.data();
+        let data = self.vec.data().unwrap_or_else(|e| fail(e));
         // SAFETY: elements at `next..len` are initialised and not yet moved out; each is read
         // exactly once.
         let item = unsafe { data.add(self.next).read() };
