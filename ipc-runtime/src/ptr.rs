@@ -195,6 +195,7 @@ static TABLE: SegmentTable = SegmentTable {
     segments: Mutex::new(Vec::new()),
     hints: Mutex::new(Vec::new()),
     retired: Mutex::new(Vec::new()),
+    holds: Mutex::new(Vec::new()),
 };
 
 /// The process-local table from segment ids to mappings. See the module docs.
@@ -207,6 +208,52 @@ pub struct SegmentTable {
     hints: Mutex<Vec<(u64, SegmentName)>>,
     /// Ids of retired segments: they never resolve again.
     retired: Mutex<Vec<u64>>,
+    /// Per held segment: its id, how many [`SegmentHold`]s exist, and whether it is to be
+    /// retired when the last one goes.
+    holds: Mutex<Vec<HoldCount>>,
+}
+
+struct HoldCount {
+    id: u64,
+    count: usize,
+    retiring: bool,
+}
+
+/// A claim that keeps a segment mapped read-only here from being retired (see
+/// [`SegmentTable::retire_when_unheld`]): whoever hands out references into another process's
+/// segment holds one for as long as those references live. Dropping the last hold of a segment
+/// whose retirement was asked for unmaps it.
+#[derive(Debug)]
+pub struct SegmentHold {
+    id: u64,
+}
+
+impl SegmentHold {
+    /// The held segment's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for SegmentHold {
+    fn drop(&mut self) {
+        let table = table();
+        let mut holds = table.holds.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(at) = holds.iter().position(|h| h.id == self.id) else { return };
+        holds[at].count -= 1;
+        if holds[at].count > 0 {
+            return;
+        }
+        let retiring = holds.swap_remove(at).retiring;
+        drop(holds);
+        if retiring {
+            // SAFETY: `retire_when_unheld`'s caller promised that every use of the segment is
+            // covered by a hold, and this was the last one.
+            if let Err(err) = unsafe { table.retire(self.id) } {
+                tracing::warn!(segment = %table.describe(self.id), %err, "cannot retire a segment");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for SegmentTable {
@@ -457,6 +504,10 @@ impl SegmentTable {
     ///
     /// This is what a subscriber calls when it learns of a publisher's heap, so that later reads
     /// never depend on the name still existing.
+    ///
+    /// # Errors
+    /// The errors of [`Segment::open`], [`Error::SegmentMismatch`] when the segment found under
+    /// the name has another id, and [`Error::SegmentNotFound`] for a retired id.
     pub fn map(&self, id: u64) -> Result<()> {
         self.map_lazily(id).map(drop)
     }
@@ -539,6 +590,53 @@ impl SegmentTable {
         entry
     }
 
+    /// Holds segment `id` (mapping it read-only if needed): until the hold is dropped,
+    /// [`retire_when_unheld`](Self::retire_when_unheld) leaves it mapped.
+    ///
+    /// # Errors
+    /// The errors of mapping the segment, and [`Error::SegmentNotFound`] for a segment retired
+    /// or being retired.
+    pub fn hold(&self, id: u64) -> Result<SegmentHold> {
+        self.map_lazily(id)?;
+        let mut holds = self.holds.lock().unwrap_or_else(PoisonError::into_inner);
+        match holds.iter_mut().find(|h| h.id == id) {
+            Some(h) if h.retiring && h.count == 0 => {
+                return Err(Error::SegmentNotFound {
+                    segment: format!("{id:016x} (being retired)"),
+                });
+            }
+            Some(h) => h.count += 1,
+            None if self.is_retired(id) => {
+                return Err(Error::SegmentNotFound { segment: format!("{id:016x} (retired)") });
+            }
+            None => holds.push(HoldCount { id, count: 1, retiring: false }),
+        }
+        Ok(SegmentHold { id })
+    }
+
+    /// Retires segment `id` (see [`retire`](Self::retire)) now if nothing holds it, or else when
+    /// its last [`SegmentHold`] is dropped. Returns whether it was retired now.
+    ///
+    /// # Safety
+    /// Every use of the segment's memory in this process, in any thread, happens while a
+    /// [`SegmentHold`] of it exists (references into it are obtained after taking a hold and
+    /// dropped before giving it up), and the segment's owner is dead, so that nothing new
+    /// refers to it.
+    ///
+    /// # Errors
+    /// As [`retire`](Self::retire).
+    pub unsafe fn retire_when_unheld(&self, id: u64) -> Result<bool> {
+        let mut holds = self.holds.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = holds.iter_mut().find(|h| h.id == id && h.count > 0) {
+            h.retiring = true;
+            return Ok(false);
+        }
+        holds.retain(|h| h.id != id);
+        drop(holds);
+        // SAFETY: no hold exists, and by the caller's promise every use happens under one.
+        unsafe { self.retire(id) }
+    }
+
     /// Retires segment `id`, one mapped read-only (another process's): removes it from the
     /// table, unmaps it, and makes its id never resolve again (not even by mapping it anew).
     /// Returns whether such a segment was mapped. The segment's name is left alone.
@@ -552,7 +650,10 @@ impl SegmentTable {
     /// `'static` view built on it) is alive or will be used after this call. Callers establish
     /// this with a count of the users they handed such references to (a subscriber's samples
     /// and connections) and retire only when it is zero and the segment's owner is dead (so no
-    /// new reference into it can be handed out).
+    /// new reference into it can be handed out); [`SegmentHold`] is that count.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a segment mapped writable (this process's own).
     pub unsafe fn retire(&self, id: u64) -> Result<bool> {
         let mut segments = self.segments.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(at) = segments.iter().position(|s| s.id() == id) else { return Ok(false) };
@@ -778,6 +879,27 @@ mod tests {
         Memory.unlink(second_writer.1.as_str()).unwrap();
         // SAFETY: nothing resolved is used any more.
         assert!(unsafe { table().retire(second_id) }.unwrap());
+    }
+
+    #[test]
+    fn held_segment_is_retired_when_its_last_hold_goes() {
+        let (peer, _writer) = peer_segment("held", 0);
+        let first = table().hold(peer).unwrap();
+        let second = table().hold(peer).unwrap();
+        // SAFETY: this test uses the segment only while holding it.
+        assert!(!unsafe { table().retire_when_unheld(peer) }.unwrap(), "held: not yet");
+        assert!(RelPtr::new(peer, 64).resolve(8, 8).is_ok());
+        drop(first);
+        assert!(RelPtr::new(peer, 64).resolve(8, 8).is_ok(), "one hold left");
+        assert_eq!(second.id(), peer);
+        drop(second);
+        assert!(RelPtr::new(peer, 64).resolve(8, 8).is_err(), "retired with the last hold");
+        assert!(table().hold(peer).is_err());
+        // Unheld: retired at once.
+        let (other, _writer) = peer_segment("unheld", 0);
+        // SAFETY: not used.
+        assert!(unsafe { table().retire_when_unheld(other) }.unwrap());
+        assert!(table().hold(other).is_err());
     }
 
     /// On Linux, a retired segment is really unmapped: it leaves the process's memory map.
