@@ -480,6 +480,11 @@ impl SegmentTable {
         id
     }
 
+    /// Base address of segment `id`, one this process entered writable (its own heap).
+    pub(crate) fn resolve_own_base(&self, id: u64) -> Option<NonNull<u8>> {
+        self.lookup(id).filter(|entry| entry.writable).map(|entry| entry.base)
+    }
+
     /// Commits `[offset, offset + len)` of segment `id`, one this process entered (see
     /// [`Segment::commit`]); for heaps created sparse.
     pub(crate) fn commit(&self, id: u64, offset: usize, len: usize) -> Result<()> {

@@ -185,10 +185,28 @@ impl<T: ShmSafe> ShmVec<T> {
             .map(|p| p.as_ptr().cast_const().cast())
     }
 
-    /// Address of the buffer for writing: a checked resolution through the segment table,
+    /// Address of the buffer for writing: in this process's own heap through the process-local
+    /// shortcut of `heap::own_address`, or else a checked resolution through the segment table,
     /// which also checks that the segment is mapped writable here (this process owns it).
+    ///
+    /// The shortcut checks that the buffer starts inside our heap, not its length: a `&mut
+    /// ShmVec` exists only in memory this process writes (its heap, stack and allocations:
+    /// other processes get `&` through samples, and map our heap read-only), so its pointer
+    /// and capacity are what this type's own code stored, a block of at least `cap` elements.
+    /// Checking the whole range on every `push` cost a quarter of `Vec`'s speed.
     #[inline(always)]
     fn data_mut(&mut self) -> *mut T {
+        if !is_zst::<T>()
+            && let Some(p) = heap::own_address(self.ptr)
+        {
+            return p.as_ptr().cast();
+        }
+        self.data_mut_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn data_mut_slow(&mut self) -> *mut T {
         if is_zst::<T>() || self.ptr.is_null() {
             return NonNull::<T>::dangling().as_ptr();
         }

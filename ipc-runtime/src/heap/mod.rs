@@ -51,7 +51,7 @@
 
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::domain;
@@ -388,6 +388,32 @@ impl fmt::Display for FreeError {
     }
 }
 
+/// This process's default heap as the containers' write paths see it: its id, base address and
+/// size, in process-local statics (set once, when the heap is created). Nothing of it is in
+/// shared memory, so no reader ever sees one of our addresses.
+static OWN_ID: AtomicU64 = AtomicU64::new(0);
+static OWN_BASE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static OWN_LEN: AtomicU64 = AtomicU64::new(0);
+
+/// The address `p` stands for if it points into this process's default heap (mapped writable
+/// here), at or past the segment header and before its end; `None` otherwise (the caller then
+/// resolves through the segment table, which says what is wrong). The containers' write paths'
+/// shortcut (see `ShmVec::data_mut` for why the length is not checked here).
+#[inline(always)]
+pub(crate) fn own_address(p: RelPtr) -> Option<NonNull<u8>> {
+    // Acquire pairs with the Release in `init_default`: base and size are set before the id.
+    if p.segment() != OWN_ID.load(Ordering::Acquire)
+        || p.is_null()
+        || p.offset() < crate::segment::HEADER_SIZE as u64
+        || p.offset() >= OWN_LEN.load(Ordering::Relaxed)
+    {
+        return None;
+    }
+    // SAFETY: offset < the heap's size, so the result stays inside its mapping, which the
+    // segment table keeps for the life of the process (a heap we own is never retired).
+    NonNull::new(unsafe { OWN_BASE.load(Ordering::Relaxed).add(p.offset() as usize) })
+}
+
 static DEFAULT: OnceLock<Heap> = OnceLock::new();
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 
@@ -428,6 +454,12 @@ fn init_default(bytes: Option<usize>) -> Result<&'static Heap> {
     take_token(&heap);
     #[cfg(not(miri))]
     sweep_dead_heaps(heap.domain(), heap.id());
+    let base = ptr::table()
+        .resolve_own_base(heap.id())
+        .expect("the heap just created is in the segment table");
+    OWN_BASE.store(base.as_ptr(), Ordering::Relaxed);
+    OWN_LEN.store(heap.size as u64, Ordering::Relaxed);
+    OWN_ID.store(heap.id(), Ordering::Release);
     Ok(DEFAULT.get_or_init(|| heap))
 }
 
