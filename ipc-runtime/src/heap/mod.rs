@@ -396,22 +396,24 @@ static OWN_BASE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 static OWN_LEN: AtomicU64 = AtomicU64::new(0);
 
 /// The address `p` stands for if it points into this process's default heap (mapped writable
-/// here), at or past the segment header and before its end; `None` otherwise (the caller then
-/// resolves through the segment table, which says what is wrong). The containers' write paths'
-/// shortcut (see `ShmVec::data_mut` for why the length is not checked here).
+/// here), before its end; `None` otherwise (the caller then resolves through the segment table,
+/// which says what is wrong). The containers' write paths' shortcut (see `ShmVec::data_mut` for
+/// why the length is not checked here).
 #[inline(always)]
 pub(crate) fn own_address(p: RelPtr) -> Option<NonNull<u8>> {
     // Acquire pairs with the Release in `init_default`: base and size are set before the id.
+    // Before that, the id is 0 and the size 0, so nothing (not even the null pointer) passes.
     if p.segment() != OWN_ID.load(Ordering::Acquire)
-        || p.is_null()
-        || p.offset() < crate::segment::HEADER_SIZE as u64
         || p.offset() >= OWN_LEN.load(Ordering::Relaxed)
     {
         return None;
     }
     // SAFETY: offset < the heap's size, so the result stays inside its mapping, which the
-    // segment table keeps for the life of the process (a heap we own is never retired).
-    NonNull::new(unsafe { OWN_BASE.load(Ordering::Relaxed).add(p.offset() as usize) })
+    // segment table keeps for the life of the process (a heap we own is never retired); the
+    // base of a mapping is not null.
+    Some(unsafe {
+        NonNull::new_unchecked(OWN_BASE.load(Ordering::Relaxed).add(p.offset() as usize))
+    })
 }
 
 static DEFAULT: OnceLock<Heap> = OnceLock::new();
