@@ -36,6 +36,12 @@
 //! * **Bounded time.** A [TLSF](tlsf) allocator: constant-time allocate and free, at most 1/32
 //!   lost to size-class rounding, alignment up to 4 KiB.
 //! * **Thread-safe** within the owning process (a short spin lock; only the owner ever writes).
+//!   The allocator sits *inside* the lock and changes only through `&mut`, statistics included,
+//!   so no two views of its control block can overlap.
+//! * **Validated frees.** Every free (and in-place growth) is checked against the allocator's
+//!   own metadata first — aligned, inside the area, a used block's check tag, a successor that
+//!   links back — and a forged, misaligned or double free panics naming the heap and the
+//!   offset, with nothing changed: no counter drifts, no free list is corrupted.
 //! * **Out of memory** is [`Error::OutOfMemory`] from `try_*` methods and a panic naming the heap
 //!   and its size from the infallible ones.
 //! * **Ownership rule.** Only the owning process allocates and frees. A block handed to another
