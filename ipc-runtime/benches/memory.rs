@@ -11,6 +11,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use ipc_runtime::ShmVec;
 use ipc_runtime::heap::Heap;
+use ipc_runtime::segment::{Access, Segment, SegmentKind, SegmentName};
 
 struct Pair {
     name: &'static str,
@@ -46,6 +47,31 @@ fn mixed_sizes(n: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Dereferences `v` (a `&ShmVec` or `&Vec`, both `Deref<Target = [u64]>`) a million times, reading
+/// one element each time: what a subscriber pays per access to a vector inside a sample.
+fn deref_loop<V: std::ops::Deref<Target = [u64]>>(v: &V) {
+    let mut sum = 0u64;
+    for i in 0..1_000_000usize {
+        let v = black_box(v);
+        sum = sum.wrapping_add(v[i & 3]);
+    }
+    black_box(sum);
+}
+
+/// Maps a segment read-only into the segment table, as a subscriber maps a publisher's heap
+/// (here a segment of our own, opened a second time read-only). Returns its name.
+fn map_a_peer_segment() -> SegmentName {
+    let domain = ipc_runtime::domain::current();
+    let name =
+        SegmentName::new(domain, SegmentKind::Raw, &format!("bench-peer-{}", std::process::id()))
+            .expect("name");
+    let created = Segment::create(&name, SegmentKind::Raw, 1 << 16).expect("peer segment");
+    let read_only = Segment::open(&name, SegmentKind::Raw, Access::ReadOnly).expect("open");
+    drop(created);
+    ipc_runtime::ptr::table().insert(read_only);
+    name
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let reps = if quick { 5 } else { 60 };
@@ -54,6 +80,9 @@ fn main() {
     let mut push = Pair::new("push 10^6 u64", "ms");
     let mut extend = Pair::new("extend_from_slice 1 MiB", "us");
     let mut allocs = Pair::new("alloc+free, mixed 16 B-4 KiB (batch of 64 pairs, per pair)", "ns");
+    let mut deref = Pair::new("deref &vec + index, 10^6 times (per deref)", "ns");
+    let shm_small = ShmVec::from_slice(&[1u64, 2, 3, 4]);
+    let std_small = vec![1u64, 2, 3, 4];
     let slice = vec![7u8; 1 << 20];
     let sizes = mixed_sizes(64 * 1024);
     let heap = Heap::create(64 << 20).expect("bench heap");
@@ -94,6 +123,7 @@ fn main() {
                     });
                     allocs.ours.record(ns / 64).unwrap();
                 }
+                deref.ours.record(time_ns(|| deref_loop(black_box(&shm_small)))).unwrap();
             } else {
                 push.base
                     .record(
@@ -128,16 +158,33 @@ fn main() {
                     });
                     allocs.base.record(ns / 64).unwrap();
                 }
+                deref.base.record(time_ns(|| deref_loop(black_box(&std_small)))).unwrap();
             }
         }
     }
+
+    // What a subscriber pays: the same, with another process's segment mapped read-only.
+    let mut deref_peer = Pair::new("same, with a peer's segment mapped (per deref)", "ns");
+    let peer = map_a_peer_segment();
+    for rep in 0..reps {
+        for side in [rep % 2, 1 - rep % 2] {
+            if side == 0 {
+                deref_peer.ours.record(time_ns(|| deref_loop(black_box(&shm_small)))).unwrap();
+            } else {
+                deref_peer.base.record(time_ns(|| deref_loop(black_box(&std_small)))).unwrap();
+            }
+        }
+    }
+    let _ = Segment::unlink(&peer);
 
     println!("# memory layer: ours vs std, {reps} interleaved repetitions\n");
     println!(
         "| operation | unit | ShmVec/heap p50 | p99 | Vec/malloc p50 | p99 | ratio p50 | ratio p99 |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (pair, scale) in [(&push, 1000.0), (&extend, 1000.0), (&allocs, 1.0)] {
+    for (pair, scale) in
+        [(&push, 1000.0), (&extend, 1000.0), (&allocs, 1.0), (&deref, 1e6), (&deref_peer, 1e6)]
+    {
         let (o50, o99) = (pair.ours.value_at_quantile(0.5), pair.ours.value_at_quantile(0.99));
         let (b50, b99) = (pair.base.value_at_quantile(0.5), pair.base.value_at_quantile(0.99));
         println!(
@@ -159,4 +206,13 @@ fn main() {
     println!();
     println!("ShmVec push throughput = {push_ratio:.2} x Vec (target >= 0.8)");
     println!("heap alloc+free p50 = {alloc_ratio:.2} x system malloc (target <= 1.5)");
+    // The deref loops are short: on a loaded machine their minimum is the steadier figure.
+    for pair in [&deref, &deref_peer] {
+        println!(
+            "{}: min {:.2} ns per deref (Vec {:.2} ns)",
+            pair.name,
+            pair.ours.min() as f64 / 1e6,
+            pair.base.min() as f64 / 1e6
+        );
+    }
 }

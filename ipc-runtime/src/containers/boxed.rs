@@ -101,14 +101,29 @@ impl<T: ShmSafe> ShmBox<T> {
         self.ptr
     }
 
-    fn address(&self) -> NonNull<T> {
+    fn address(&self) -> Result<NonNull<T>> {
         if size_of::<T>() == 0 {
-            return NonNull::dangling();
+            return Ok(NonNull::dangling());
         }
-        match self.ptr.resolve(size_of::<T>(), align_of::<T>()) {
-            Ok(p) => p.cast(),
-            Err(e) => fail(e),
-        }
+        let holder = (self as *const Self).cast::<u8>();
+        self.ptr.resolve_held(holder, size_of::<T>(), align_of::<T>()).map(NonNull::cast)
+    }
+
+    /// The value, or an error saying what is wrong with a box another process wrote: a pointer
+    /// outside its segment or into memory it may not point to (see
+    /// [`RelPtr::resolve_held`](crate::ptr::RelPtr::resolve_held)).
+    ///
+    /// ```
+    /// let b = ipc_runtime::ShmBox::new(3u16);
+    /// assert_eq!(*b.try_get().unwrap(), 3);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] or [`Error::OutOfBounds`] naming the box's segment and offset.
+    pub fn try_get(&self) -> Result<&T> {
+        // SAFETY: `address` checked bounds, alignment and the trust rule; the value is
+        // initialised.
+        self.address().map(|p| unsafe { p.as_ref() })
     }
 
     fn address_mut(&self) -> NonNull<T> {
@@ -157,8 +172,10 @@ impl<T: ShmSafe> Drop for ShmBox<T> {
 impl<T: ShmSafe> Deref for ShmBox<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: `address` checked bounds and alignment; the value is initialised.
-        unsafe { self.address().as_ref() }
+        match self.try_get() {
+            Ok(value) => value,
+            Err(e) => fail(e),
+        }
     }
 }
 

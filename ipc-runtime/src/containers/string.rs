@@ -8,7 +8,7 @@ use core::mem::{align_of, size_of};
 use core::ops::Deref;
 use core::str::Utf8Error;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::heap;
 use crate::message::{ShmSafe, fingerprint};
 
@@ -17,10 +17,18 @@ use super::ShmVec;
 /// A growable UTF-8 string in shared memory, with the feel of [`String`].
 ///
 /// A `ShmString` is a [`ShmVec<u8>`] that holds valid UTF-8. Strings built in this process are
-/// valid by construction. A string read from another process's heap is checked on every
+/// valid by construction. A string whose bytes are in another process's heap is checked on every
 /// [`as_str`](Self::as_str) (a fast SIMD-friendly scan), because the bytes come from outside this
 /// process: invalid UTF-8 there panics with a clear message, and [`try_as_str`](Self::try_as_str)
 /// reports it as an error instead.
+///
+/// Why on every access rather than once per sample: a `ShmString` has nowhere to remember that
+/// it was checked (its bytes and header are the writer's read-only memory), and a check made
+/// once and trusted later would be only as good as the writer's promise not to change the bytes
+/// afterwards. The skip for strings of this process's own heap is sound because a string read
+/// from another process's memory can never point into our heap (see
+/// [`RelPtr::resolve_held`](crate::ptr::RelPtr::resolve_held)): our heap holds only what we
+/// wrote.
 ///
 /// ```
 /// use ipc_runtime::ShmString;
@@ -195,29 +203,50 @@ impl ShmString {
         &self.bytes
     }
 
-    /// Whether the bytes were written by this process (and are therefore valid UTF-8 by
-    /// construction).
+    /// Whether the bytes are in this process's own heap, so were written by this process (and
+    /// are therefore valid UTF-8 by construction): a string stored in another process's memory
+    /// never resolves into our heap (`ShmVec::try_as_slice` refuses it).
     fn is_local(&self) -> bool {
         let p = self.bytes.rel_ptr();
         p.is_null() || heap::try_default().is_some_and(|h| h.id() == p.segment())
     }
 
-    /// The text, or the UTF-8 error if another process wrote invalid bytes.
+    /// The text, or an error if another process wrote invalid UTF-8 into it (checked on every
+    /// call for strings not of this process's heap) or a bad pointer (see
+    /// [`ShmVec::try_as_slice`]).
     ///
     /// ```
-    /// assert_eq!(ipc_runtime::ShmString::from("ok").try_as_str(), Ok("ok"));
+    /// assert_eq!(ipc_runtime::ShmString::from("ok").try_as_str().unwrap(), "ok");
     /// ```
-    pub fn try_as_str(&self) -> Result<&str, Utf8Error> {
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] naming the segment for invalid UTF-8, and the errors of
+    /// [`ShmVec::try_as_slice`].
+    pub fn try_as_str(&self) -> Result<&str> {
+        let bytes = self.bytes.try_as_slice()?;
         if self.is_local() {
             // SAFETY: every method that writes bytes into a string of this process's heap
-            // writes valid UTF-8 (push_str/push/from) or cuts at a char boundary.
-            Ok(unsafe { core::str::from_utf8_unchecked(self.as_bytes()) })
+            // writes valid UTF-8 (push_str/push/from) or cuts at a char boundary; bytes of our
+            // heap reached through another process's memory were refused just above.
+            Ok(unsafe { core::str::from_utf8_unchecked(bytes) })
         } else {
-            core::str::from_utf8(self.as_bytes())
+            core::str::from_utf8(bytes).map_err(|e| self.invalid_utf8(e))
         }
     }
 
-    /// The text. Panics if another process wrote invalid UTF-8 into it.
+    #[cold]
+    fn invalid_utf8(&self, e: Utf8Error) -> Error {
+        let p = self.bytes.rel_ptr();
+        Error::Corrupted {
+            what: format!(
+                "ShmString at {}+{:#x} holds invalid UTF-8 written by another process: {e}",
+                crate::ptr::table().describe(p.segment()),
+                p.offset()
+            ),
+        }
+    }
+
+    /// The text. Panics if another process wrote invalid UTF-8 into it or a bad pointer.
     ///
     /// ```
     /// assert_eq!(ipc_runtime::ShmString::from("ok").as_str(), "ok");
@@ -226,10 +255,7 @@ impl ShmString {
     pub fn as_str(&self) -> &str {
         match self.try_as_str() {
             Ok(s) => s,
-            Err(e) => panic!(
-                "ShmString in segment {:016x} holds invalid UTF-8 written by another process: {e}",
-                self.bytes.rel_ptr().segment()
-            ),
+            Err(e) => panic!("{e}"),
         }
     }
 }

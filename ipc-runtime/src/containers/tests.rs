@@ -347,3 +347,76 @@ proptest! {
         prop_assert_eq!(in_use(), before);
     }
 }
+
+#[test]
+fn vec_holds_no_address_of_this_process() {
+    let _guard = serial();
+    assert_eq!(core::mem::size_of::<ShmVec<u64>>(), 32);
+    let mut v: ShmVec<u64> = ShmVec::new();
+    for i in 0..100 {
+        v.push(i);
+    }
+    let address = v.as_ptr() as u64;
+    let p = v.rel_ptr();
+    // SAFETY: `ShmVec` is `repr(C)`: four `u64`s (segment, offset, length, capacity).
+    let words = unsafe { *(&v as *const ShmVec<u64>).cast::<[u64; 4]>() };
+    assert_eq!(words, [p.segment(), p.offset(), 100, v.capacity() as u64]);
+    assert!(!words.contains(&address), "the buffer's address is in shared memory");
+}
+
+/// Containers as another process wrote them, in a segment mapped read-only here (the
+/// in-memory backend, so this runs under Miri too); the cross-process version is in
+/// `tests/trust_heap.rs`.
+#[test]
+fn containers_in_a_peer_segment_resolve_only_into_it() {
+    use crate::segment::{Access, Segment, SegmentKind, SegmentName, SharedMemoryOs, memory};
+    let _guard = serial();
+    let ours = ShmVec::from_slice(b"ours, not the peer's");
+    let name =
+        SegmentName::new(crate::domain::current(), SegmentKind::Raw, "containers-peer").unwrap();
+    let writer =
+        Segment::create_with(&memory::Memory, &name, SegmentKind::Raw, 1 << 16, |_| {}).unwrap();
+    let reader =
+        Segment::open_with(&memory::Memory, &name, SegmentKind::Raw, Access::ReadOnly).unwrap();
+    memory::Memory.unlink(name.as_str()).unwrap();
+    let peer = crate::ptr::table().insert(reader);
+    // What the peer writes: at 256 a vector pointing into *our* heap, at 320 a string
+    // pointing to its own bytes at 1024 that are not UTF-8, at 384 a vector with a capacity
+    // too large for any platform.
+    let own = ours.rel_ptr();
+    let at = |offset: usize| writer.base().as_ptr().wrapping_add(offset).cast::<u64>();
+    // SAFETY: in bounds of the 64 KiB peer segment, 8-aligned; we play the peer writing it.
+    unsafe {
+        for (offset, words) in [
+            (256, [own.segment(), own.offset(), ours.len() as u64, ours.len() as u64]),
+            (320, [peer, 1024, 4, 4]),
+            (384, [peer, 1024, 4, u64::MAX / 2]),
+        ] {
+            at(offset).cast::<[u64; 4]>().write(words);
+        }
+        at(1024).cast::<[u8; 4]>().write([b'o', b'k', 0xff, 0xfe]);
+    }
+    let read_only = crate::ptr::RelPtr::new(peer, 256).resolve(192, 8).unwrap().as_ptr();
+    // SAFETY: the peer segment stays mapped (entered into the table) and holds valid bit
+    // patterns for these plain-data types at these 8-aligned offsets; only `&` is formed.
+    let (forged, bad_utf8, huge) = unsafe {
+        (
+            &*read_only.cast::<ShmVec<u8>>(),
+            &*read_only.add(64).cast::<ShmString>(),
+            &*read_only.add(128).cast::<ShmVec<u64>>(),
+        )
+    };
+    let err = forged.try_as_slice().unwrap_err();
+    assert!(err.to_string().contains("may only point into the segment that holds them"), "{err}");
+    let err = bad_utf8.try_as_str().unwrap_err();
+    assert!(err.to_string().contains("invalid UTF-8"), "{err}");
+    assert_eq!(bad_utf8.as_bytes(), &[b'o', b'k', 0xff, 0xfe]);
+    let err = huge.try_as_slice().unwrap_err();
+    assert!(err.to_string().contains("capacity too large for this platform"), "{err}");
+    assert_eq!(huge.capacity(), usize::try_from(u64::MAX / 2).unwrap_or(usize::MAX));
+    // Our own vector, read from our memory, is untouched by all this.
+    assert_eq!(&ours[..], b"ours, not the peer's");
+    // SAFETY: the references into the peer segment are not used any more.
+    assert!(unsafe { crate::ptr::table().retire(peer) }.unwrap());
+    drop(writer);
+}

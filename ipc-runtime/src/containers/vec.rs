@@ -11,16 +11,16 @@ use core::ptr::{self, NonNull};
 use core::slice;
 
 use crate::error::{Error, Result};
-use crate::heap::{self, LocalAddr};
+use crate::heap;
 use crate::message::{ShmSafe, fingerprint};
 use crate::ptr::RelPtr;
 
 /// A contiguous growable array in shared memory, with the API and feel of [`Vec`].
 ///
-/// The elements live in this process's shared heap; the `ShmVec` itself is 48 bytes of plain data
-/// (a [`RelPtr`], the length, the capacity and a [process-local address cache](LocalAddr)), so it
-/// can sit inside a message, inside another `ShmVec`, or be moved freely, and every process that
-/// maps the heap reads the same elements.
+/// The elements live in this process's shared heap; the `ShmVec` itself is 32 bytes of plain data
+/// (a [`RelPtr`], the length and the capacity: nothing process-local, no address), so it can sit
+/// inside a message, inside another `ShmVec`, or be moved freely, and every process that maps the
+/// heap reads the same elements.
 ///
 /// Only the process that allocated the buffer may grow or free it; other processes get `&ShmVec`
 /// through a [`Sample`](crate) and read it through a read-only mapping. Cloning in another
@@ -40,13 +40,16 @@ use crate::ptr::RelPtr;
 ///
 /// Deref to a slice is bounds-checked against the heap segment: a `ShmVec` whose pointer was
 /// corrupted (by a bug or another process) panics with a message naming the segment, instead of
-/// reading wild memory.
+/// reading wild memory; [`try_as_slice`](Self::try_as_slice) returns that as an error. A
+/// `ShmVec` read from another process's memory may only point into that process's segment
+/// that holds it (see [`RelPtr::resolve_held`]), and its length and capacity must fit this
+/// platform's `usize` (a 32-bit reader of a 64-bit writer's vector gets an error, never a
+/// truncated length).
 #[repr(C)]
 pub struct ShmVec<T: ShmSafe> {
     ptr: RelPtr,
     len: u64,
     cap: u64,
-    local: LocalAddr,
     _marker: PhantomData<T>,
 }
 
@@ -96,7 +99,6 @@ impl<T: ShmSafe> ShmVec<T> {
             ptr: RelPtr::NULL,
             len: 0,
             cap: if is_zst::<T>() { u64::MAX } else { 0 },
-            local: LocalAddr::EMPTY,
             _marker: PhantomData,
         }
     }
@@ -140,14 +142,16 @@ impl<T: ShmSafe> ShmVec<T> {
         v
     }
 
-    /// Number of elements.
+    /// Number of elements (`usize::MAX` for a vector from another process whose length does not
+    /// fit this platform's `usize`: reading it is then an error, see
+    /// [`try_as_slice`](Self::try_as_slice)).
     ///
     /// ```
     /// assert_eq!(ipc_runtime::ShmVec::from_slice(&[7u8; 3]).len(), 3);
     /// ```
     #[inline]
     pub fn len(&self) -> usize {
-        self.len as usize
+        usize::try_from(self.len).unwrap_or(usize::MAX)
     }
 
     /// Whether there are no elements.
@@ -169,7 +173,7 @@ impl<T: ShmSafe> ShmVec<T> {
     /// ```
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.cap as usize
+        usize::try_from(self.cap).unwrap_or(usize::MAX)
     }
 
     /// The relocatable pointer to the buffer (null when nothing is allocated).
@@ -182,25 +186,34 @@ impl<T: ShmSafe> ShmVec<T> {
     }
 
     /// Address of the buffer in this process, checked against the segment bounds for the whole
-    /// capacity.
+    /// capacity, and against the trust rule for a vector stored in another process's memory.
     #[inline]
-    fn data(&self) -> *const T {
+    fn data(&self) -> Result<*const T> {
         if is_zst::<T>() || self.ptr.is_null() {
-            return NonNull::<T>::dangling().as_ptr();
+            return Ok(NonNull::<T>::dangling().as_ptr());
         }
-        let bytes = self.buffer_bytes();
-        match self.ptr.resolve(bytes, align_of::<T>()) {
-            Ok(p) => p.as_ptr().cast(),
-            Err(e) => fail(e),
-        }
+        let bytes = self.buffer_bytes()?;
+        let holder = (self as *const Self).cast::<u8>();
+        self.ptr
+            .resolve_held(holder, bytes, align_of::<T>())
+            .map(|p| p.as_ptr().cast_const().cast())
     }
 
-    /// Address of the buffer for writing: the cached address when this process resolved it
-    /// (see [`LocalAddr`]), else a checked resolution through the segment table.
+    /// Address of the buffer for writing: in this process's own heap through the process-local
+    /// shortcut of `heap::own_address`, or else a checked resolution through the segment table,
+    /// which also checks that the segment is mapped writable here (this process owns it).
+    ///
+    /// The shortcut checks that the buffer starts inside our heap, not its length: a `&mut
+    /// ShmVec` exists only in memory this process writes (its heap, stack and allocations:
+    /// other processes get `&` through samples, and map our heap read-only), so its pointer
+    /// and capacity are what this type's own code stored, a block of at least `cap` elements.
+    /// Checking the whole range on every `push` cost a quarter of `Vec`'s speed.
     #[inline(always)]
     fn data_mut(&mut self) -> *mut T {
-        if let Some(addr) = self.local.get() {
-            return addr.cast();
+        if !is_zst::<T>()
+            && let Some(p) = heap::own_address(self.ptr)
+        {
+            return p.as_ptr().cast();
         }
         self.data_mut_slow()
     }
@@ -211,20 +224,21 @@ impl<T: ShmSafe> ShmVec<T> {
         if is_zst::<T>() || self.ptr.is_null() {
             return NonNull::<T>::dangling().as_ptr();
         }
-        let bytes = self.buffer_bytes();
+        let bytes = self.buffer_bytes().unwrap_or_else(|e| fail(e));
         match self.ptr.resolve_mut(bytes, align_of::<T>()) {
-            Ok(p) => {
-                self.local.set(p.as_ptr());
-                p.as_ptr().cast()
-            }
+            Ok(p) => p.as_ptr().cast(),
             Err(e) => fail(e),
         }
     }
 
+    /// Bytes of the whole buffer. A capacity (from shared memory) whose size in bytes does not
+    /// fit this platform's `usize` is an error, never a truncated or wrapped-around number.
     #[inline]
-    fn buffer_bytes(&self) -> usize {
-        // A corrupted capacity must not wrap around into a small number.
-        (self.cap as usize).saturating_mul(size_of::<T>())
+    fn buffer_bytes(&self) -> Result<usize> {
+        self.cap
+            .checked_mul(size_of::<T>() as u64)
+            .and_then(|bytes| usize::try_from(bytes).ok())
+            .ok_or_else(|| self.corrupt("capacity too large for this platform"))
     }
 
     /// The elements as a slice.
@@ -235,12 +249,34 @@ impl<T: ShmSafe> ShmVec<T> {
     /// ```
     #[inline]
     pub fn as_slice(&self) -> &[T] {
-        if self.len > self.cap {
-            fail(self.corrupt("length exceeds capacity"));
+        match self.try_as_slice() {
+            Ok(items) => items,
+            Err(e) => fail(e),
         }
+    }
+
+    /// The elements as a slice, or an error saying what is wrong with a vector another process
+    /// wrote: a pointer outside its segment or into memory it may not point to, a length beyond
+    /// the capacity, sizes too large for this platform.
+    ///
+    /// ```
+    /// let v = ipc_runtime::ShmVec::from_slice(&[1u8, 2]);
+    /// assert_eq!(v.try_as_slice().unwrap(), &[1, 2]);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] or [`Error::OutOfBounds`] naming the vector's segment and offset.
+    #[inline]
+    pub fn try_as_slice(&self) -> Result<&[T]> {
+        if self.len > self.cap {
+            return Err(self.corrupt("length exceeds capacity"));
+        }
+        // `len <= cap`, and `data` checks that `cap` elements fit `usize`.
+        let data = self.data()?;
         // SAFETY: `data` checked that `cap` elements lie inside a mapped segment at the right
-        // alignment; the first `len <= cap` of them are initialised by this type's invariant.
-        unsafe { slice::from_raw_parts(self.data(), self.len as usize) }
+        // alignment (and that `cap`, so `len <= cap`, fits `usize`); the first `len` of them are
+        // initialised by this type's invariant.
+        Ok(unsafe { slice::from_raw_parts(data, self.len as usize) })
     }
 
     /// The elements as a mutable slice (only in the owning process).
@@ -560,10 +596,11 @@ impl<T: ShmSafe> ShmVec<T> {
             self.cap = new_cap as u64;
             return Ok(());
         }
+        // Resolved before allocating, so an error leaks nothing.
+        let old = if self.ptr.is_null() { None } else { Some(self.data()?) };
         let new = heap.try_allocate(bytes, align_of::<T>())?;
         let len = self.len();
-        if !self.ptr.is_null() {
-            let old = self.data();
+        if let Some(old) = old {
             let dst = heap.address(new).as_ptr().cast::<T>();
             // SAFETY: `old` holds `len` initialised elements, `dst` has room for `new_cap >=
             // len`; distinct blocks never overlap. The elements move (bitwise) to the new block.
@@ -572,7 +609,6 @@ impl<T: ShmSafe> ShmVec<T> {
         }
         self.ptr = new;
         self.cap = new_cap as u64;
-        self.local = LocalAddr::EMPTY;
         Ok(())
     }
 
@@ -814,7 +850,7 @@ impl<T: ShmSafe> Iterator for IntoIter<T> {
         if self.next >= self.vec.len() {
             return None;
         }
-        let data = self.vec.data();
+        let data = self.vec.data().unwrap_or_else(|e| fail(e));
         // SAFETY: elements at `next..len` are initialised and not yet moved out; each is read
         // exactly once.
         let item = unsafe { data.add(self.next).read() };

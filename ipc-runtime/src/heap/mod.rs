@@ -36,6 +36,12 @@
 //! * **Bounded time.** A [TLSF](tlsf) allocator: constant-time allocate and free, at most 1/32
 //!   lost to size-class rounding, alignment up to 4 KiB.
 //! * **Thread-safe** within the owning process (a short spin lock; only the owner ever writes).
+//!   The allocator sits *inside* the lock and changes only through `&mut`, statistics included,
+//!   so no two views of its control block can overlap.
+//! * **Validated frees.** Every free (and in-place growth) is checked against the allocator's
+//!   own metadata first — aligned, inside the area, a used block's check tag, a successor that
+//!   links back — and a forged, misaligned or double free panics naming the heap and the
+//!   offset, with nothing changed: no counter drifts, no free list is corrupted.
 //! * **Out of memory** is [`Error::OutOfMemory`] from `try_*` methods and a panic naming the heap
 //!   and its size from the infallible ones.
 //! * **Ownership rule.** Only the owning process allocates and frees. A block handed to another
@@ -43,13 +49,15 @@
 //!   crashed reader cannot leave one locked.
 //!
 //! The default size is 64 MiB; the environment variable `IPC_HEAP_SIZE` (bytes, or with a `K`,
-//! `M` or `G` suffix) changes it for processes that do not call `init_heap`. The heap segment is
+//! `M` or `G` suffix, at least [`MIN_HEAP_SIZE`]) changes it for processes that do not call
+//! `init_heap`; a value that is not a size, or too small, is an [`Error::InvalidOption`] naming
+//! the variable and the value. The heap segment is
 //! removed when the process exits normally; [liveness](crate) cleanup removes those of crashed
 //! processes.
 
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::domain;
@@ -69,6 +77,10 @@ pub const DEFAULT_HEAP_SIZE: usize = if cfg!(miri) { 1 << 20 } else { 64 << 20 }
 /// Environment variable with the default heap's size.
 pub const HEAP_SIZE_ENV: &str = "IPC_HEAP_SIZE";
 
+/// Smallest size `IPC_HEAP_SIZE` may ask for (a smaller heap could not hold a publisher's port
+/// and pool; a value like `0` is a mistake, not a wish for a 4 KiB heap).
+pub const MIN_HEAP_SIZE: usize = 64 << 10;
+
 /// Largest alignment the heap honours.
 pub const MAX_ALIGN: usize = tlsf::MAX_ALIGN;
 
@@ -87,17 +99,19 @@ pub struct Heap {
     domain: String,
     name: SegmentName,
     size: usize,
-    tlsf: Tlsf,
-    lock: SpinLock<()>,
-    /// Commit frontier: offsets below it are committed. Changed only under `lock`.
+    /// The allocator, behind the lock that serialises every use of it (its mutating methods take
+    /// `&mut self`, so nothing can touch the control block without holding this lock).
+    tlsf: SpinLock<Tlsf>,
+    /// Commit frontier: offsets below it are committed. Changed only under the `tlsf` lock.
     committed: AtomicU64,
     /// Says "the owner of this heap is alive" to other processes.
     token: Option<crate::liveness::Token>,
     os: &'static dyn SharedMemoryOs,
 }
 
-// SAFETY: the allocator's state lives in shared memory and is only mutated under `lock`;
-// `Tlsf` holds only the (process-lifetime) base address and an offset.
+// SAFETY: the allocator's state lives in shared memory and is only used under the `tlsf` lock;
+// `Tlsf` holds only the (process-lifetime) base address and an offset; `os` is a stateless
+// table of functions.
 unsafe impl Send for Heap {}
 // SAFETY: as above.
 unsafe impl Sync for Heap {}
@@ -207,15 +221,15 @@ impl Heap {
         ptr::table().register_name(id, name.clone());
         ptr::table().insert(segment);
         // SAFETY: `init` ran on this region at CONTROL_OFFSET; the table keeps it mapped for the
-        // life of the process.
+        // life of the process (a heap we own is never retired); this is the region's one `Tlsf`,
+        // and it goes behind the heap's lock.
         let tlsf = unsafe { Tlsf::attach(base, CONTROL_OFFSET) };
         Ok(Heap {
             id,
             domain: domain.to_owned(),
             name,
             size,
-            tlsf,
-            lock: SpinLock::new(()),
+            tlsf: SpinLock::new(tlsf),
             committed: AtomicU64::new(frontier),
             token,
             os,
@@ -249,8 +263,8 @@ impl Heap {
     }
 
     #[inline]
-    fn guard(&self) -> Guard<'_, ()> {
-        self.lock.lock()
+    fn guard(&self) -> Guard<'_, Tlsf> {
+        self.tlsf.lock()
     }
 
     /// The segment's id (what [`RelPtr`]s into this heap carry).
@@ -268,9 +282,9 @@ impl Heap {
         &self.name
     }
 
-    /// Current usage.
+    /// Current usage (read under the heap's lock, like every other use of the allocator).
     pub fn stats(&self) -> HeapStats {
-        let c = self.tlsf.counters();
+        let c = self.guard().counters();
         HeapStats {
             in_use: c.in_use,
             high_water: c.high_water,
@@ -299,32 +313,43 @@ impl Heap {
                 ),
             });
         }
-        let offset = {
-            let _guard = self.guard();
-            self.tlsf.allocate_with(size as u64, align as u64, &mut |_, end| self.commit_below(end))
-        };
+        let offset = self
+            .guard()
+            .allocate_with(size as u64, align as u64, &mut |_, end| self.commit_below(end));
         offset.map(|o| RelPtr::new(self.id, o)).ok_or_else(|| self.out_of_memory(size as u64))
     }
 
-    /// Frees a block allocated from this heap. Panics on a pointer that is not a live block of
-    /// this heap: that is memory corruption in this process.
+    /// Frees a block allocated from this heap.
+    ///
+    /// The pointer is validated against the allocator's own metadata first (see
+    /// [`Tlsf::free`]). Panics, changing nothing, on a pointer that is not a block of this heap
+    /// in use — forged, misaligned, or freed before: that is a bug or memory corruption in this
+    /// process (only the owner frees into its heap), and going on would corrupt the heap.
+    ///
+    /// ```should_panic
+    /// let heap = ipc_runtime::heap::Heap::create(1 << 20).unwrap();
+    /// let p = heap.try_allocate(64, 8).unwrap();
+    /// heap.free(p);
+    /// heap.free(p); // panics: "heap `…`: invalid free at offset 0x…: … (double free)"
+    /// ```
     pub fn free(&self, p: RelPtr) {
         assert_eq!(p.segment(), self.id, "freeing a block of another heap into `{}`", self.name);
-        let result = {
-            let _guard = self.guard();
-            self.tlsf.free(p.offset())
-        };
+        // The guard goes before the panic, so the lock is free for whoever catches it.
+        let result = self.guard().free(p.offset());
         if let Err(err) = result {
-            panic!("heap `{}`: invalid free at offset {:#x}: {err}", self.name, p.offset());
+            invalid_free(&self.name, p.offset(), err);
         }
     }
 
     /// Tries to grow the block at `p` to `new_size` bytes in place.
     pub fn grow_in_place(&self, p: RelPtr, new_size: usize) -> bool {
-        let _guard = self.guard();
-        self.tlsf
-            .grow_in_place_with(p.offset(), new_size as u64, &mut |_, end| self.commit_below(end))
-            .unwrap_or(false)
+        let grown = self
+            .guard()
+            .grow_in_place_with(p.offset(), new_size as u64, &mut |_, end| self.commit_below(end));
+        match grown {
+            Ok(grown) => grown,
+            Err(err) => invalid_free(&self.name, p.offset(), err),
+        }
     }
 
     /// Address of the block at `p` in this process (the heap is mapped writable here).
@@ -335,8 +360,7 @@ impl Heap {
 
     /// Checks the allocator's invariants by walking every block (slow; tests and debugging).
     pub fn check_integrity(&self) -> std::result::Result<(), String> {
-        let _guard = self.guard();
-        self.tlsf.check_integrity()
+        self.guard().check_integrity()
     }
 }
 
@@ -348,60 +372,54 @@ impl Drop for Heap {
     }
 }
 
+/// A free (or a growth) of something that is not a block of heap `name` in use.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn invalid_free(name: &SegmentName, offset: u64, err: FreeError) -> ! {
+    panic!("heap `{name}`: invalid free at offset {offset:#x}: {err}")
+}
+
 impl fmt::Display for FreeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            FreeError::NotABlock => "not a block of this heap",
+            FreeError::Misaligned => "misaligned: no block of this heap starts there",
+            FreeError::OutOfArea => "outside the heap's allocation area",
+            FreeError::NotABlock => {
+                "not a block of this heap in use (forged or corrupted pointer, or a block freed \
+                 long ago)"
+            }
             FreeError::DoubleFree => "block is already free (double free)",
         })
     }
 }
 
-/// This process's token: a random non-zero value fixed when the default heap is created, or
-/// `u64::MAX` (never a valid token) before that. See [`LocalAddr`].
-static PROCESS_TOKEN: AtomicU64 = AtomicU64::new(u64::MAX);
+/// This process's default heap as the containers' write paths see it: its id, base address and
+/// size, in process-local statics (set once, when the heap is created). Nothing of it is in
+/// shared memory, so no reader ever sees one of our addresses.
+static OWN_ID: AtomicU64 = AtomicU64::new(0);
+static OWN_BASE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static OWN_LEN: AtomicU64 = AtomicU64::new(0);
 
-/// A container's cache of its buffer's address *in the process that owns the buffer*.
-///
-/// Resolving a [`RelPtr`] through the segment table costs a few loads and checks; a `push` loop
-/// that did it per element would run at a quarter of `Vec`'s speed. So containers remember the
-/// resolved address together with the token of the process that resolved it. The cache is plain
-/// data in shared memory like the rest of the container, and means nothing in any other process:
-/// there the token differs and the table is used.
-///
-/// The cache is only consulted on `&mut` paths. A `&mut` to a container exists only in the process
-/// that built it (other processes get `&` through samples), whose own writes are the only ones
-/// that reach it; read paths always resolve through the bounds-checked table, so a forged cache
-/// written by another process is never followed.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct LocalAddr {
-    owner: u64,
-    addr: u64,
-}
-
-impl LocalAddr {
-    /// No cached address.
-    pub const EMPTY: LocalAddr = LocalAddr { owner: 0, addr: 0 };
-
-    /// The cached address, if this process stored it.
-    #[inline(always)]
-    pub fn get(&self) -> Option<*mut u8> {
-        if self.owner == PROCESS_TOKEN.load(Ordering::Relaxed) {
-            Some(std::ptr::with_exposed_provenance_mut(self.addr as usize))
-        } else {
-            None
-        }
+/// The address `p` stands for if it points into this process's default heap (mapped writable
+/// here), before its end; `None` otherwise (the caller then resolves through the segment table,
+/// which says what is wrong). The containers' write paths' shortcut (see `ShmVec::data_mut` for
+/// why the length is not checked here).
+#[inline(always)]
+pub(crate) fn own_address(p: RelPtr) -> Option<NonNull<u8>> {
+    // Acquire pairs with the Release in `init_default`: base and size are set before the id.
+    // Before that, the id is 0 and the size 0, so nothing (not even the null pointer) passes.
+    if p.segment() != OWN_ID.load(Ordering::Acquire)
+        || p.offset() >= OWN_LEN.load(Ordering::Relaxed)
+    {
+        return None;
     }
-
-    /// Remembers `addr` (an address inside this process's default heap).
-    #[inline]
-    pub fn set(&mut self, addr: *mut u8) {
-        *self = LocalAddr {
-            owner: PROCESS_TOKEN.load(Ordering::Relaxed),
-            addr: addr.expose_provenance() as u64,
-        };
-    }
+    // SAFETY: offset < the heap's size, so the result stays inside its mapping, which the
+    // segment table keeps for the life of the process (a heap we own is never retired); the
+    // base of a mapping is not null.
+    Some(unsafe {
+        NonNull::new_unchecked(OWN_BASE.load(Ordering::Relaxed).add(p.offset() as usize))
+    })
 }
 
 static DEFAULT: OnceLock<Heap> = OnceLock::new();
@@ -444,24 +462,43 @@ fn init_default(bytes: Option<usize>) -> Result<&'static Heap> {
     take_token(&heap);
     #[cfg(not(miri))]
     sweep_dead_heaps(heap.domain(), heap.id());
-    // Any fresh random value works; segment ids are random, non-zero and never u64::MAX in
-    // practice (MAX is re-drawn).
-    let token = loop {
-        let t = ptr::fresh_segment_id();
-        if t != u64::MAX {
-            break t;
-        }
-    };
-    PROCESS_TOKEN.store(token, Ordering::Relaxed);
+    let base = ptr::table()
+        .resolve_own_base(heap.id())
+        .expect("the heap just created is in the segment table");
+    OWN_BASE.store(base.as_ptr(), Ordering::Relaxed);
+    OWN_LEN.store(heap.size as u64, Ordering::Relaxed);
+    OWN_ID.store(heap.id(), Ordering::Release);
     Ok(DEFAULT.get_or_init(|| heap))
 }
 
 fn configured_size() -> Result<usize> {
-    let Ok(text) = std::env::var(HEAP_SIZE_ENV) else { return Ok(DEFAULT_HEAP_SIZE) };
-    parse_size(&text).ok_or_else(|| Error::InvalidName {
-        name: format!("{HEAP_SIZE_ENV}={text}"),
-        reason: "expected a byte count like 1048576, 512K, 64M or 1G",
-    })
+    match std::env::var(HEAP_SIZE_ENV) {
+        Ok(text) => size_from_env(&text),
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_HEAP_SIZE),
+        Err(std::env::VarError::NotUnicode(text)) => Err(Error::InvalidOption {
+            option: HEAP_SIZE_ENV,
+            reason: format!("{text:?} is not a byte count like 1048576, 512K, 64M or 1G"),
+        }),
+    }
+}
+
+/// The default heap's size as `IPC_HEAP_SIZE` gives it: a byte count of at least
+/// [`MIN_HEAP_SIZE`].
+fn size_from_env(text: &str) -> Result<usize> {
+    let bytes = parse_size(text).ok_or_else(|| Error::InvalidOption {
+        option: HEAP_SIZE_ENV,
+        reason: format!("`{text}` is not a byte count like 1048576, 512K, 64M or 1G"),
+    })?;
+    if bytes < MIN_HEAP_SIZE {
+        return Err(Error::InvalidOption {
+            option: HEAP_SIZE_ENV,
+            reason: format!(
+                "`{text}` ({bytes} bytes) is below the minimum heap size of {} KiB",
+                MIN_HEAP_SIZE >> 10
+            ),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Parses `123`, `64K`, `16M`, `1G` (binary multiples).
@@ -510,9 +547,8 @@ pub(crate) fn free(p: RelPtr) {
 /// Reads the usage counters of a heap segment (mapped by anyone, read-only is enough).
 pub(crate) fn read_stats(segment: &Segment) -> HeapStats {
     // SAFETY: the segment was validated as a heap segment, so the allocator's control block was
-    // initialised at CONTROL_OFFSET; `counters` only performs atomic reads.
-    let tlsf = unsafe { Tlsf::attach(segment.base(), CONTROL_OFFSET) };
-    let c = tlsf.counters();
+    // initialised at CONTROL_OFFSET; `read_counters` only performs atomic reads.
+    let c = unsafe { tlsf::read_counters(segment.base(), CONTROL_OFFSET) };
     HeapStats {
         in_use: c.in_use,
         high_water: c.high_water,
@@ -781,6 +817,88 @@ mod tests {
         assert!(matches!(heap.try_allocate(8, 3), Err(Error::Unsupported { .. })));
     }
 
+    /// Runs `f`, expecting a panic; returns its message.
+    fn panic_message(f: impl FnOnce()) -> String {
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_err();
+        err.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid free at offset 0x")]
+    fn forged_free_into_untouched_space_panics() {
+        let heap = private_heap(1 << 20);
+        let p = heap.try_allocate(64, 16).unwrap();
+        // What a forged `ShmVec` would hand back: a pointer into space nothing was ever
+        // allocated from, whose all-zero "header" used to pass for a used block of size 0.
+        heap.free(RelPtr::new(heap.id(), p.offset() + (256 << 10)));
+    }
+
+    #[test]
+    fn bad_frees_panic_naming_heap_and_offset_and_change_nothing() {
+        let heap = private_heap(1 << 20);
+        let keep = heap.try_allocate(100, 16).unwrap();
+        let p = heap.try_allocate(300, 16).unwrap();
+        let q = heap.try_allocate(50, 64).unwrap();
+        heap.free(p);
+        let before = heap.stats();
+        let name = heap.name().as_str().to_owned();
+        for (bad, why) in [
+            (p, "double free"),
+            (RelPtr::new(heap.id(), q.offset() + 8), "misaligned"),
+            (RelPtr::new(heap.id(), q.offset() + 16), "not a block of this heap in use"),
+            (RelPtr::new(heap.id(), q.offset() + (512 << 10)), "not a block of this heap in use"),
+            (RelPtr::new(heap.id(), 1 << 41), "outside the heap's allocation area"),
+        ] {
+            let message = panic_message(|| heap.free(bad));
+            let offset = format!("offset {:#x}", bad.offset());
+            assert!(message.contains(&name), "{message}");
+            assert!(message.contains(&offset), "{message}");
+            assert!(message.contains(why), "{message}");
+            assert_eq!(heap.stats(), before, "counters drifted after: {message}");
+            heap.check_integrity().unwrap();
+        }
+        // The heap still works normally afterwards.
+        heap.free(q);
+        heap.free(keep);
+        assert_eq!(heap.stats().bytes_in_use(), 0);
+        assert_eq!(heap.stats().allocations(), 0);
+        heap.check_integrity().unwrap();
+    }
+
+    /// Statistics are read under the allocator's lock while another thread allocates (this is
+    /// what Miri checks: no reference to the control block overlaps a mutation of it).
+    #[test]
+    fn stats_while_allocating() {
+        let heap = private_heap(1 << 20);
+        let rounds = if cfg!(miri) { 40 } else { 20_000 };
+        std::thread::scope(|scope| {
+            let heap = &heap;
+            scope.spawn(move || {
+                let mut live = Vec::new();
+                for i in 0..rounds {
+                    live.push(heap.try_allocate(16 + (i * 37) % 700, 16).unwrap());
+                    if i % 3 == 2 || live.len() > 64 {
+                        heap.free(live.swap_remove(i % live.len()));
+                    }
+                }
+                for p in live {
+                    heap.free(p);
+                }
+            });
+            scope.spawn(move || {
+                for _ in 0..rounds {
+                    let stats = heap.stats();
+                    assert!(stats.bytes_in_use() <= stats.capacity());
+                    assert!(stats.bytes_in_use() <= stats.high_water());
+                    assert!(stats.allocations() * 32 <= stats.bytes_in_use());
+                    let _ = format!("{heap:?}");
+                }
+            });
+        });
+        assert_eq!(heap.stats().bytes_in_use(), 0);
+        heap.check_integrity().unwrap();
+    }
+
     #[test]
     #[should_panic(expected = "double free")]
     fn double_free_panics() {
@@ -873,5 +991,24 @@ mod tests {
         assert_eq!(parse_size("1G"), Some(1 << 30));
         assert_eq!(parse_size("x"), None);
         assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
+    fn heap_size_variable_is_checked_with_a_clear_error() {
+        assert_eq!(size_from_env("64M").unwrap(), 64 << 20);
+        assert_eq!(size_from_env("64K").unwrap(), MIN_HEAP_SIZE);
+        for (text, says) in [
+            ("abc", "`abc` is not a byte count like 1048576"),
+            ("12Q", "`12Q` is not a byte count"),
+            ("-5", "`-5` is not a byte count"),
+            ("99999999999999999999G", "is not a byte count"),
+            ("0", "`0` (0 bytes) is below the minimum heap size of 64 KiB"),
+            ("4K", "`4K` (4096 bytes) is below the minimum heap size"),
+        ] {
+            let err = size_from_env(text).unwrap_err();
+            assert!(matches!(err, Error::InvalidOption { option: HEAP_SIZE_ENV, .. }), "{err}");
+            let message = err.to_string();
+            assert!(message.contains("IPC_HEAP_SIZE") && message.contains(says), "{message}");
+        }
     }
 }

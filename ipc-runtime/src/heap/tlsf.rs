@@ -6,22 +6,30 @@
 //! state (no first-fit walk), and rounding a request up to its class wastes at most 1/32.
 //!
 //! Everything is stored *inside* the region as offsets from the region's base (the segment's
-//! start), so the structure is position-independent. The caller serialises all mutation (the
-//! heap holds a mutex); statistics are atomics so other processes can read them.
+//! start), so the structure is position-independent. Mutation takes `&mut self`, so the caller
+//! serialises it by construction (the heap keeps its `Tlsf` behind a lock); statistics are
+//! atomics so other processes can read them ([`read_counters`]).
 //!
 //! Block layout (all offsets and sizes multiples of 16):
 //!
 //! ```text
-//! header  +0   prev_phys  offset of the previous physical block (valid if PREV_FREE)
-//!         +8   size|flags payload size; bit 0 FREE, bit 1 PREV_FREE
+//! header  +0   prev_phys  offset of the previous physical block (kept for every block)
+//!         +8   size|flags payload size (bits 4..40); bit 0 FREE, bit 1 PREV_FREE; bits 40..64
+//!                         a check tag of a used block (hash of its offset and size), 0 if free
 //! payload +16  ...        for free blocks: next_free at +16, prev_free at +24
 //! ```
+//!
+//! **Frees are validated** against this metadata before anything changes ([`Tlsf::free`]):
+//! the offset must be aligned and inside the area, the header must carry a used block's tag
+//! for its offset and size, and the next physical block must link back to it and record it as
+//! used. A forged, stale or misaligned offset, or a second free of a block, is a [`FreeError`]
+//! and leaves the allocator and its counters as they were.
 //!
 //! A zero-sized, used sentinel block closes the area so that walking to the next physical block
 //! never leaves it.
 
 use std::mem::size_of;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const ALIGN: u64 = 16;
@@ -41,6 +49,10 @@ const MIN_BLOCK: u64 = HDR + MIN_PAYLOAD;
 const FREE: u64 = 1;
 const PREV_FREE: u64 = 2;
 const FLAGS: u64 = FREE | PREV_FREE;
+/// Bits of a header's size word that hold the size (sizes are below `2^FL_MAX`).
+const SIZE_MASK: u64 = ((1 << (FL_MAX + 1)) - 1) & !(ALIGN - 1);
+/// Bits of a used block's size word that hold its check tag (zero in free blocks).
+const TAG_MASK: u64 = !((1 << (FL_MAX + 1)) - 1);
 
 /// Largest alignment `allocate` honours: the page size, to which every mapping is aligned.
 pub const MAX_ALIGN: usize = 4096;
@@ -87,21 +99,44 @@ pub struct Counters {
     pub allocations: u64,
 }
 
-/// Why a free was refused.
+/// Why a free (or a size query) was refused. Nothing was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FreeError {
-    /// The offset is not the payload of a block of this region.
+    /// The offset is not a multiple of the allocator's 16-byte granule: no block starts there.
+    Misaligned,
+    /// The offset lies outside the area the allocator manages.
+    OutOfArea,
+    /// No block handed out by the allocator starts there (a forged or corrupted offset, or a
+    /// block freed long ago whose header has since been overwritten).
     NotABlock,
-    /// The block is already free.
+    /// The block is free: freed before (a double free).
     DoubleFree,
 }
 
 /// A TLSF allocator over the region starting at `base`. Cheap to construct; all state lives in
 /// the region.
-#[derive(Debug, Clone, Copy)]
+///
+/// Every method that changes the allocator takes `&mut self`, and the type is neither `Clone`
+/// nor `Copy`: the one value for a region sits behind its owner's lock, which hands out
+/// `&mut Tlsf` to one thread at a time, so two references to the control block can never
+/// overlap (and reading the counters goes through the lock too).
+#[derive(Debug)]
 pub struct Tlsf {
     base: NonNull<u8>,
     control: u64,
+}
+
+// SAFETY: a `Tlsf` is a pointer to a region that lives at least as long as it (constructors'
+// contracts) plus an offset; moving it to another thread moves the exclusive right to mutate
+// the region with it (mutation needs `&mut self`).
+unsafe impl Send for Tlsf {}
+
+/// Check tag of a used block: a hash of its offset and size in the size word's top bits, so
+/// that a header forged by chance (zeros, stale or user bytes) is told apart from one the
+/// allocator wrote.
+#[inline(always)]
+fn tag(b: u64, size: u64) -> u64 {
+    (b.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ size.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)) & TAG_MASK
 }
 
 #[inline]
@@ -141,7 +176,7 @@ impl Tlsf {
     /// `base..base+end` must be writable memory that nothing else uses, `base` aligned to 64,
     /// `control` a multiple of 64, and `end - control - CONTROL_SIZE >= 2 * MIN_BLOCK`.
     pub unsafe fn init(base: NonNull<u8>, control: u64, end: u64) -> Tlsf {
-        let tlsf = Tlsf { base, control };
+        let mut tlsf = Tlsf { base, control };
         let start = control + CONTROL_SIZE;
         let end = end.min(start + MAX_REGION - HDR) & !(ALIGN - 1);
         assert!(end >= start + 2 * MIN_BLOCK, "region too small for a heap");
@@ -163,19 +198,21 @@ impl Tlsf {
         let first = start;
         let sentinel = end - HDR;
         let size = sentinel - first - HDR;
+        tlsf.wr(first, 0);
         tlsf.set_size_flags(first, size, FREE);
         tlsf.set_size_flags(sentinel, 0, PREV_FREE);
         tlsf.wr(sentinel, first);
         tlsf.insert_free(first);
-        // SAFETY: just written; we hold exclusive access during init.
-        unsafe { (*tlsf.control_ptr()).capacity = size + HDR };
+        tlsf.ctl_mut().capacity = size + HDR;
         tlsf
     }
 
     /// An allocator over a region initialised earlier by [`Tlsf::init`].
     ///
     /// # Safety
-    /// `init` must have run on this region with the same `control` offset.
+    /// `init` must have run on this region with the same `control` offset, the region must stay
+    /// mapped for as long as the returned value lives, and no other `Tlsf` may be used to mutate
+    /// it meanwhile (the mutating methods take `&mut self`; put the one value behind a lock).
     pub unsafe fn attach(base: NonNull<u8>, control: u64) -> Tlsf {
         Tlsf { base, control }
     }
@@ -186,44 +223,40 @@ impl Tlsf {
     }
 
     fn ctl(&self) -> &Control {
-        // SAFETY: the control block was initialised by `init`; shared reads of its atomics and
-        // of fields only the lock holder writes are sound while the caller holds the lock.
+        // SAFETY: the control block was initialised by `init`. A `&Control` lives only as long
+        // as a `&self` borrow, and the only `&mut Control` comes from `ctl_mut(&mut self)`, so
+        // the borrow checker rules out any overlap within this process (the one `Tlsf` value
+        // of a region sits behind the heap's lock, see `attach`).
         unsafe { &*self.control_ptr() }
     }
 
-    #[allow(clippy::mut_from_ref)] // the caller's lock provides the exclusivity
-    fn ctl_mut(&self) -> &mut Control {
-        // SAFETY: callers of mutating methods hold the heap's lock, so no other reference to the
-        // control block's non-atomic fields exists.
+    fn ctl_mut(&mut self) -> &mut Control {
+        // SAFETY: as in `ctl`; `&mut self` makes this the only reference to the control block.
         unsafe { &mut *self.control_ptr() }
     }
 
-    /// Current counters (atomic reads; callable without the lock).
+    /// Current counters.
     pub fn counters(&self) -> Counters {
-        let c = self.ctl();
-        Counters {
-            in_use: c.in_use.load(Ordering::Relaxed),
-            high_water: c.high_water.load(Ordering::Relaxed),
-            capacity: c.capacity,
-            allocations: c.allocations.load(Ordering::Relaxed),
-        }
+        // SAFETY: the region holds an initialised control block (constructors' contracts).
+        unsafe { read_counters(self.base, self.control) }
     }
 
     #[inline]
     fn rd(&self, off: u64) -> u64 {
-        // SAFETY: every offset passed here is a block header field inside the area, 8-aligned.
+        // SAFETY: every offset passed here is a block header field inside the area, 8-aligned
+        // (callers check offsets that do not come from the allocator's own links).
         unsafe { self.base.as_ptr().add(off as usize).cast::<u64>().read() }
     }
 
     #[inline]
-    fn wr(&self, off: u64, value: u64) {
-        // SAFETY: as in `rd`; the caller holds the lock, so no one else writes these words.
+    fn wr(&mut self, off: u64, value: u64) {
+        // SAFETY: as in `rd`; `&mut self` (the heap's lock) means no one else writes these words.
         unsafe { self.base.as_ptr().add(off as usize).cast::<u64>().write(value) }
     }
 
     #[inline]
     fn size(&self, b: u64) -> u64 {
-        self.rd(b + 8) & !FLAGS
+        self.rd(b + 8) & SIZE_MASK
     }
 
     #[inline]
@@ -231,18 +264,21 @@ impl Tlsf {
         self.rd(b + 8) & FLAGS
     }
 
+    /// Writes a header's size word (any check tag is cleared; see [`Tlsf::mark_used`]).
     #[inline]
-    fn set_size_flags(&self, b: u64, size: u64, flags: u64) {
+    fn set_size_flags(&mut self, b: u64, size: u64, flags: u64) {
         self.wr(b + 8, size | flags);
     }
 
     #[inline]
-    fn set_size(&self, b: u64, size: u64) {
-        self.set_size_flags(b, size, self.flags(b));
+    fn set_size(&mut self, b: u64, size: u64) {
+        let flags = self.flags(b);
+        self.set_size_flags(b, size, flags);
     }
 
+    /// Sets or clears a flag, keeping the rest of the word (a used block's tag included).
     #[inline]
-    fn set_flag(&self, b: u64, flag: u64, on: bool) {
+    fn set_flag(&mut self, b: u64, flag: u64, on: bool) {
         let word = self.rd(b + 8);
         self.wr(b + 8, if on { word | flag } else { word & !flag });
     }
@@ -252,21 +288,21 @@ impl Tlsf {
         b + HDR + self.size(b)
     }
 
-    fn insert_free(&self, b: u64) {
+    fn insert_free(&mut self, b: u64) {
         let (fl, sl) = mapping(self.size(b));
-        let c = self.ctl_mut();
-        let head = c.heads[fl][sl];
+        let head = self.ctl().heads[fl][sl];
         self.wr(b + 16, head);
         self.wr(b + 24, 0);
         if head != 0 {
             self.wr(head + 24, b);
         }
+        let c = self.ctl_mut();
         c.heads[fl][sl] = b;
         c.fl_bitmap |= 1 << fl;
         c.sl_bitmap[fl] |= 1 << sl;
     }
 
-    fn remove_free(&self, b: u64) {
+    fn remove_free(&mut self, b: u64) {
         let (fl, sl) = mapping(self.size(b));
         let next = self.rd(b + 16);
         let prev = self.rd(b + 24);
@@ -289,7 +325,7 @@ impl Tlsf {
     }
 
     /// Finds (and unlinks) a free block of at least `size` payload bytes.
-    fn find_free(&self, size: u64) -> Option<u64> {
+    fn find_free(&mut self, size: u64) -> Option<u64> {
         if size >= MAX_REGION {
             return None;
         }
@@ -315,12 +351,14 @@ impl Tlsf {
     }
 
     /// Splits the tail off used-to-be block `b` so that it keeps `size` payload bytes.
-    fn trim_trailing(&self, b: u64, size: u64) {
+    fn trim_trailing(&mut self, b: u64, size: u64) {
         let have = self.size(b);
         if have >= size + MIN_BLOCK {
             let rest = b + HDR + size;
             self.set_size(b, size);
-            // `rest`'s predecessor `b` is about to be (or is) used.
+            // `rest`'s predecessor `b` is about to be (or is) used; its link is kept anyway,
+            // so that every block's successor points back at it (what `check_used` relies on).
+            self.wr(rest, b);
             self.set_size_flags(rest, have - size - HDR, FREE);
             let next = self.next_phys(rest);
             self.wr(next, rest);
@@ -329,23 +367,28 @@ impl Tlsf {
         }
     }
 
-    fn merge_next_and_insert(&self, b: u64) {
+    fn merge_next_and_insert(&mut self, b: u64) {
         let next = self.next_phys(b);
         if self.flags(next) & FREE != 0 {
             self.remove_free(next);
-            self.set_size(b, self.size(b) + HDR + self.size(next));
+            let size = self.size(b) + HDR + self.size(next);
+            self.set_size(b, size);
             let after = self.next_phys(b);
             self.wr(after, b);
         }
         self.insert_free(b);
     }
 
-    fn mark_used(&self, b: u64) {
-        self.set_flag(b, FREE, false);
-        let next = self.next_phys(b);
+    /// Marks `b` used: clears FREE, stamps the check tag for its current size, updates its
+    /// successor's PREV_FREE and the counters.
+    fn mark_used(&mut self, b: u64) {
+        let size = self.size(b);
+        let prev_free = self.flags(b) & PREV_FREE;
+        self.wr(b + 8, size | prev_free | tag(b, size));
+        let next = b + HDR + size;
         self.set_flag(next, PREV_FREE, false);
         let c = self.ctl();
-        let in_use = c.in_use.load(Ordering::Relaxed) + self.size(b) + HDR;
+        let in_use = c.in_use.load(Ordering::Relaxed) + size + HDR;
         c.in_use.store(in_use, Ordering::Relaxed);
         bump(&c.allocations, 1);
         if in_use > c.high_water.load(Ordering::Relaxed) {
@@ -355,7 +398,7 @@ impl Tlsf {
 
     /// Allocates `size` bytes aligned to `align` (a power of two ≤ [`MAX_ALIGN`]); returns the
     /// payload's offset from the region base, or `None` when no free block is large enough.
-    pub fn allocate(&self, size: u64, align: u64) -> Option<u64> {
+    pub fn allocate(&mut self, size: u64, align: u64) -> Option<u64> {
         self.allocate_with(size, align, &mut |_, _| true)
     }
 
@@ -370,7 +413,7 @@ impl Tlsf {
     /// never touches uncommitted memory.
     /// If `commit` returns false, nothing is changed and the result is `None`.
     pub fn allocate_with(
-        &self,
+        &mut self,
         size: u64,
         align: u64,
         commit: &mut dyn FnMut(u64, u64) -> bool,
@@ -418,38 +461,59 @@ impl Tlsf {
         Some(b + HDR)
     }
 
-    /// Checks that `payload` is the payload offset of a used block of this region.
+    /// Checks that `payload` is the payload offset of a block this allocator handed out and
+    /// that is still in use, against the allocator's own metadata: in the area, aligned, a
+    /// header whose size is plausible and whose check tag matches its offset and size, and a
+    /// physical successor that links back to it and records it as used. Reads nothing outside
+    /// the area, whatever `payload` is. Returns the block's header offset.
+    #[inline]
     fn check_used(&self, payload: u64) -> Result<u64, FreeError> {
-        let c = self.ctl();
-        let b = payload.wrapping_sub(HDR);
-        if payload < c.area_start + HDR || payload >= c.area_end || !payload.is_multiple_of(ALIGN) {
-            return Err(FreeError::NotABlock);
+        if !payload.is_multiple_of(ALIGN) {
+            return Err(FreeError::Misaligned);
         }
-        let flags = self.flags(b);
-        if flags & FREE != 0 {
+        let c = self.ctl();
+        let sentinel = c.area_end - HDR;
+        if payload < c.area_start + HDR || payload > sentinel {
+            return Err(FreeError::OutOfArea);
+        }
+        let b = payload - HDR;
+        let word = self.rd(b + 8);
+        if word & FREE != 0 {
             return Err(FreeError::DoubleFree);
         }
-        let end = b.checked_add(HDR + self.size(b));
-        if end.is_none_or(|end| end > c.area_end - HDR) {
+        let size = word & SIZE_MASK;
+        // `b + HDR + size` cannot overflow: b < 2^40 + area and size < 2^40.
+        let next = payload + size;
+        if size < MIN_PAYLOAD
+            || word & !(SIZE_MASK | FLAGS) != tag(b, size)
+            || next > sentinel
+            || self.rd(next) != b
+            || self.rd(next + 8) & PREV_FREE != 0
+        {
             return Err(FreeError::NotABlock);
         }
         Ok(b)
     }
 
-    /// Returns the block whose payload starts at `payload` to the free lists.
-    pub fn free(&self, payload: u64) -> Result<(), FreeError> {
+    /// Returns the block whose payload starts at `payload` to the free lists. Nothing changes
+    /// (counters included) when `payload` is not a block in use (see [`FreeError`]).
+    pub fn free(&mut self, payload: u64) -> Result<(), FreeError> {
         let mut b = self.check_used(payload)?;
+        let size = self.size(b);
         let c = self.ctl();
-        bump(&c.in_use, (self.size(b) + HDR).wrapping_neg());
+        bump(&c.in_use, (size + HDR).wrapping_neg());
         bump(&c.allocations, u64::MAX);
-        self.set_flag(b, FREE, true);
-        let next = self.next_phys(b);
+        let flags = self.flags(b);
+        // Marks it free and clears its tag, so a second free of it is told apart.
+        self.set_size_flags(b, size, flags | FREE);
+        let next = b + HDR + size;
         self.set_flag(next, PREV_FREE, true);
         self.wr(next, b);
-        if self.flags(b) & PREV_FREE != 0 {
+        if flags & PREV_FREE != 0 {
             let prev = self.rd(b);
             self.remove_free(prev);
-            self.set_size(prev, self.size(prev) + HDR + self.size(b));
+            let merged = self.size(prev) + HDR + size;
+            self.set_size(prev, merged);
             self.wr(next, prev);
             b = prev;
         }
@@ -464,7 +528,7 @@ impl Tlsf {
 
     /// Tries to grow the used block at `payload` to `new_size` bytes without moving it, by
     /// absorbing the following free block. Returns whether it succeeded.
-    pub fn grow_in_place(&self, payload: u64, new_size: u64) -> Result<bool, FreeError> {
+    pub fn grow_in_place(&mut self, payload: u64, new_size: u64) -> Result<bool, FreeError> {
         self.grow_in_place_with(payload, new_size, &mut |_, _| true)
     }
 
@@ -472,7 +536,7 @@ impl Tlsf {
     /// growth may touch, as [`allocate_with`](Tlsf::allocate_with) does. Returns `Ok(false)`,
     /// changing nothing, if `commit` returns false.
     pub fn grow_in_place_with(
-        &self,
+        &mut self,
         payload: u64,
         new_size: u64,
         commit: &mut dyn FnMut(u64, u64) -> bool,
@@ -491,11 +555,17 @@ impl Tlsf {
             return Ok(false);
         }
         self.remove_free(next);
-        self.set_size(b, have + HDR + self.size(next));
+        let absorbed = have + HDR + self.size(next);
+        self.set_size(b, absorbed);
         let after = self.next_phys(b);
+        self.wr(after, b);
         self.set_flag(after, PREV_FREE, false);
         self.trim_trailing(b, new_size);
-        let grown = self.size(b) - have;
+        // The size changed: stamp the tag again.
+        let size = self.size(b);
+        let flags = self.flags(b);
+        self.wr(b + 8, size | flags | tag(b, size));
+        let grown = size - have;
         let c = self.ctl();
         let in_use = c.in_use.load(Ordering::Relaxed) + grown;
         c.in_use.store(in_use, Ordering::Relaxed);
@@ -513,6 +583,7 @@ impl Tlsf {
         let mut prev_free = false;
         let mut prev = 0;
         let mut used = 0;
+        let mut count = 0;
         let sentinel = c.area_end - HDR;
         while b != sentinel {
             if b > sentinel {
@@ -522,7 +593,7 @@ impl Tlsf {
             if (flags & PREV_FREE != 0) != prev_free {
                 return Err(format!("block {b:#x}: PREV_FREE flag wrong"));
             }
-            if prev_free && self.rd(b) != prev {
+            if b != c.area_start && self.rd(b) != prev {
                 return Err(format!("block {b:#x}: prev_phys {:#x} != {prev:#x}", self.rd(b)));
             }
             let free = flags & FREE != 0;
@@ -535,7 +606,11 @@ impl Tlsf {
                     return Err(format!("free block {b:#x} in an empty class"));
                 }
             } else {
+                if self.check_used(b + HDR) != Ok(b) {
+                    return Err(format!("used block {b:#x} fails the free-time check"));
+                }
                 used += self.size(b) + HDR;
+                count += 1;
             }
             prev_free = free;
             prev = b;
@@ -544,11 +619,39 @@ impl Tlsf {
         if (self.flags(b) & PREV_FREE != 0) != prev_free {
             return Err("sentinel PREV_FREE flag wrong".into());
         }
+        if self.rd(b) != prev {
+            return Err(format!("sentinel: prev_phys {:#x} != {prev:#x}", self.rd(b)));
+        }
         let counted = c.in_use.load(Ordering::Relaxed);
         if used != counted {
             return Err(format!("in_use counter {counted} != {used} bytes in used blocks"));
         }
+        let allocations = c.allocations.load(Ordering::Relaxed);
+        if count != allocations {
+            return Err(format!("allocations counter {allocations} != {count} used blocks"));
+        }
         Ok(())
+    }
+}
+
+/// Reads the counters of the control block at offset `control` of the region at `base`, with
+/// atomic loads only and without forming a reference to the rest of the control block: this is
+/// how other processes (which map the region read-only while its owner writes it) read them.
+///
+/// # Safety
+/// `base + control` must hold a control block initialised by [`Tlsf::init`], mapped for the
+/// duration of the call.
+pub unsafe fn read_counters(base: NonNull<u8>, control: u64) -> Counters {
+    // SAFETY: the caller guarantees an initialised control block there; only the atomics are
+    // referenced, and `capacity` is written once by `init`, before anyone can see the region.
+    unsafe {
+        let c = base.as_ptr().add(control as usize).cast::<Control>();
+        Counters {
+            in_use: (*ptr::addr_of!((*c).in_use)).load(Ordering::Relaxed),
+            high_water: (*ptr::addr_of!((*c).high_water)).load(Ordering::Relaxed),
+            capacity: ptr::addr_of!((*c).capacity).read(),
+            allocations: (*ptr::addr_of!((*c).allocations)).load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -595,7 +698,7 @@ mod tests {
 
     #[test]
     fn allocate_free_roundtrip_restores_everything() {
-        let r = Region::new(1 << 20);
+        let mut r = Region::new(1 << 20);
         let before = r.tlsf.counters();
         let a = r.tlsf.allocate(100, 8).unwrap();
         let b = r.tlsf.allocate(5000, 64).unwrap();
@@ -617,18 +720,64 @@ mod tests {
 
     #[test]
     fn double_free_and_wild_free_are_refused() {
-        let r = Region::new(1 << 16);
+        let mut r = Region::new(1 << 16);
         let a = r.tlsf.allocate(64, 16).unwrap();
         r.tlsf.free(a).unwrap();
         assert_eq!(r.tlsf.free(a), Err(FreeError::DoubleFree));
-        assert_eq!(r.tlsf.free(3), Err(FreeError::NotABlock));
-        assert_eq!(r.tlsf.free(1 << 40), Err(FreeError::NotABlock));
+        assert_eq!(r.tlsf.free(3), Err(FreeError::Misaligned));
+        assert_eq!(r.tlsf.free(1 << 40), Err(FreeError::OutOfArea));
+        r.tlsf.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn forged_stale_and_misaligned_frees_change_nothing() {
+        let mut r = Region::new(1 << 16);
+        let a = r.tlsf.allocate(64, 16).unwrap();
+        let b = r.tlsf.allocate(200, 16).unwrap();
+        let c = r.tlsf.allocate(64, 16).unwrap();
+        let before = r.tlsf.counters();
+        // Untouched space past the last block: an all-zero header.
+        let untouched = c + 4096;
+        assert_eq!(r.tlsf.free(untouched), Err(FreeError::NotABlock));
+        // Inside a block's payload, at a granule that holds zeros or the user's bytes.
+        assert_eq!(r.tlsf.free(b + 32), Err(FreeError::NotABlock));
+        // SAFETY: `b` is a live block of 200 bytes in our region; we write a fake header into it.
+        unsafe {
+            let fake = r.ptr.as_ptr().add(b as usize + 64).cast::<u64>();
+            fake.add(1).write(64); // a used block of 64 bytes: plausible, but no tag
+            fake.add(2 + 8).write(b + 64); // and a successor that links back to it
+        }
+        assert_eq!(r.tlsf.free(b + 80), Err(FreeError::NotABlock));
+        assert_eq!(r.tlsf.free(b + 8), Err(FreeError::Misaligned));
+        assert_eq!(r.tlsf.free(3), Err(FreeError::Misaligned));
+        assert_eq!(r.tlsf.free(16), Err(FreeError::OutOfArea));
+        assert_eq!(r.tlsf.free(1 << 40), Err(FreeError::OutOfArea));
+        assert_eq!(r.tlsf.free(u64::MAX - 15), Err(FreeError::OutOfArea));
+        assert_eq!(r.tlsf.usable_size(b + 32), Err(FreeError::NotABlock));
+        assert_eq!(r.tlsf.counters(), before);
+        r.tlsf.check_integrity().unwrap();
+        // A block freed and merged with its free neighbours is still told apart.
+        for p in [a, b] {
+            r.tlsf.free(p).unwrap();
+        }
+        let after = r.tlsf.counters();
+        assert_eq!(r.tlsf.free(b), Err(FreeError::DoubleFree));
+        assert_eq!(r.tlsf.free(a), Err(FreeError::DoubleFree));
+        assert_eq!(r.tlsf.counters(), after);
+        r.tlsf.check_integrity().unwrap();
+        // Blocks that grew or were split by later allocations still free normally.
+        let big = r.tlsf.allocate(32, 16).unwrap();
+        assert!(r.tlsf.grow_in_place(big, 100).unwrap());
+        r.tlsf.free(big).unwrap();
+        r.tlsf.free(c).unwrap();
+        assert_eq!(r.tlsf.counters().in_use, 0);
+        assert_eq!(r.tlsf.counters().allocations, 0);
         r.tlsf.check_integrity().unwrap();
     }
 
     #[test]
     fn grow_in_place_uses_following_free_space() {
-        let r = Region::new(1 << 20);
+        let mut r = Region::new(1 << 20);
         let a = r.tlsf.allocate(64, 16).unwrap();
         assert!(r.tlsf.grow_in_place(a, 10_000).unwrap());
         assert!(r.tlsf.usable_size(a).unwrap() >= 10_000);
@@ -643,7 +792,7 @@ mod tests {
 
     #[test]
     fn exhaustion_returns_none() {
-        let r = Region::new(1 << 16);
+        let mut r = Region::new(1 << 16);
         let mut held = Vec::new();
         while let Some(p) = r.tlsf.allocate(1000, 16) {
             held.push(p);
