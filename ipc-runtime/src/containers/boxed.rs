@@ -39,14 +39,14 @@ unsafe impl<T: ShmSafe> ShmSafe for ShmBox<T> {
         size_of::<Self>(),
         align_of::<Self>(),
     );
-    // A value with invalid bit patterns is checked where a subscriber receives the message,
-    // through the same bounds-checked resolution as a deref.
-    const MAY_BE_INVALID: bool = T::MAY_BE_INVALID;
+    // Where a subscriber receives the message, the pointer must resolve (the same
+    // bounds-checked resolution as a deref) and a value with invalid bit patterns is checked.
+    const MAY_BE_INVALID: bool = true;
     unsafe fn check_bits(value: *const Self) -> Result<(), crate::message::InvalidValue> {
         // SAFETY: the caller vouches for the box's bytes (maybe unaligned); the pointer is
         // plain integers, valid whatever their bits.
         let ptr = unsafe { core::ptr::addr_of!((*value).ptr).read_unaligned() };
-        crate::message::validity::elements::<T>(ptr, 1, false)
+        crate::message::validity::elements::<T>(value.cast(), ptr, 1, 1, false)
     }
 }
 

@@ -50,6 +50,15 @@ pub struct ShmString {
 unsafe impl ShmSafe for ShmString {
     const LAYOUT_FINGERPRINT: u64 =
         fingerprint::named("ShmString", size_of::<Self>(), align_of::<Self>());
+    // A subscriber checks, when it receives a message, that the bytes resolve (as for any
+    // vector) and are UTF-8, so a forged string is an invalid message naming its field. The
+    // accessors check UTF-8 again on every access to bytes in another process's memory.
+    const MAY_BE_INVALID: bool = true;
+    unsafe fn check_bits(value: *const Self) -> Result<(), crate::message::InvalidValue> {
+        // SAFETY: the caller vouches for the string's bytes; `bytes` is its only field.
+        let (ptr, len, cap) = unsafe { ShmVec::raw_parts(core::ptr::addr_of!((*value).bytes)) };
+        crate::message::validity::utf8(value.cast(), ptr, len, cap)
+    }
 }
 
 impl ShmString {

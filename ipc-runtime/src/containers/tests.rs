@@ -420,3 +420,27 @@ fn containers_in_a_peer_segment_resolve_only_into_it() {
     assert!(unsafe { crate::ptr::table().retire(peer) }.unwrap());
     drop(writer);
 }
+
+/// A forged vector with no buffer but a length and capacity (found by `fuzz/`'s
+/// `forged_containers`): reading it is an error, not a slice over a dangling pointer; and the
+/// receive-time check agrees with the reader.
+#[test]
+fn forged_vector_without_buffer_is_refused() {
+    use crate::message::ShmSafe;
+    let _guard = serial();
+    let mut v = core::mem::ManuallyDrop::new(ShmVec::<u64>::new());
+    // SAFETY: `ShmVec` is `repr(C)`: four `u64`s (segment, offset, length, capacity); the
+    // vector is never dropped or written through.
+    unsafe { (&mut *v as *mut ShmVec<u64>).cast::<[u64; 4]>().write([0, 0, 5, 5]) };
+    let err = v.try_as_slice().unwrap_err().to_string();
+    assert!(err.contains("null pointer with a capacity"), "{err}");
+    // SAFETY: `v` is initialised memory of its type.
+    let checked = unsafe { <ShmVec<u64> as ShmSafe>::check_bits(&*v) }.unwrap_err();
+    assert!(checked.to_string().contains("a null pointer with a capacity of 5"), "{checked}");
+    // A length above the capacity, likewise.
+    // SAFETY: as above.
+    unsafe { (&mut *v as *mut ShmVec<u64>).cast::<[u64; 4]>().write([0, 0, 6, 0]) };
+    assert!(v.try_as_slice().is_err());
+    // SAFETY: as above.
+    assert!(unsafe { <ShmVec<u64> as ShmSafe>::check_bits(&*v) }.is_err());
+}

@@ -60,19 +60,34 @@ unsafe impl<T: ShmSafe> ShmSafe for ShmVec<T> {
         size_of::<Self>(),
         align_of::<Self>(),
     );
-    // Elements with invalid bit patterns are checked where a subscriber receives the message
-    // (not at each deref): every element, through the same bounds-checked resolution.
-    const MAY_BE_INVALID: bool = T::MAY_BE_INVALID;
+    // Where a subscriber receives the message (not at each deref), the pointer and length must
+    // resolve, through the same bounds-checked resolution as a deref, and elements with invalid
+    // bit patterns are checked, every one: a forged vector is an invalid message, not a panic
+    // at the reader's first use.
+    const MAY_BE_INVALID: bool = true;
     unsafe fn check_bits(value: *const Self) -> Result<(), crate::message::InvalidValue> {
-        // SAFETY: the caller vouches for the vector's bytes (maybe unaligned); the pointer and
-        // the length are plain integers, valid whatever their bits.
-        let (ptr, len) = unsafe {
+        // SAFETY: the caller vouches for the vector's bytes.
+        let (ptr, len, cap) = unsafe { Self::raw_parts(value) };
+        crate::message::validity::elements::<T>(value.cast(), ptr, len, cap, true)
+    }
+}
+
+impl<T: ShmSafe> ShmVec<T> {
+    /// The pointer, length and capacity of the vector at `value`, read without a reference
+    /// (for validity checks of bytes another process wrote).
+    ///
+    /// # Safety
+    /// `value` points to `size_of::<Self>()` readable, initialised bytes (maybe unaligned).
+    pub(crate) unsafe fn raw_parts(value: *const Self) -> (RelPtr, u64, u64) {
+        // SAFETY: as the caller promised; the pointer and the counters are plain integers,
+        // valid whatever their bits.
+        unsafe {
             (
                 ptr::addr_of!((*value).ptr).read_unaligned(),
                 ptr::addr_of!((*value).len).read_unaligned(),
+                ptr::addr_of!((*value).cap).read_unaligned(),
             )
-        };
-        crate::message::validity::elements::<T>(ptr, len, true)
+        }
     }
 }
 
@@ -189,8 +204,16 @@ impl<T: ShmSafe> ShmVec<T> {
     /// capacity, and against the trust rule for a vector stored in another process's memory.
     #[inline]
     fn data(&self) -> Result<*const T> {
-        if is_zst::<T>() || self.ptr.is_null() {
+        if is_zst::<T>() {
             return Ok(NonNull::<T>::dangling().as_ptr());
+        }
+        if self.ptr.is_null() {
+            // No buffer: nothing to read, unless a forged vector claims a capacity.
+            return if self.cap == 0 {
+                Ok(NonNull::<T>::dangling().as_ptr())
+            } else {
+                Err(self.corrupt("null pointer with a capacity"))
+            };
         }
         let bytes = self.buffer_bytes()?;
         let holder = (self as *const Self).cast::<u8>();

@@ -209,41 +209,104 @@ pub fn bad_tag(tag: u128, type_name: &str, discriminants: &[i128]) -> InvalidVal
     InvalidValue::new(found, expected)
 }
 
-/// Checks the `len` elements of a sequence in the shared heap (`ShmVec`'s check, and
-/// `ShmBox`'s with `len` 1): resolves the pointer as a reader would, bounds-checked, then checks
-/// each element. Nothing at all unless `T` may be invalid.
+/// Checks a sequence in the shared heap (`ShmVec`'s check, and `ShmBox`'s with `len` and
+/// `cap` 1) as a reader's deref would find it: `len` within `cap`, and `cap` elements that
+/// resolve, bounds-checked and under the same rule
+/// ([`RelPtr::resolve_held`](crate::ptr::RelPtr::resolve_held): a pointer held in a peer's
+/// memory resolves only into that segment; `holder` is where the container's header lies);
+/// then each of the `len` elements if `T` may be invalid. So a forged pointer or length is an
+/// invalid message at receive, not a panic at the reader's first deref.
 ///
 /// # Errors
 ///
-/// A pointer that does not resolve to `len` elements, or the first invalid element (with its
-/// index if `indexed`).
+/// A length above the capacity, a pointer that does not resolve to `cap` elements, or the
+/// first invalid element (with its index if `indexed`).
 pub fn elements<T: ShmSafe>(
+    holder: *const u8,
     ptr: crate::ptr::RelPtr,
     len: u64,
+    cap: u64,
     indexed: bool,
 ) -> Result<(), InvalidValue> {
-    if !T::MAY_BE_INVALID || len == 0 || size_of::<T>() == 0 {
+    let Some(first) = sequence::<T>(holder, ptr, len, cap)? else { return Ok(()) };
+    if !T::MAY_BE_INVALID {
         return Ok(());
     }
-    let count = usize::try_from(len).ok();
-    let bytes = count.and_then(|len| len.checked_mul(size_of::<T>())).ok_or_else(|| {
-        InvalidValue::new(format!("a length of {len}"), "a length that fits in memory")
-    })?;
-    let first = ptr.resolve(bytes, align_of::<T>()).map_err(|err| {
+    // `sequence` checked that `cap` (so `len`) elements fit `usize`.
+    for i in 0..len as usize {
+        // SAFETY: `sequence` resolved `cap >= len` elements in a mapped segment at `T`'s
+        // alignment; the writer initialised them (a wrong writer leaves bytes that are
+        // initialised all the same: they are mapped memory).
+        let checked = unsafe { T::check_bits(first.as_ptr().add(i)) };
+        checked.map_err(|e| if indexed { e.at_index(i) } else { e })?;
+    }
+    Ok(())
+}
+
+/// `ShmString`'s check: its byte vector as for [`elements`], and its `len` bytes UTF-8.
+///
+/// # Errors
+///
+/// As [`elements`], or bytes that are not UTF-8.
+pub fn utf8(
+    holder: *const u8,
+    ptr: crate::ptr::RelPtr,
+    len: u64,
+    cap: u64,
+) -> Result<(), InvalidValue> {
+    let Some(first) = sequence::<u8>(holder, ptr, len, cap)? else { return Ok(()) };
+    // SAFETY: `sequence` resolved `cap >= len` bytes in a mapped segment (and checked that they
+    // fit `usize`); mapped memory is initialised. Another process may change them meanwhile:
+    // `from_utf8` reads each byte once and its verdict is only a report (the string's
+    // accessors check again on every access to another process's bytes).
+    let bytes = unsafe { std::slice::from_raw_parts(first.as_ptr().cast_const(), len as usize) };
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(InvalidValue::new(
+            format!("bytes that are not UTF-8 (from byte {})", e.valid_up_to()),
+            "UTF-8 text",
+        )),
+    }
+}
+
+/// Resolves the `cap` elements of `T` at `ptr`, held at `holder`, after checking `len <= cap`:
+/// `None` when there is nothing to read (zero-sized elements, or no buffer at all).
+fn sequence<T>(
+    holder: *const u8,
+    ptr: crate::ptr::RelPtr,
+    len: u64,
+    cap: u64,
+) -> Result<Option<std::ptr::NonNull<T>>, InvalidValue> {
+    if len > cap {
+        return Err(InvalidValue::new(
+            format!("a length of {len} with a capacity of {cap}"),
+            "a length within the capacity",
+        ));
+    }
+    if size_of::<T>() == 0 {
+        return Ok(None);
+    }
+    if ptr.is_null() {
+        return if cap == 0 {
+            Ok(None)
+        } else {
+            Err(InvalidValue::new(
+                format!("a null pointer with a capacity of {cap}"),
+                "a pointer into its publisher's heap",
+            ))
+        };
+    }
+    let bytes =
+        usize::try_from(cap).ok().and_then(|cap| cap.checked_mul(size_of::<T>())).ok_or_else(
+            || InvalidValue::new(format!("a capacity of {cap}"), "a capacity that fits in memory"),
+        )?;
+    let first = ptr.resolve_held(holder, bytes, align_of::<T>()).map_err(|err| {
         InvalidValue::new(
             format!("a pointer that does not resolve ({err})"),
             "a pointer into its publisher's heap",
         )
     })?;
-    let first = first.as_ptr().cast::<T>().cast_const();
-    for i in 0..bytes / size_of::<T>() {
-        // SAFETY: `resolve` checked that `len` elements lie in a mapped segment at `T`'s
-        // alignment; the writer initialised them (a wrong writer leaves bytes that are
-        // initialised all the same: they are mapped memory).
-        let checked = unsafe { T::check_bits(first.add(i)) };
-        checked.map_err(|e| if indexed { e.at_index(i) } else { e })?;
-    }
-    Ok(())
+    Ok(Some(first.cast()))
 }
 
 /// The derived `check_bits` of a struct: checks each field that may be invalid, at its offset,
