@@ -245,13 +245,17 @@ impl Drop for SegmentHold {
             return;
         }
         let retiring = holds.swap_remove(at).retiring;
-        drop(holds);
-        if retiring {
+        // Retired with the `holds` lock held, so that no `hold` slips in between the count
+        // reaching zero and the unmapping (see `hold`).
+        let retired = retiring.then(|| {
             // SAFETY: `retire_when_unheld`'s caller promised that every use of the segment is
-            // covered by a hold, and this was the last one.
-            if let Err(err) = unsafe { table.retire(self.id) } {
-                tracing::warn!(segment = %table.describe(self.id), %err, "cannot retire a segment");
-            }
+            // covered by a hold, and this was the last one; a new hold waits for the lock and
+            // then finds the id retired.
+            unsafe { table.retire(self.id) }
+        });
+        drop(holds);
+        if let Some(Err(err)) = retired {
+            tracing::warn!(segment = %table.describe(self.id), %err, "cannot retire a segment");
         }
     }
 }
@@ -613,8 +617,12 @@ impl SegmentTable {
     /// The errors of mapping the segment, and [`Error::SegmentNotFound`] for a segment retired
     /// or being retired.
     pub fn hold(&self, id: u64) -> Result<SegmentHold> {
-        self.map_lazily(id)?;
+        // Lock order: `holds`, then `segments` (inside `map_lazily` and `retire`). Mapping and
+        // counting under the `holds` lock makes a hold and a retirement exclusive: either the
+        // hold is counted first (and the segment stays mapped), or the id is retired first
+        // (and `map_lazily` refuses it).
         let mut holds = self.holds.lock().unwrap_or_else(PoisonError::into_inner);
+        self.map_lazily(id)?;
         match holds.iter_mut().find(|h| h.id == id) {
             Some(h) if h.retiring && h.count == 0 => {
                 return Err(Error::SegmentNotFound {
@@ -648,9 +656,12 @@ impl SegmentTable {
             return Ok(false);
         }
         holds.retain(|h| h.id != id);
+        // SAFETY: no hold exists, and by the caller's promise every use happens under one; the
+        // `holds` lock, kept until the segment is gone, keeps a new hold from being taken in
+        // between (see `hold`).
+        let retired = unsafe { self.retire(id) };
         drop(holds);
-        // SAFETY: no hold exists, and by the caller's promise every use happens under one.
-        unsafe { self.retire(id) }
+        retired
     }
 
     /// Retires segment `id`, one mapped read-only (another process's): removes it from the

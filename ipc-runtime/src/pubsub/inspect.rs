@@ -67,7 +67,7 @@ pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
             generation,
             pid: member.pid.load(Ordering::Relaxed),
             alive: probe(&topic, PUBLISHER, p, generation) == Probe::Alive,
-            count: port.map_or(0, |port| port.stats().sequence.load(Ordering::Relaxed)),
+            count: port.as_ref().map_or(0, |port| port.stats().sequence.load(Ordering::Relaxed)),
             queued: 0,
             heap,
         });

@@ -6,9 +6,20 @@
 //! ([`PubPort::map`], [`SubPort::map`]) and validates its header before reading anything else.
 //! A mapped port is read-only in the peer's address space, so a peer that tried to write it
 //! would fault in its own process.
+//!
+//! **Lifetime of a peer's memory.** A mapped port keeps a [`PeerHold`] on the peer's heap (a
+//! [`SegmentHold`] shared by the port's clones), and the segment table unmaps a peer heap only
+//! once its owner is dead and no hold of it is left (see [`PeerHold`]). The views a port hands
+//! out (`&'static` references, rings, the pool address a subscriber resolves next to its port)
+//! are therefore valid only while the port, or a clone of its hold, lives: whoever keeps a view
+//! keeps the port (or the hold) beside it — the connections of both sides, a blocked
+//! publisher's `RoomProbe`, a sleeping subscriber's wake words, a subscriber's connection that
+//! is forgotten while samples of it are still out. A port in this process's own heap holds
+//! nothing: our own heap is never unmapped.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::layout::{
     InLine, Layout, OutComp, OutCtl, PUB_FLAGS, PUB_HEADER, PUB_MAGIC, PUB_STATS, PUB_WAKE,
@@ -17,32 +28,101 @@ use super::layout::{
 use super::ring::{Delivery, Receipt};
 use crate::error::{Error, Result};
 use crate::heap::Heap;
-use crate::ptr::{self, RelPtr};
+use crate::ptr::{self, RelPtr, SegmentHold};
 use crate::wait::WaitWord;
 
-/// A port's memory: `len` bytes at `base`, in this process's heap or mapped from a peer's.
-#[derive(Debug, Clone, Copy)]
+/// A hold on another process's heap, shared by the ports mapped from it (and their clones).
+///
+/// When the last clone goes, the heap is given back if its owner is dead: it is
+/// [retired](ptr::SegmentTable::retire_when_unheld), that is unmapped as soon as no other hold
+/// of it is left (a port of another topic, a sample still out). A heap whose owner still lives
+/// is remembered and given back by a later [`sweep_dead_peers`] once the owner is found dead.
+#[derive(Debug)]
+pub(crate) struct PeerHold {
+    hold: SegmentHold,
+    domain: String,
+}
+
+impl PeerHold {
+    /// Holds heap `id` of `domain` (mapping it read-only if needed).
+    fn new(domain: &str, id: u64) -> Result<Self> {
+        ptr::table().register_name(id, ptr::heap_segment_name(domain, id)?);
+        Ok(PeerHold { hold: ptr::table().hold(id)?, domain: domain.to_owned() })
+    }
+}
+
+impl Drop for PeerHold {
+    fn drop(&mut self) {
+        // Asked while our own hold still counts: if anyone else holds the heap it is only
+        // marked, and the last hold (perhaps ours, dropped right after this) unmaps it.
+        give_back_if_dead(&self.domain, self.hold.id());
+    }
+}
+
+/// Peer heaps whose last port went while their owner lived: given back once it is dead.
+static UNHELD: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+
+/// Retires peer heap `id` of `domain` if its owner is dead (returns whether it is); else
+/// remembers it for [`sweep_dead_peers`]. A liveness token we cannot judge (another user's)
+/// counts as alive: such a heap stays mapped.
+fn give_back_if_dead(domain: &str, id: u64) -> bool {
+    let dead = matches!(crate::liveness::is_alive(domain, &crate::heap::token_name(id)), Ok(false));
+    if !dead {
+        let mut unheld = UNHELD.lock().unwrap_or_else(PoisonError::into_inner);
+        if !unheld.iter().any(|(d, i)| *i == id && d == domain) {
+            unheld.push((domain.to_owned(), id));
+        }
+        return false;
+    }
+    // SAFETY: in this process, peer heaps are used only through ports (this module), every
+    // port mapped from a peer heap carries a `PeerHold` on it, and every view a port hands out
+    // is used only while the port or a clone of its hold lives (module docs); the samples a
+    // subscriber hands out keep its connection's hold (`subscriber::State::parked`). Containers
+    // inside samples resolve only into the heap that holds them (`RelPtr::resolve_held`), which
+    // the sample keeps held. The owner is dead, so nothing new in the heap is to be read.
+    if let Err(err) = unsafe { ptr::table().retire_when_unheld(id) } {
+        tracing::warn!(heap = %ptr::table().describe(id), %err, "cannot unmap a dead peer's heap");
+    }
+    true
+}
+
+/// Gives back the heaps of peers found dead since their last port here went (see
+/// [`PeerHold`]). Cheap when there are none; called when a participant re-reads its topic's
+/// registry and by `Subscriber::cleanup`.
+pub(crate) fn sweep_dead_peers() {
+    let unheld = std::mem::take(&mut *UNHELD.lock().unwrap_or_else(PoisonError::into_inner));
+    for (domain, id) in unheld {
+        // Alive ones are remembered again.
+        give_back_if_dead(&domain, id);
+    }
+}
+
+/// A port's memory: `len` bytes at `base`, in this process's heap or mapped from a peer's
+/// (then `hold` keeps that mapping).
+#[derive(Debug, Clone)]
 struct Memory {
     base: NonNull<u8>,
     len: usize,
+    hold: Option<Arc<PeerHold>>,
 }
 
-// SAFETY: the memory is shared memory mapped for the life of the process (heaps are never
-// unmapped); everything in it is accessed through atomics or is immutable after creation.
+// SAFETY: the memory is shared memory that stays mapped while this `Memory` lives (our own heap
+// is never unmapped; a peer's is held by `hold`); everything in it is accessed through atomics
+// or is immutable after creation.
 unsafe impl Send for Memory {}
 // SAFETY: as above.
 unsafe impl Sync for Memory {}
 
 impl Memory {
-    /// A reference into the port. `'static`: heaps stay mapped for the rest of the process
-    /// (this process's own heap, and every peer heap the segment table mapped), so the memory
-    /// outlives any view of it; once a port is given up, nothing reads it through a view.
+    /// A reference into the port. `'static` for convenience, but valid only while this memory
+    /// (or a clone of its hold) lives: a peer's heap is unmapped once its owner is dead and no
+    /// hold is left (module docs). Every holder of a view keeps the port beside it.
     fn at<T>(&self, offset: usize) -> &'static T {
         assert!(offset + size_of::<T>() <= self.len, "port offset out of range");
         // SAFETY: in bounds (asserted); the base is 64-aligned (allocated or resolved with that
         // alignment) and every offset the layout yields is a multiple of 64 or of the type's
         // alignment; the types placed here are atomics or integers, valid for any bits; the
-        // mapping lives as long as the process (see above).
+        // mapping lives while the port does, and views are used only while it does (above).
         unsafe { self.base.add(offset).cast::<T>().as_ref() }
     }
 
@@ -61,11 +141,15 @@ impl Memory {
     }
 }
 
-/// Maps `len` bytes at `offset` of a peer's heap `(domain, id)`, read-only and bounds-checked.
+/// Maps `len` bytes at `offset` of a peer's heap `(domain, id)`, read-only and bounds-checked,
+/// holding the heap for as long as the returned memory (or a clone) lives. A "peer" heap that
+/// is in fact ours (a publisher and subscriber in one process) is not held.
 fn map_peer(domain: &str, id: u64, offset: u64, len: usize) -> Result<Memory> {
-    ptr::table().register_name(id, ptr::heap_segment_name(domain, id)?);
+    let own = crate::heap::try_default().is_some_and(|heap| heap.id() == id);
+    // Held before resolving: the address is never taken from a mapping nothing holds.
+    let hold = if own { None } else { Some(Arc::new(PeerHold::new(domain, id)?)) };
     let base = RelPtr::new(id, offset).resolve(len, 64)?;
-    Ok(Memory { base, len })
+    Ok(Memory { base, len, hold })
 }
 
 /// Refuses a peer's port whose header is not what the registry and the layout say.
@@ -88,7 +172,7 @@ fn check_header<T: PartialEq + std::fmt::Debug>(
 }
 
 /// A publisher's port.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct PubPort {
     memory: Memory,
     pub layout: Layout,
@@ -104,7 +188,7 @@ impl PubPort {
         light: bool,
     ) -> Result<(PubPort, RelPtr)> {
         let at = heap.try_allocate(layout.pub_port, 64)?;
-        let memory = Memory { base: heap.address(at), len: layout.pub_port };
+        let memory = Memory { base: heap.address(at), len: layout.pub_port, hold: None };
         memory.zero();
         let header = PubHeader {
             magic: PUB_MAGIC,
@@ -161,6 +245,12 @@ impl PubPort {
         Ok(port)
     }
 
+    /// The hold on the peer heap this port lies in (`None` for a port in our own heap): keeps
+    /// the port's views valid without the port.
+    pub fn hold(&self) -> Option<Arc<PeerHold>> {
+        self.memory.hold.clone()
+    }
+
     /// What its subscribers sleep on.
     pub fn wake(&self) -> &'static WaitWord {
         &self.memory.at::<PubWake>(PUB_WAKE).word
@@ -204,7 +294,7 @@ impl PubPort {
 }
 
 /// A subscriber's port.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct SubPort {
     memory: Memory,
     pub layout: Layout,
@@ -220,7 +310,7 @@ impl SubPort {
         light: bool,
     ) -> Result<(SubPort, RelPtr)> {
         let at = heap.try_allocate(layout.sub_port, 64)?;
-        let memory = Memory { base: heap.address(at), len: layout.sub_port };
+        let memory = Memory { base: heap.address(at), len: layout.sub_port, hold: None };
         memory.zero();
         let header = SubHeader {
             magic: SUB_MAGIC,

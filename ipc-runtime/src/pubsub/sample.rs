@@ -50,8 +50,9 @@ pub(crate) enum Held<M> {
     /// In a slot of the publisher's pool, returned on drop.
     Slot {
         slot: NonNull<SampleSlot<M>>,
-        /// The publisher's key when we took it (returns go only to that publisher).
-        key: u64,
+        /// The serial of the connection it came from (process-local, never reused): returns go
+        /// only to that connection, and the publisher's heap stays mapped until they do.
+        conn: u64,
         index: u32,
     },
     /// A copy of a message that travelled inside its ring entry (no destructor): its payload
@@ -110,7 +111,9 @@ impl<M: ShmMessage, B: WaitBackend> Deref for Sample<'_, M, B> {
     fn deref(&self) -> &M {
         match &self.held {
             // SAFETY: the slot lies in the publisher's pool, resolved with bounds checks when
-            // the subscriber connected; the publisher initialised the value before delivering
+            // the subscriber connected, and stays mapped while this sample lives (its
+            // connection, or once that is gone its parked hold, keeps the heap until the sample
+            // is released); the publisher initialised the value before delivering
             // the index and leaves it untouched until this sample is returned.
             Held::Slot { slot, .. } => unsafe { slot.as_ref().value.assume_init_ref() },
             // SAFETY: only messages that travel inline are held as words: at most
@@ -135,8 +138,8 @@ impl<M: ShmMessage + fmt::Debug, B: WaitBackend> fmt::Debug for Sample<'_, M, B>
 
 impl<M: ShmMessage, B: WaitBackend> Drop for Sample<'_, M, B> {
     fn drop(&mut self) {
-        if let Held::Slot { key, index, .. } = self.held {
-            self.subscriber.release(self.publisher, key, index);
+        if let Held::Slot { conn, index, .. } = self.held {
+            self.subscriber.release(self.publisher, conn, index);
         }
     }
 }

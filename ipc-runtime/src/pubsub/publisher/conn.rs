@@ -28,8 +28,10 @@ pub(crate) enum Delivered {
     Full,
 }
 
-/// A blocked publisher's view of one subscriber's progress, readable without the lock.
-#[derive(Debug, Clone, Copy)]
+/// A blocked publisher's view of one subscriber's progress, readable without the lock. Its port
+/// keeps the subscriber's heap mapped (so `input` valid) even if the subscriber is disconnected
+/// meanwhile.
+#[derive(Debug, Clone)]
 pub(crate) struct RoomProbe {
     port: SubPort,
     sub_key: u64,
@@ -48,7 +50,8 @@ impl RoomProbe {
     }
 }
 
-/// One connected subscriber.
+/// One connected subscriber. The views into its heap (`receipt`, `input`, `sleep`) are valid
+/// while `port` lives (it holds that heap, see `port.rs`).
 pub(crate) struct Conn<B: WaitBackend> {
     /// Its slot in the topic.
     pub slot: u32,
@@ -122,11 +125,11 @@ impl<B: WaitBackend> Conn<B> {
             slot: s,
             generation,
             pid,
-            port,
-            delivery,
             receipt: port.receipt(p),
             input: port.input(p),
             sleep: port.sleep(),
+            port,
+            delivery,
             our_key: ours.header().key.load(Ordering::Relaxed),
             sub_key: key,
             producer,
@@ -310,7 +313,7 @@ impl<B: WaitBackend> Conn<B> {
     pub fn room_probe(&self, layout: &Layout) -> RoomProbe {
         let limit = layout.options.subscriber_capacity as u64;
         RoomProbe {
-            port: self.port,
+            port: self.port.clone(),
             sub_key: self.sub_key,
             input: self.input,
             key: self.our_key,

@@ -446,6 +446,8 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
     /// connected subscriber is forgotten only on its own word (its port says it left) or the
     /// OS's (its token is dead), never because the registry changed under it.
     fn scan(&self, st: &mut State<M, B>) {
+        // Someone arrived or left: a good moment to give back the heaps of peers since dead.
+        super::port::sweep_dead_peers();
         for s in 0..self.topic.layout.options.max_subscribers {
             let entry = self.topic.subscriber(s);
             let state = entry.member.state.load(Ordering::Acquire);

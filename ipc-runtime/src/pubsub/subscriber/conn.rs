@@ -3,11 +3,12 @@
 
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::super::layout::Layout;
 use super::super::layout::PubFlags;
-use super::super::port::{PubPort, SubPort};
+use super::super::port::{PeerHold, PubPort, SubPort};
 use super::super::ring::{Completion, Consumer, Delivery, INLINE_WORDS, Receipt, Take};
 use super::super::sample::SampleSlot;
 use super::super::topic::{PUBLISHER, Topic, read_heap_ref};
@@ -17,7 +18,18 @@ use crate::ptr::RelPtr;
 use crate::wait::{WaitBackend, WaitWord};
 
 /// One publisher we read from.
+///
+/// The views into the publisher's heap (`delivery`, `flags`, `wake`, `pool`) are valid while
+/// `port` lives (it holds that heap, see `port.rs`); whoever copies one out keeps a clone of
+/// the hold with it ([`Conn::hold`]).
 pub(crate) struct Conn<B: WaitBackend> {
+    /// This connection among all of this process's (never reused): what our samples remember,
+    /// so that a sample is returned to, and keeps mapped, the very connection it came from.
+    pub serial: u64,
+    /// Samples of it that are out (not yet returned).
+    pub outstanding: u32,
+    /// Its port (keeps its heap mapped while we read it).
+    port: PubPort,
     /// Its slot in the topic.
     p: u32,
     /// Its generation in the topic.
@@ -45,8 +57,8 @@ pub(crate) struct Conn<B: WaitBackend> {
     pub broken: bool,
 }
 
-// SAFETY: `pool` points into a heap mapped for the life of the process; the rest is owned data
-// or views of such mappings.
+// SAFETY: `pool` and the views point into the publisher's heap, which `port` keeps mapped while
+// the connection lives; the rest is owned data.
 unsafe impl<B: WaitBackend> Send for Conn<B> {}
 
 impl<B: WaitBackend> Conn<B> {
@@ -69,6 +81,8 @@ impl<B: WaitBackend> Conn<B> {
         let port = PubPort::map(&domain, heap, port_at, layout, p, generation)?;
         let key = port.header().key.load(Ordering::Acquire);
         let bytes = layout.pool_len as usize * size_of::<SampleSlot<M>>();
+        // In the heap `port` holds: valid while this connection lives, and for its samples
+        // while their hold is parked (`subscriber::State::parked`).
         let pool = RelPtr::new(heap, pool_at).resolve(bytes, align_of::<SampleSlot<M>>())?;
         let line = ours.input(p);
         line.pub_key.store(0, Ordering::Release);
@@ -88,7 +102,10 @@ impl<B: WaitBackend> Conn<B> {
         } else {
             None
         };
+        static SERIAL: AtomicU64 = AtomicU64::new(1);
         Ok(Conn {
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+            outstanding: 0,
             p,
             generation,
             key,
@@ -100,10 +117,17 @@ impl<B: WaitBackend> Conn<B> {
             pool_len: layout.pool_len,
             consumer,
             heap: (domain, heap),
+            port,
             space_waker,
             gone: false,
             broken: false,
         })
+    }
+
+    /// The hold on its heap (`None` if it is ours): keeps `wake` and the samples' memory valid
+    /// after the connection is gone.
+    pub fn hold(&self) -> Option<Arc<PeerHold>> {
+        self.port.hold()
     }
 
     /// The name of its heap if another process truncated it under our mapping (its ring and

@@ -12,6 +12,13 @@
 //! when it first sees the publisher, so samples stay readable even if the publisher dies. Its
 //! bookkeeping is process-local behind a spin lock taken once per receive and once per
 //! returned sample; receiving issues no fence and no system call (see `ring.rs`).
+//!
+//! A publisher's heap stays mapped here while we read from it and while a sample of it is out:
+//! a connection keeps its port (which holds the heap, see `port.rs`); a connection forgotten
+//! while samples of it are out leaves its hold *parked* until the last of them is returned; a
+//! sleeping thread keeps the holds of the wake words it sleeps on. Then, once the publisher's
+//! process is dead, its heap is unmapped (address space does not grow with every restart of a
+//! publisher).
 
 mod builder;
 mod conn;
@@ -19,13 +26,14 @@ mod sleep;
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub use builder::SubscriberBuilder;
 
 use super::options::{OptionRequest, Overflow};
-use super::port::SubPort;
+use super::port::{self, PeerHold, SubPort};
 use super::publisher::DEFAULT_INTERVAL;
 use super::ring::{INLINE_WORDS, Take};
 use super::sample::{Held, Sample};
@@ -87,10 +95,41 @@ struct State<B: WaitBackend> {
     next: usize,
     borrowed: u32,
     seen_publisher: bool,
+    /// Connections forgotten while samples of them were out: their heaps stay held until the
+    /// last of those samples is returned.
+    parked: Vec<Parked>,
 }
 
-// SAFETY: mapped addresses point into heaps mapped for the life of the process; shared state is
-// atomics or behind `state`'s lock. Samples hand out `&M` to other threads, hence `M: Sync`.
+/// What is left of a forgotten connection while samples of it are out.
+struct Parked {
+    /// The connection's serial (what its samples remember).
+    conn: u64,
+    /// Its samples still out.
+    outstanding: u32,
+    /// Keeps the publisher's heap, which the samples point into, mapped.
+    _hold: Arc<PeerHold>,
+}
+
+impl<B: WaitBackend> State<B> {
+    /// Forgets the connection to publisher `p`. Samples of it still out keep its heap mapped
+    /// (its hold is parked until they are returned).
+    fn forget(&mut self, p: usize) {
+        let Some(conn) = self.pubs[p].take() else { return };
+        if conn.outstanding > 0
+            && let Some(hold) = conn.hold()
+        {
+            self.parked.push(Parked {
+                conn: conn.serial,
+                outstanding: conn.outstanding,
+                _hold: hold,
+            });
+        }
+    }
+}
+
+// SAFETY: mapped addresses point into our own heap (mapped for the life of the process) or into
+// publishers' heaps held while they are used (module docs); shared state is atomics or behind
+// `state`'s lock. Samples hand out `&M` to other threads, hence `M: Sync`.
 unsafe impl<M: ShmMessage + Sync, B: WaitBackend> Send for Subscriber<M, B> {}
 // SAFETY: as above.
 unsafe impl<M: ShmMessage + Sync, B: WaitBackend> Sync for Subscriber<M, B> {}
@@ -185,6 +224,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                 next: 0,
                 borrowed: 0,
                 seen_publisher: false,
+                parked: Vec::new(),
             }),
             block,
             spin: builder.spin,
@@ -210,6 +250,8 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
         if epoch == st.epoch {
             return;
         }
+        // Someone arrived or left: a good moment to give back the heaps of peers since dead.
+        port::sweep_dead_peers();
         let mut complete = true;
         for p in 0..self.topic.layout.options.max_publishers {
             let entry = self.topic.publisher(p);
@@ -230,7 +272,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                     complete = false;
                     continue;
                 }
-                st.pubs[p as usize] = None;
+                st.forget(p as usize);
             }
             if present {
                 match Conn::connect::<M>(
@@ -249,6 +291,11 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                     Ok(conn) => {
                         st.pubs[p as usize] = Some(conn);
                         st.seen_publisher = true;
+                    }
+                    Err(err) if !self.topic.alive(PUBLISHER, p, generation) => {
+                        // Dead, and its heap perhaps already given back (unmapped, see
+                        // `port.rs`): nothing to read, and no point in trying again.
+                        tracing::debug!(topic = %self.topic.name, publisher = p, %err, "a dead publisher cannot be read");
                     }
                     Err(err) => {
                         tracing::warn!(topic = %self.topic.name, publisher = p, %err, "cannot read a publisher's samples");
@@ -371,9 +418,10 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                 // Volatile: the bytes are another process's.
                 let sequence =
                     unsafe { std::ptr::addr_of!((*sample.as_ptr()).sequence).read_volatile() };
-                let key = conn.key;
+                let serial = conn.serial;
+                conn.outstanding += 1;
                 st.borrowed += 1;
-                Ok(Some((sequence, Held::Slot { slot: sample, key, index: slot })))
+                Ok(Some((sequence, Held::Slot { slot: sample, conn: serial, index: slot })))
             }
             other => self.not_taken(st, p, other).map_or(Ok(None), Err),
         }
@@ -392,9 +440,10 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
         invalid: crate::message::InvalidValue,
     ) -> Error {
         st.next = if p + 1 == st.pubs.len() { 0 } else { p + 1 };
-        if let Held::Slot { key, index, .. } = held {
+        if let Held::Slot { conn: serial, index, .. } = held {
             st.borrowed -= 1;
-            if let Some(conn) = st.pubs[p].as_mut().filter(|c| c.key == key) {
+            if let Some(conn) = st.pubs[p].as_mut().filter(|c| c.serial == serial) {
+                conn.outstanding -= 1;
                 conn.give_back(index);
             }
         }
@@ -419,7 +468,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             Take::Empty | Take::Disconnected => {
                 if conn.gone {
                     // What a departed publisher left is read: forget it.
-                    st.pubs[p] = None;
+                    st.forget(p);
                     st.epoch = u64::MAX;
                 }
                 None
@@ -494,15 +543,20 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     /// which only they write, so one wake reaches all their sleeping subscribers and nobody
     /// can roll a word back under us), and the topic's word, which a new publisher rings.
     /// Otherwise our own word in the registry, with the wake kept in our OS object.
-    fn sleep_words(&self) -> Vec<&WaitWord> {
+    ///
+    /// Also returns the holds on the heaps those words lie in: the caller keeps them while it
+    /// sleeps, so that a publisher forgotten meanwhile (by another thread) is not unmapped under
+    /// a sleeper.
+    fn sleep_words(&self) -> (Vec<&WaitWord>, Vec<Arc<PeerHold>>) {
         if !B::BROADCAST {
-            return vec![&self.topic.subscriber(self.index).word];
+            return (vec![&self.topic.subscriber(self.index).word], Vec::new());
         }
         let st = self.state.lock();
         let mut words = Vec::with_capacity(1 + st.pubs.len());
         words.push(self.topic.data_word());
         words.extend(st.pubs.iter().flatten().map(|conn| conn.wake));
-        words
+        let holds = st.pubs.iter().flatten().filter_map(|conn| conn.hold()).collect();
+        (words, holds)
     }
 
     fn receive_until(&self, deadline: Option<Instant>) -> Result<Option<Sample<'_, M, B>>> {
@@ -517,7 +571,9 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             } else {
                 deadline
             };
-            let ready = match sleeper.sleep(&self.sleep_words(), slice, || self.has_data()) {
+            // The words stay valid while `_holds` lives (see `sleep_words`).
+            let (words, _holds) = self.sleep_words();
+            let ready = match sleeper.sleep(&words, slice, || self.has_data()) {
                 Ok(ready) => ready,
                 // A word we sleep on may be in a heap another process truncated (the kernel
                 // says EFAULT): name that rather than the system call.
@@ -542,13 +598,28 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     }
 
     /// Called when a sample is dropped: return its slot to the publisher.
-    pub(crate) fn release(&self, p: u32, key: u64, slot: u32) {
+    pub(crate) fn release(&self, p: u32, serial: u64, slot: u32) {
         let mut st = self.state.lock();
         st.borrowed -= 1;
         match st.pubs[p as usize].as_mut() {
-            Some(conn) if conn.key == key => conn.give_back(slot),
-            // The publisher is gone or was replaced: it reclaimed everything we held.
-            _ => {}
+            Some(conn) if conn.serial == serial => {
+                conn.outstanding -= 1;
+                conn.give_back(slot);
+            }
+            // The publisher is gone or was replaced: it reclaimed everything we held. Its heap
+            // was kept for our samples; the last one lets it go.
+            _ => {
+                let Some(at) = st.parked.iter().position(|parked| parked.conn == serial) else {
+                    return;
+                };
+                st.parked[at].outstanding -= 1;
+                if st.parked[at].outstanding == 0 {
+                    let parked = st.parked.swap_remove(at);
+                    // Given back (perhaps unmapped) outside the lock.
+                    drop(st);
+                    drop(parked);
+                }
+            }
         }
     }
 
@@ -565,9 +636,11 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     }
 
     /// Probes publishers now and reclaims the slots of dead ones (see
-    /// [`publishers_alive`](Self::publishers_alive)).
+    /// [`publishers_alive`](Self::publishers_alive)); unmaps the heaps of peers found dead
+    /// since this process last read from them (once no sample of theirs is out).
     pub fn cleanup(&self) -> Result<()> {
         self.publishers_alive();
+        port::sweep_dead_peers();
         let mut st = self.state.lock();
         for conn in st.pubs.iter_mut().flatten() {
             conn.flush();
