@@ -28,6 +28,7 @@ use super::layout::{
 use super::ring::{Delivery, Receipt};
 use crate::error::{Error, Result};
 use crate::heap::Heap;
+use crate::liveness::Probe;
 use crate::ptr::{self, RelPtr, SegmentHold};
 use crate::wait::WaitWord;
 
@@ -66,7 +67,10 @@ static UNHELD: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
 /// remembers it for [`sweep_dead_peers`]. A liveness token we cannot judge (another user's)
 /// counts as alive: such a heap stays mapped.
 fn give_back_if_dead(domain: &str, id: u64) -> bool {
-    let dead = matches!(crate::liveness::is_alive(domain, &crate::heap::token_name(id)), Ok(false));
+    // `probe`, not `is_alive`: looking must change nothing (tools such as `ipc list` map ports
+    // too, and a dead owner's token is for `ipc clean` or the heap sweep to remove).
+    let probe = crate::liveness::probe(domain, &crate::heap::token_name(id));
+    let dead = matches!(probe, Ok(Probe::Dead | Probe::Missing));
     if !dead {
         let mut unheld = UNHELD.lock().unwrap_or_else(PoisonError::into_inner);
         if !unheld.iter().any(|(d, i)| *i == id && d == domain) {
