@@ -215,7 +215,7 @@ fn parent() {
 
 const DOMAINS: &str = "clean_leaves_other_domains_and_live_topics_alone";
 
-/// Names cannot alias (issue 12): `ipc clean --domain A` used to match the objects of a domain
+/// Names cannot alias: `ipc clean --domain A` used to match the objects of a domain
 /// called `A.lock.x`. Domains cannot hold a `.` any more, and listings decode names instead of
 /// matching prefixes: cleaning domain `A` (after a crash in it) leaves a live topic of a domain
 /// whose name starts with `A` alone, and keeps `A`'s own live topics, dotted and hierarchical

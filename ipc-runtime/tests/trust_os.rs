@@ -1,4 +1,4 @@
-//! The operating-system side of the trust boundary (issue 12, items 1, 6 and 7): objects of
+//! The operating-system side of the trust boundary: objects of
 //! another user are refused, names cannot alias, symbolic links are never followed; and
 //! hierarchical topic names work across processes.
 //!

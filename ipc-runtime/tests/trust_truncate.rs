@@ -1,4 +1,4 @@
-//! A peer of the same user shrinks a live segment with `ftruncate` (issue 12, item 5): the
+//! A peer of the same user shrinks a live segment with `ftruncate`: the
 //! participants that map it must not die of `SIGBUS` (see `segment/guard.rs`).
 //!
 //! Each scenario runs a publisher and a subscriber (this binary re-run in roles, in a domain of

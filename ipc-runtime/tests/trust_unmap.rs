@@ -1,5 +1,5 @@
 //! A long-running subscriber gives back the heaps of dead publishers: its address space does
-//! not grow with every restart of a publisher (issue 12, item 9).
+//! not grow with every restart of a publisher.
 //!
 //! The subscriber is a child process (role `sub`) that itself starts the publishers (role
 //! `pub`), one after the other, and checks after each that the publisher's heap left its

@@ -447,9 +447,14 @@ impl Topic {
             &self.subscriber(index).heap
         };
         if let Some((domain, id)) = read_heap_ref(heap) {
-            if role == PUBLISHER {
+            let ours = crate::heap::try_default().is_some_and(|heap| heap.id() == id);
+            if ours {
+                // A dead slot naming this very process's heap is garbage (we are alive and
+                // did not hold the slot): nothing to remove, and nothing to wait for.
+            } else if role == PUBLISHER {
                 // A publisher's token dies before its process only in `exit` (it lingered), so
-                // a heap still alive here belongs to a process about to be gone.
+                // a heap still alive here belongs to a process about to be gone. (A forged
+                // slot naming a live heap costs this wait once; the bound keeps it short.)
                 crate::heap::remove_once_dead(&domain, id, std::time::Duration::from_secs(2));
             } else {
                 crate::heap::remove_if_dead(&domain, id);
