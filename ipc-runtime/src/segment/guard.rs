@@ -394,6 +394,11 @@ unsafe fn patch(slot: &Slot, addr: usize) -> bool {
     // Everything from the page after the new end is gone; the fault lies there (the page
     // holding the new end is still backed by the object).
     let from = (size.div_ceil(page) * page).min(offset / page * page);
+    // Say so before the zeros are there: another thread may touch the patched range the
+    // moment `mmap` returns (without a fault of its own) and must then find the flag set. If
+    // `mmap` fails, the fault kills the process anyway.
+    slot.truncated.store(true, Ordering::Release);
+    ANY_TRUNCATED.store(true, Ordering::Release);
     let prot = if slot.writable.load(Ordering::Relaxed) {
         libc::PROT_READ | libc::PROT_WRITE
     } else {
@@ -413,12 +418,7 @@ unsafe fn patch(slot: &Slot, addr: usize) -> bool {
             0,
         )
     };
-    if mapped == libc::MAP_FAILED {
-        return false;
-    }
-    slot.truncated.store(true, Ordering::Release);
-    ANY_TRUNCATED.store(true, Ordering::Release);
-    true
+    mapped != libc::MAP_FAILED
 }
 
 /// Passes a fault that is not ours on, as if our handler had never been installed.
