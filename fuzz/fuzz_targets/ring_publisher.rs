@@ -4,7 +4,7 @@
 //! a slot it wrote or a decline of positions it wrote.
 #![no_main]
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use libfuzzer_sys::fuzz_target;
 
@@ -16,12 +16,8 @@ pub(crate) use shim::atomic;
 #[allow(dead_code)]
 mod ring;
 
-use ring::{Completion, Delivery, Producer, Receipt};
-use shim::Input;
-
-fn words(n: usize) -> Vec<AtomicU64> {
-    (0..n).map(|_| AtomicU64::new(0)).collect()
-}
+use ring::{Completion, Producer};
+use shim::{Input, Pair};
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
@@ -31,32 +27,20 @@ fuzz_target!(|data: &[u8]| {
     let completion_len = 1usize << (input.u8() % 5);
     let pool = 64u32;
 
-    let (sub_key, pub_key, fenced) = (AtomicU64::new(7), AtomicU64::new(9), AtomicU32::new(0));
-    let (floor, completion_head, tail) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let entries = words(ring_len);
-    let (head, completion_tail) = (AtomicU64::new(0), AtomicU64::new(0));
-    let completions = words(completion_len);
-    let d = Delivery {
-        sub_key: &sub_key,
-        pub_key: &pub_key,
-        fenced: &fenced,
-        floor: &floor,
-        completion_head: &completion_head,
-        tail: &tail,
-        entries: &entries,
-    };
-    let r = Receipt { head: &head, completion_tail: &completion_tail, completions: &completions };
+    // The publisher's side (fuzzer-written) and the subscriber's side.
+    let p = Pair::new(7, 9, ring_len, completion_len);
+    let (d, r) = (p.d(), p.r());
     let mut producer = Producer::new(&d, capacity, 1, peer_light);
     let mut next_slot = 0u32;
     let mut steps = 0;
     while !input.is_empty() && steps < 512 {
         steps += 1;
         match input.u8() % 8 {
-            0 => head.store(input.near(producer.tail), Ordering::Relaxed),
-            1 => completion_tail.store(input.near(0), Ordering::Relaxed),
+            0 => p.head.store(input.near(producer.tail), Ordering::Relaxed),
+            1 => p.completion_tail.store(input.near(0), Ordering::Relaxed),
             2 => {
-                let i = input.u8() as usize % completions.len();
-                completions[i].store(input.u64(), Ordering::Relaxed);
+                let i = input.u8() as usize % p.completions.len();
+                p.completions[i].store(input.u64(), Ordering::Relaxed);
             }
             3 | 4 => {
                 if producer.has_room(&r, &d, capacity, true).unwrap_or(false) {
@@ -89,9 +73,9 @@ fuzz_target!(|data: &[u8]| {
                 });
                 if let Ok(read) = drained {
                     assert!(
-                        read <= completions.len(),
+                        read <= p.completions.len(),
                         "read {read} from a ring of {}",
-                        completions.len()
+                        p.completions.len()
                     );
                     assert!(seen <= read + pool as usize, "{seen} completions from {read} entries");
                 }

@@ -15,6 +15,64 @@ pub(crate) mod atomic {
     }
 }
 
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use crate::ring::{Delivery, Receipt};
+
+/// Both sides' memory of one publisher–subscriber pair, zeroed.
+pub(crate) struct Pair {
+    pub sub_key: AtomicU64,
+    pub pub_key: AtomicU64,
+    pub fenced: AtomicU32,
+    pub floor: AtomicU64,
+    pub completion_head: AtomicU64,
+    pub tail: AtomicU64,
+    pub entries: Vec<AtomicU64>,
+    pub head: AtomicU64,
+    pub completion_tail: AtomicU64,
+    pub completions: Vec<AtomicU64>,
+}
+
+impl Pair {
+    pub(crate) fn new(sub_key: u64, pub_key: u64, entries: usize, completions: usize) -> Pair {
+        let words = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
+        Pair {
+            sub_key: AtomicU64::new(sub_key),
+            pub_key: AtomicU64::new(pub_key),
+            fenced: AtomicU32::new(0),
+            floor: AtomicU64::new(0),
+            completion_head: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+            entries: words(entries),
+            head: AtomicU64::new(0),
+            completion_tail: AtomicU64::new(0),
+            completions: words(completions),
+        }
+    }
+
+    /// The publisher's side.
+    pub(crate) fn d(&self) -> Delivery<'_> {
+        Delivery {
+            sub_key: &self.sub_key,
+            pub_key: &self.pub_key,
+            fenced: &self.fenced,
+            floor: &self.floor,
+            completion_head: &self.completion_head,
+            tail: &self.tail,
+            entries: &self.entries,
+        }
+    }
+
+    /// The subscriber's side.
+    pub(crate) fn r(&self) -> Receipt<'_> {
+        Receipt {
+            head: &self.head,
+            completion_tail: &self.completion_tail,
+            completions: &self.completions,
+        }
+    }
+}
+
 /// Reads fuzz input as a little program: fixed-size fields, zero once exhausted.
 pub(crate) struct Input<'a>(pub &'a [u8]);
 

@@ -4,7 +4,7 @@
 //! pool, positions in increasing order, and never move its own head backwards.
 #![no_main]
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use libfuzzer_sys::fuzz_target;
 
@@ -16,15 +16,11 @@ pub(crate) use shim::atomic;
 #[allow(dead_code)]
 mod ring;
 
-use ring::{Completion, Consumer, Delivery, INLINE_STRIDE, INLINE_WORDS, Receipt, Take};
-use shim::Input;
+use ring::{Completion, Consumer, INLINE_STRIDE, INLINE_WORDS, Take};
+use shim::{Input, Pair};
 
 const SUB_KEY: u64 = 7;
 const PUB_KEY: u64 = 9;
-
-fn words(n: usize) -> Vec<AtomicU64> {
-    (0..n).map(|_| AtomicU64::new(0)).collect()
-}
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
@@ -36,23 +32,9 @@ fuzz_target!(|data: &[u8]| {
     let pool_len = 1 + u32::from(input.u8() % 64);
     let completion_len = 1usize << (input.u8() % 5);
 
-    // The publisher's side (fuzzer-written) and the subscriber's side (ours).
-    let (sub_key, pub_key, fenced) =
-        (AtomicU64::new(SUB_KEY), AtomicU64::new(PUB_KEY), AtomicU32::new(0));
-    let (floor, completion_head, tail) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let entries = words(ring_len * stride);
-    let (head, completion_tail) = (AtomicU64::new(0), AtomicU64::new(0));
-    let completions = words(completion_len);
-    let d = Delivery {
-        sub_key: &sub_key,
-        pub_key: &pub_key,
-        fenced: &fenced,
-        floor: &floor,
-        completion_head: &completion_head,
-        tail: &tail,
-        entries: &entries,
-    };
-    let r = Receipt { head: &head, completion_tail: &completion_tail, completions: &completions };
+    // The publisher's side (fuzzer-written) and the subscriber's side.
+    let p = Pair::new(SUB_KEY, PUB_KEY, ring_len * stride, completion_len);
+    let (d, r) = (p.d(), p.r());
     let mut consumer =
         Consumer::new(&r, PUB_KEY, ring_len, stride, capacity, drop_oldest, pool_len);
 
@@ -64,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
         let before = consumer.head;
         match input.u8() % 10 {
             0 => {
-                let i = input.u8() as usize % entries.len();
+                let i = input.u8() as usize % p.entries.len();
                 let value = if input.u8() & 1 == 0 {
                     // A well-formed entry at a position near the subscriber's.
                     let position = input.near(consumer.head);
@@ -72,14 +54,14 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     input.u64()
                 };
-                entries[i].store(value, Ordering::Relaxed);
+                p.entries[i].store(value, Ordering::Relaxed);
             }
-            1 => floor.store(input.near(consumer.head), Ordering::Relaxed),
-            2 => tail.store(input.near(consumer.head), Ordering::Relaxed),
-            3 => completion_head.store(input.u64() % 64, Ordering::Relaxed),
+            1 => p.floor.store(input.near(consumer.head), Ordering::Relaxed),
+            2 => p.tail.store(input.near(consumer.head), Ordering::Relaxed),
+            3 => p.completion_head.store(input.u64() % 64, Ordering::Relaxed),
             4 => {
                 let key = if input.u8() & 1 == 0 { PUB_KEY } else { input.u64() };
-                pub_key.store(key, Ordering::Relaxed);
+                p.pub_key.store(key, Ordering::Relaxed);
             }
             5 | 6 => {
                 let take = if inline {

@@ -152,6 +152,11 @@ pub(crate) fn impls(cont: &Container<'_>) -> TokenStream {
         }
     };
     let bool_ = prim(cont, "bool");
+    // SAFETY (of the emitted `unsafe impl`): `check` accepted only a stable repr, no lifetimes
+    // and no unions; every field type is bounded by `ShmSafe` (so position-independent and free
+    // of interior mutability, whose `ShmSafe` impls never apply); `MAY_BE_INVALID` and
+    // `check_bits` are built from the same field list as the fingerprint, so every field with
+    // invalid bit patterns (and an enum's tag) is checked.
     quote! {
         #tag_enum
 

@@ -88,20 +88,29 @@ pub(crate) fn current_uid() -> Option<u32> {
 pub(crate) fn check_fd(fd: std::os::fd::BorrowedFd<'_>, object: &str) -> io::Result<()> {
     use rustix::fs::FileType;
     let stat = rustix::fs::fstat(fd)?;
-    let mode = stat.st_mode as u32;
+    let mode = stat.st_mode as u32 & 0o7777;
     let owner = stat.st_uid;
-    let reason = if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
-        Some("it is not a regular file")
+    let regular = FileType::from_raw_mode(stat.st_mode as _) == FileType::RegularFile;
+    let kind = (!regular).then_some("it is not a regular file");
+    match judge(kind, owner, mode) {
+        None => Ok(()),
+        Some(reason) => Err(untrusted(object, Some(owner), Some(mode), reason)),
+    }
+}
+
+/// Why an object of owner `owner` and permission bits `mode` is not ours to use, if it is not:
+/// `wrong_kind` (not the kind of file expected) first, then another owner, then write access
+/// for group or others.
+#[cfg(unix)]
+fn judge(wrong_kind: Option<&'static str>, owner: u32, mode: u32) -> Option<&'static str> {
+    if wrong_kind.is_some() {
+        wrong_kind
     } else if Some(owner) != current_uid() {
         Some(OTHER_USER)
     } else if mode & 0o022 != 0 {
         Some("other users may write it (it is group- or world-writable)")
     } else {
         None
-    };
-    match reason {
-        None => Ok(()),
-        Some(reason) => Err(untrusted(object, Some(owner), Some(mode & 0o7777), reason)),
     }
 }
 
@@ -150,18 +159,14 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     // cannot be replaced by another user once it is ours.
     let meta = std::fs::symlink_metadata(dir)?;
     let (owner, mode) = (meta.uid(), meta.mode() & 0o7777);
-    let reason = if meta.file_type().is_symlink() {
+    let kind = if meta.file_type().is_symlink() {
         Some("it is a symbolic link (never followed)")
     } else if !meta.is_dir() {
         Some("it is not a directory")
-    } else if Some(owner) != current_uid() {
-        Some(OTHER_USER)
-    } else if mode & 0o022 != 0 {
-        Some("other users may write it (it is group- or world-writable)")
     } else {
         None
     };
-    match reason {
+    match judge(kind, owner, mode) {
         None => Ok(()),
         Some(reason) => Err(untrusted(dir.display().to_string(), Some(owner), Some(mode), reason)),
     }

@@ -5,8 +5,7 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ipc_runtime::prelude::*;
@@ -33,17 +32,6 @@ fn intact(r: &Reading) -> bool {
     r.samples.len() == (r.seq % 200) as usize
         && r.samples.iter().enumerate().all(|(i, &v)| v == i as u32 ^ r.seq as u32)
         && r.note == "still valid"
-}
-
-/// Stops when the parent closes our stdin.
-fn stop_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    std::thread::spawn(move || {
-        support::wait_for_parent();
-        flag.store(true, Ordering::Release);
-    });
-    stop
 }
 
 #[test]
@@ -77,7 +65,7 @@ fn killed_subscribers_leak_nothing_and_never_block_the_publisher() {
             support::assert_clean(&domain);
         }
         Some("pub") => {
-            let stop = stop_flag();
+            let stop = support::parent_gone_flag();
             let publisher = Publisher::<Reading>::builder("readings")
                 .max_subscribers(4)
                 .liveness_interval(Duration::from_millis(20))
@@ -164,7 +152,7 @@ fn killed_publisher_is_noticed_and_replaced() {
             support::assert_clean(&domain);
         }
         Some("pub") => {
-            let stop = stop_flag();
+            let stop = support::parent_gone_flag();
             let publisher = Publisher::<Reading>::new("stream").unwrap();
             assert!(
                 support::wait_until(Duration::from_secs(10), || publisher.subscriber_count() == 1)

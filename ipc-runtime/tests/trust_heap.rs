@@ -28,10 +28,6 @@ struct Forged {
     text: ShmString,
 }
 
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} not set"))
-}
-
 /// Points `v` at `(segment, offset)` with `len` elements, as a hostile publisher can write any
 /// bytes into its own message.
 fn forge(v: &mut ShmVec<u8>, segment: u64, offset: u64, len: u64) {
@@ -116,7 +112,7 @@ fn hostile_publisher_cannot_point_into_the_subscriber_heap_or_send_bad_utf8() {
             drop(secret);
         }
         Some("pub") => {
-            let at = env("TRUST_SECRET_AT");
+            let at = support::env("TRUST_SECRET_AT");
             let mut parts = at.split(':');
             let mut next = |radix| u64::from_str_radix(parts.next().unwrap(), radix).unwrap();
             let (segment, offset, len) = (next(16), next(16), next(10));

@@ -51,18 +51,16 @@ fn expect_line(rx: &Receiver<String>, prefix: &str, deadline: Duration) -> Optio
 
 /// Waits up to `deadline` for `child` to exit; kills it and returns `None` if it does not.
 fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let mut status = None;
+    if support::wait_until(deadline, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    }) {
+        return status;
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// Waits for `child` (with a deadline) and panics with its stderr unless it succeeded.

@@ -51,22 +51,11 @@ fn intact(r: &Reading) -> bool {
     r.values.iter().enumerate().all(|(i, &v)| v == r.seq ^ i as u64)
 }
 
-/// Set once the parent closes our stdin.
-fn stop_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    std::thread::spawn(move || {
-        support::wait_for_parent();
-        flag.store(true, Ordering::Release);
-    });
-    stop
-}
-
 /// Publishes one message a millisecond until told to stop; errors are printed, not fatal (a
 /// publisher whose heap was shrunk may find out).
 fn publisher_role() {
     support::log_to_stderr();
-    let stop = stop_flag();
+    let stop = support::parent_gone_flag();
     let publisher = Publisher::<Reading>::new(TOPIC).expect("create the publisher");
     let heap = ipc_runtime::heap::default_heap().expect("the default heap");
     println!("heap={}", heap.name());

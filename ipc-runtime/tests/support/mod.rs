@@ -164,6 +164,23 @@ pub fn wait_for_parent() {
     let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
 }
 
+/// A flag set once the parent closes this process's stdin ([`wait_for_parent`] on a thread of
+/// its own), for roles that work in a loop until told to stop.
+pub fn parent_gone_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    std::thread::spawn(move || {
+        wait_for_parent();
+        flag.store(true, Ordering::Release);
+    });
+    stop
+}
+
+/// The value of environment variable `key`, which the parent set for this role.
+pub fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("{key} not set"))
+}
+
 /// Spawns a role whose stdin stays open until the returned child's stdin is dropped.
 pub fn spawn_held_role(test: &str, role: &str, domain: &str, envs: &[(&str, String)]) -> Child {
     let mut cmd = role_command(test, role, domain);

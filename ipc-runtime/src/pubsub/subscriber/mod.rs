@@ -111,6 +111,27 @@ struct Parked {
 }
 
 impl<B: WaitBackend> State<B> {
+    /// Gives back sample slot `slot` of publisher `p`, taken through connection `serial`: to
+    /// that connection if it is still the publisher's, else (the publisher is gone or was
+    /// replaced, and reclaimed everything we held) to the connection's parked hold on its heap.
+    /// Returns the parked hold once its last sample is back, for the caller to drop outside the
+    /// lock (which may unmap the heap).
+    fn give_back(&mut self, p: usize, serial: u64, slot: u32) -> Option<Parked> {
+        self.borrowed -= 1;
+        match self.pubs[p].as_mut() {
+            Some(conn) if conn.serial == serial => {
+                conn.outstanding -= 1;
+                conn.give_back(slot);
+                None
+            }
+            _ => {
+                let at = self.parked.iter().position(|parked| parked.conn == serial)?;
+                self.parked[at].outstanding -= 1;
+                (self.parked[at].outstanding == 0).then(|| self.parked.swap_remove(at))
+            }
+        }
+    }
+
     /// Forgets the connection to publisher `p`. Samples of it still out keep its heap mapped
     /// (its hold is parked until they are returned).
     fn forget(&mut self, p: usize) {
@@ -441,11 +462,9 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     ) -> Error {
         st.next = if p + 1 == st.pubs.len() { 0 } else { p + 1 };
         if let Held::Slot { conn: serial, index, .. } = held {
-            st.borrowed -= 1;
-            if let Some(conn) = st.pubs[p].as_mut().filter(|c| c.serial == serial) {
-                conn.outstanding -= 1;
-                conn.give_back(index);
-            }
+            // Taken just now through the publisher's current connection: never parked.
+            let parked = st.give_back(p, serial, index);
+            debug_assert!(parked.is_none());
         }
         let err = Error::InvalidMessage {
             topic: self.topic.name.clone(),
@@ -600,27 +619,11 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     /// Called when a sample is dropped: return its slot to the publisher.
     pub(crate) fn release(&self, p: u32, serial: u64, slot: u32) {
         let mut st = self.state.lock();
-        st.borrowed -= 1;
-        match st.pubs[p as usize].as_mut() {
-            Some(conn) if conn.serial == serial => {
-                conn.outstanding -= 1;
-                conn.give_back(slot);
-            }
-            // The publisher is gone or was replaced: it reclaimed everything we held. Its heap
-            // was kept for our samples; the last one lets it go.
-            _ => {
-                let Some(at) = st.parked.iter().position(|parked| parked.conn == serial) else {
-                    return;
-                };
-                st.parked[at].outstanding -= 1;
-                if st.parked[at].outstanding == 0 {
-                    let parked = st.parked.swap_remove(at);
-                    // Given back (perhaps unmapped) outside the lock.
-                    drop(st);
-                    drop(parked);
-                }
-            }
-        }
+        let parked = st.give_back(p as usize, serial, slot);
+        // A departed publisher's heap, kept for our samples, is let go (perhaps unmapped)
+        // outside the lock.
+        drop(st);
+        drop(parked);
     }
 
     /// Number of publishers alive on the topic. Reclaims the slots of dead ones (and removes
