@@ -1,107 +1,108 @@
 //! `ipc`: look at and tidy up a domain's shared-memory objects.
 //!
 //! ```text
-//! ipc list  [--domain D] [--json]        topics, heaps, event channels
-//! ipc show  TOPIC [--domain D] [--json]  one topic: options and every participant
-//! ipc clean [--domain D] [--json]        remove what belongs to dead processes
+//! ipc list  [--watch] [--interval SECS]   topics, heaps, event channels
+//! ipc show  TOPIC                         one topic: options and every participant
+//! ipc hz    TOPIC [--window SECS]         message rate and subscriber queue fill
+//! ipc clean                               remove what belongs to dead processes
 //! ```
 //!
-//! The domain defaults to `IPC_DOMAIN`, else `ipc`. `list` and `show` change nothing; `clean`
+//! Every command takes `--domain D` (default: `IPC_DOMAIN`, else `ipc`) and `--json`. `list`,
+//! `show` and `hz` change nothing and join no topic: they map its memory read-only. `clean`
 //! prints every object it removed and every object it could not handle (with the reason, on
 //! stderr), goes on with the rest of the domain after a failure, and exits with status 1 if
-//! anything failed.
+//! anything failed. Usage errors exit with status 2.
 
-use std::fmt::Write as _;
+mod hz;
+mod report;
+
 use std::process::ExitCode;
+use std::time::Duration;
 
-use ipc_runtime::inspect::{self, CleanReport, DomainInfo, HeapInfo, ParticipantInfo, TopicInfo};
-use serde_json::{Value, json};
+use clap::{Parser, Subcommand};
+use ipc_runtime::inspect::{self, CleanReport};
 
-const USAGE: &str = "\
-usage: ipc <command> [options]
-
-commands:
-  list           topics (type, participants alive/dead, queue fill), heaps, event channels
-  show TOPIC     one topic's options and participants
-  clean          remove what belongs to dead processes and print what was removed
-
-options:
-  --domain D     the domain to look at (default: $IPC_DOMAIN, else `ipc`)
-  --json         machine-readable output
-";
-
-struct Args {
-    command: String,
-    topic: Option<String>,
-    domain: String,
+/// Look at and tidy up the shared-memory objects of an ipc-runtime domain.
+#[derive(Debug, Parser)]
+#[command(name = "ipc", version, propagate_version = true)]
+struct Cli {
+    /// The domain to look at [default: $IPC_DOMAIN, else `ipc`]
+    #[arg(long, global = true, value_name = "D")]
+    domain: Option<String>,
+    /// Machine-readable output: one JSON document (per refresh with --watch, per window for hz)
+    #[arg(long, global = true)]
     json: bool,
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut command = None;
-    let mut topic = None;
-    let mut domain = None;
-    let mut json = false;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--json" => json = true,
-            "--domain" => domain = Some(args.next().ok_or("--domain needs a value")?),
-            "-h" | "--help" | "help" => command = Some("help".to_owned()),
-            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
-            word if command.is_none() => command = Some(word.to_owned()),
-            word if command.as_deref() == Some("show") && topic.is_none() => {
-                topic = Some(word.to_owned())
-            }
-            word => return Err(format!("unexpected argument `{word}`")),
-        }
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Topics (type, participants alive/dead, queue fill), heaps and event channels
+    List {
+        /// Refresh until interrupted (or --count refreshes)
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes with --watch
+        #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = seconds)]
+        interval: f64,
+        /// Stop after this many refreshes (with --watch)
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
+    },
+    /// One topic's options and participants
+    Show {
+        /// The topic's name, as the program spells it (`robot/arm/joints`)
+        topic: String,
+    },
+    /// A topic's message rate and its subscribers' queue fill, from the sequence counters
+    /// (joins nothing: the topic's memory is only read)
+    Hz {
+        /// The topic's name, as the program spells it (`robot/arm/joints`)
+        topic: String,
+        /// Seconds per measurement window
+        #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = seconds)]
+        window: f64,
+        /// Stop after this many windows [default: until interrupted]
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Remove what belongs to dead processes and print what was removed
+    Clean,
+}
+
+/// Parses a positive number of seconds (at most a day).
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        Ok(_) => Err("must be more than 0 and at most 86400 seconds".into()),
+        Err(e) => Err(format!("not a number of seconds: {e}")),
     }
-    let command = command.ok_or("no command given")?;
-    if command == "show" && topic.is_none() {
-        return Err("`show` needs a topic name".into());
-    }
-    let domain = domain.unwrap_or_else(|| ipc_runtime::domain::current().to_owned());
-    Ok(Args { command, topic, domain, json })
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(err) => {
-            eprintln!("ipc: {err}\n\n{USAGE}");
-            return ExitCode::from(2);
+    let cli = Cli::parse();
+    let domain = cli.domain.clone().unwrap_or_else(|| ipc_runtime::domain::current().to_owned());
+    if let Err(err) = ipc_runtime::domain::validate_domain(&domain) {
+        eprintln!("ipc: {err}");
+        return ExitCode::from(2);
+    }
+    let result = match &cli.command {
+        Command::List { watch, interval, count } => {
+            let refreshes = if *watch { *count } else { Some(1) };
+            list(&domain, cli.json, *watch, Duration::from_secs_f64(*interval), refreshes)
         }
-    };
-    let result = match args.command.as_str() {
-        "help" => {
-            print!("{USAGE}");
-            Ok(String::new())
-        }
-        "list" => inspect::domain(&args.domain)
-            .map(|d| if args.json { json_domain(&d).to_string() } else { table_domain(&d) })
-            .map_err(|err| format!("domain `{}`: {err}", args.domain)),
-        "show" => {
-            let name = args.topic.as_deref().unwrap_or_default();
-            inspect::topic(&args.domain, name)
-                .map(|t| if args.json { json_topic(&t).to_string() } else { table_topic(&t) })
-                .map_err(|err| format!("topic `{name}` in domain `{}`: {err}", args.domain))
-        }
-        "clean" => match inspect::clean(&args.domain) {
-            Ok(report) => return clean_output(&args, &report),
-            Err(err) => Err(format!("domain `{}`: {err}", args.domain)),
+        Command::Show { topic } => show(&domain, topic, cli.json),
+        Command::Hz { topic, window, count } => known_topic(&domain, topic).and_then(|()| {
+            hz::run(&domain, topic, Duration::from_secs_f64(*window), *count, cli.json)
+        }),
+        Command::Clean => match inspect::clean(&domain) {
+            Ok(report) => return clean_output(&domain, cli.json, &report),
+            Err(err) => Err(format!("domain `{domain}`: {err}")),
         },
-        other => {
-            eprintln!("ipc: unknown command `{other}`\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
     };
     match result {
-        Ok(out) => {
-            print!("{out}");
-            if args.json {
-                println!();
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ipc: {err}");
             ExitCode::FAILURE
@@ -109,34 +110,109 @@ fn main() -> ExitCode {
     }
 }
 
+/// `ipc list`, once or every `interval` (`refreshes`: `None` = until interrupted).
+fn list(
+    domain: &str,
+    json: bool,
+    watch: bool,
+    interval: Duration,
+    refreshes: Option<u64>,
+) -> Result<(), String> {
+    let mut done = 0u64;
+    loop {
+        let info = inspect::domain(domain).map_err(|err| format!("domain `{domain}`: {err}"))?;
+        if json {
+            println!("{}", report::json(&report::Domain::from(&info)));
+        } else {
+            if watch {
+                // Clear the screen between refreshes on a terminal; a blank line otherwise.
+                use std::io::IsTerminal as _;
+                if std::io::stdout().is_terminal() {
+                    print!("\x1b[2J\x1b[H");
+                } else if done > 0 {
+                    println!();
+                }
+            }
+            print!("{}", report::table_domain(&info));
+        }
+        if done == 0 && report::is_empty(&info) {
+            eprintln!("ipc: {}", empty_domain(domain));
+        }
+        done += 1;
+        if refreshes.is_some_and(|n| done >= n) {
+            return Ok(());
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+fn show(domain: &str, topic: &str, json: bool) -> Result<(), String> {
+    known_topic(domain, topic)?;
+    let info = inspect::topic(domain, topic)
+        .map_err(|err| format!("topic `{topic}` in domain `{domain}`: {err}"))?;
+    if json {
+        println!("{}", report::json(&report::Topic::from(&info)));
+    } else {
+        print!("{}", report::table_topic(&info));
+    }
+    Ok(())
+}
+
+/// `Ok` if `topic` exists in `domain`; otherwise an error in the user's words: which topics
+/// there are, or that the domain has nothing at all (and which domains do).
+fn known_topic(domain: &str, topic: &str) -> Result<(), String> {
+    let topics = inspect::topics(domain).map_err(|err| format!("domain `{domain}`: {err}"))?;
+    if topics.iter().any(|t| t == topic) {
+        return Ok(());
+    }
+    if topics.is_empty() {
+        return Err(format!("no topic `{topic}`: {}", empty_domain(domain)));
+    }
+    const SHOWN: usize = 10;
+    let mut names: Vec<String> = topics.iter().take(SHOWN).map(|t| format!("`{t}`")).collect();
+    if topics.len() > SHOWN {
+        names.push(format!("and {} more (`ipc list`)", topics.len() - SHOWN));
+    }
+    Err(format!("no topic `{topic}` in domain `{domain}`; its topics: {}", names.join(", ")))
+}
+
+/// "domain `x` has no topics …": says which domains do have objects, for a mistyped `--domain`.
+fn empty_domain(domain: &str) -> String {
+    let others: Vec<String> = inspect::domains()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d != domain)
+        .map(|d| format!("`{d}`"))
+        .collect();
+    if others.is_empty() {
+        format!(
+            "domain `{domain}` has no topics, heaps or event channels, and no other domain has any"
+        )
+    } else {
+        format!(
+            "domain `{domain}` has no topics, heaps or event channels (domains that have: {}; \
+             choose one with --domain or IPC_DOMAIN)",
+            others.join(", ")
+        )
+    }
+}
+
 /// Prints what `clean` did: removed objects on stdout, failures on stderr (both in the JSON
 /// document with `--json`); failure if anything could not be cleaned.
-fn clean_output(args: &Args, report: &CleanReport) -> ExitCode {
-    if args.json {
-        let failed: Vec<Value> = report
-            .failed
-            .iter()
-            .map(|(object, reason)| json!({ "object": object, "reason": reason }))
-            .collect();
-        println!(
-            "{}",
-            json!({ "domain": args.domain, "removed": report.removed, "failed": failed })
-        );
+fn clean_output(domain: &str, json: bool, report: &CleanReport) -> ExitCode {
+    if json {
+        println!("{}", report::json(&report::Clean::new(domain, report)));
     } else {
         if report.removed.is_empty() && report.failed.is_empty() {
-            println!("domain `{}`: nothing to clean", args.domain);
+            println!("domain `{domain}`: nothing to clean");
         } else if !report.removed.is_empty() {
-            println!("domain `{}`: removed {} object(s)", args.domain, report.removed.len());
+            println!("domain `{domain}`: removed {} object(s)", report.removed.len());
             for line in &report.removed {
                 println!("  {line}");
             }
         }
         if !report.failed.is_empty() {
-            eprintln!(
-                "ipc: domain `{}`: could not clean {} object(s)",
-                args.domain,
-                report.failed.len()
-            );
+            eprintln!("ipc: domain `{domain}`: could not clean {} object(s)", report.failed.len());
             for (object, reason) in &report.failed {
                 eprintln!("  {object}: {reason}");
             }
@@ -145,226 +221,24 @@ fn clean_output(args: &Args, report: &CleanReport) -> ExitCode {
     if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-fn count(participants: &[ParticipantInfo]) -> (usize, usize) {
-    let alive = participants.iter().filter(|p| p.alive).count();
-    (alive, participants.len() - alive)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
 
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
-}
 
-/// Renders rows as an aligned text table.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+    #[test]
+    fn options_go_before_or_after_the_command() {
+        let a = Cli::try_parse_from(["ipc", "--domain", "d", "show", "x"]).unwrap();
+        let b = Cli::try_parse_from(["ipc", "show", "x", "--domain", "d", "--json"]).unwrap();
+        assert_eq!(a.domain.as_deref(), Some("d"));
+        assert_eq!(b.domain.as_deref(), Some("d"));
+        assert!(b.json);
+        assert!(Cli::try_parse_from(["ipc", "hz", "x", "--window", "0"]).is_err());
+        assert!(Cli::try_parse_from(["ipc", "list", "--count", "2"]).is_err(), "needs --watch");
     }
-    let mut out = String::new();
-    let line = |out: &mut String, cells: Vec<&str>| {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        let _ = writeln!(out, "  {}", padded.join("  ").trim_end());
-    };
-    line(&mut out, header.to_vec());
-    for row in rows {
-        line(&mut out, row.iter().map(String::as_str).collect());
-    }
-    out
-}
-
-fn table_domain(d: &DomainInfo) -> String {
-    let mut out = format!("domain `{}`\n\ntopics:\n", d.domain);
-    if d.topics.is_empty() && d.unreadable.is_empty() {
-        out.push_str("  (none)\n");
-    } else {
-        let mut rows: Vec<Vec<String>> = d
-            .topics
-            .iter()
-            .map(|t| {
-                let (pa, pd) = count(&t.publishers);
-                let (sa, sd) = count(&t.subscribers);
-                let queued: u64 = t.subscribers.iter().map(|s| s.queued).sum();
-                let fill = t.subscribers.len() as u64 * t.subscriber_capacity as u64;
-                vec![
-                    t.name.clone(),
-                    t.type_name.clone(),
-                    format!("{pa} alive, {pd} dead"),
-                    format!("{sa} alive, {sd} dead"),
-                    format!("{queued}/{fill}"),
-                    t.backend.clone(),
-                ]
-            })
-            .collect();
-        rows.extend(d.unreadable.iter().map(|(name, err)| {
-            vec![
-                name.clone(),
-                format!("unreadable: {err}"),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]
-        }));
-        out.push_str(&table(
-            &["TOPIC", "TYPE", "PUBLISHERS", "SUBSCRIBERS", "QUEUED", "BACKEND"],
-            &rows,
-        ));
-    }
-    out.push_str("\nheaps:\n");
-    if d.heaps.is_empty() {
-        out.push_str("  (none)\n");
-    } else {
-        let rows: Vec<Vec<String>> = d.heaps.iter().map(heap_row).collect();
-        out.push_str(&table(&["SEGMENT", "OWNER", "IN USE", "HIGH WATER", "CAPACITY"], &rows));
-    }
-    out.push_str("\nevent channels:\n");
-    if d.events.is_empty() && d.unreadable_events.is_empty() {
-        out.push_str("  (none)\n");
-    } else {
-        let mut rows: Vec<Vec<String>> = d
-            .events
-            .iter()
-            .map(|e| vec![e.name.clone(), format!("{} alive, {} dead", e.alive, e.dead)])
-            .collect();
-        rows.extend(
-            d.unreadable_events
-                .iter()
-                .map(|(name, err)| vec![name.clone(), format!("unreadable: {err}")]),
-        );
-        out.push_str(&table(&["CHANNEL", "PARTICIPANTS"], &rows));
-    }
-    out
-}
-
-fn heap_row(h: &HeapInfo) -> Vec<String> {
-    vec![
-        h.segment.clone(),
-        format!("pid {} ({})", h.owner_pid, if h.alive { "alive" } else { "dead" }),
-        bytes(h.stats.bytes_in_use()),
-        bytes(h.stats.high_water()),
-        bytes(h.stats.capacity()),
-    ]
-}
-
-fn participant_rows(list: &[ParticipantInfo], publisher: bool) -> Vec<Vec<String>> {
-    list.iter()
-        .map(|p| {
-            let mut row = vec![
-                p.slot.to_string(),
-                p.pid.to_string(),
-                if p.alive { "alive".into() } else { "dead".into() },
-                p.state.to_owned(),
-                p.generation.to_string(),
-                p.count.to_string(),
-            ];
-            if publisher {
-                row.push(p.heap.as_ref().map_or_else(String::new, |h| {
-                    format!("{} / {}", bytes(h.stats.bytes_in_use()), bytes(h.stats.capacity()))
-                }));
-            } else {
-                row.push(p.queued.to_string());
-            }
-            row
-        })
-        .collect()
-}
-
-fn table_topic(t: &TopicInfo) -> String {
-    let mut out = format!(
-        "topic `{}`\n  type {} ({} bytes, fingerprint {:016x}), backend {}\n  \
-         capacity {}, history {}, max subscribers {}, max publishers {}, overflow {}, max borrowed {}\n",
-        t.name,
-        t.type_name,
-        t.message_size,
-        t.fingerprint,
-        t.backend,
-        t.subscriber_capacity,
-        t.history,
-        t.max_subscribers,
-        t.max_publishers,
-        t.overflow,
-        t.max_borrowed
-    );
-    out.push_str("\npublishers:\n");
-    if t.publishers.is_empty() {
-        out.push_str("  (none)\n");
-    } else {
-        out.push_str(&table(
-            &["SLOT", "PID", "LIVENESS", "STATE", "GEN", "SEQUENCE", "HEAP"],
-            &participant_rows(&t.publishers, true),
-        ));
-    }
-    out.push_str("\nsubscribers:\n");
-    if t.subscribers.is_empty() {
-        out.push_str("  (none)\n");
-    } else {
-        out.push_str(&table(
-            &["SLOT", "PID", "LIVENESS", "STATE", "GEN", "RECEIVED", "QUEUED"],
-            &participant_rows(&t.subscribers, false),
-        ));
-    }
-    out
-}
-
-fn json_heap(h: &HeapInfo) -> Value {
-    json!({
-        "segment": h.segment,
-        "owner_pid": h.owner_pid,
-        "alive": h.alive,
-        "bytes_in_use": h.stats.bytes_in_use(),
-        "high_water": h.stats.high_water(),
-        "capacity": h.stats.capacity(),
-    })
-}
-
-fn json_participant(p: &ParticipantInfo) -> Value {
-    json!({
-        "slot": p.slot,
-        "pid": p.pid,
-        "alive": p.alive,
-        "state": p.state,
-        "generation": p.generation,
-        "count": p.count,
-        "queued": p.queued,
-        "heap": p.heap.as_ref().map(json_heap),
-    })
-}
-
-fn json_topic(t: &TopicInfo) -> Value {
-    json!({
-        "name": t.name,
-        "type": t.type_name,
-        "fingerprint": format!("{:016x}", t.fingerprint),
-        "message_size": t.message_size,
-        "backend": t.backend,
-        "options": {
-            "subscriber_capacity": t.subscriber_capacity,
-            "history": t.history,
-            "max_subscribers": t.max_subscribers,
-            "max_publishers": t.max_publishers,
-            "overflow": t.overflow,
-            "max_borrowed": t.max_borrowed,
-        },
-        "publishers": t.publishers.iter().map(json_participant).collect::<Vec<_>>(),
-        "subscribers": t.subscribers.iter().map(json_participant).collect::<Vec<_>>(),
-    })
-}
-
-fn json_domain(d: &DomainInfo) -> Value {
-    json!({
-        "domain": d.domain,
-        "topics": d.topics.iter().map(json_topic).collect::<Vec<_>>(),
-        "unreadable_topics": d.unreadable.iter().map(|(n, e)| json!({"name": n, "error": e})).collect::<Vec<_>>(),
-        "heaps": d.heaps.iter().map(json_heap).collect::<Vec<_>>(),
-        "events": d.events.iter().map(|e| json!({"name": e.name, "alive": e.alive, "dead": e.dead})).collect::<Vec<_>>(),
-        "unreadable_events": d.unreadable_events.iter().map(|(n, e)| json!({"name": n, "error": e})).collect::<Vec<_>>(),
-    })
 }

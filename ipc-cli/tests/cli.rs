@@ -155,7 +155,11 @@ fn parent() {
     let (ok, shown) = ipc(&domain, &["show", "live"]);
     assert!(ok && shown.contains(&victim_pid.to_string()) && shown.contains("dead"), "{shown}");
     let (ok, missing) = ipc(&domain, &["show", "nope"]);
-    assert!(!ok && missing.contains("does not exist"), "{missing}");
+    assert!(
+        !ok && missing.contains(&format!("no topic `nope` in domain `{domain}`; its topics:")),
+        "{missing}"
+    );
+    assert!(missing.contains("`gone`") && missing.contains("`live`"), "{missing}");
 
     // `clean` removes exactly what the dead left, and says so.
     let cleaned = json(&domain, &["clean"]);

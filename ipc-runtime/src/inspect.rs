@@ -159,6 +159,40 @@ pub fn topics(domain: &str) -> Result<Vec<String>> {
     objects(domain, SegmentKind::Topic)
 }
 
+/// The domains that have shared-memory objects on this machine, sorted, each once: what a
+/// tool offers when asked about a domain that has none.
+///
+/// ```
+/// let domain = format!("doc-domains-{}", std::process::id());
+/// ipc_runtime::domain::set_current(&domain)?;
+/// let publisher = ipc_runtime::Publisher::<u32>::new("doc.domains")?;
+/// match ipc_runtime::inspect::domains() {
+///     Ok(domains) => assert!(domains.contains(&domain)),
+///     // Only Linux has a directory of shared-memory objects to list.
+///     Err(err) => assert!(!cfg!(target_os = "linux"), "{err}"),
+/// }
+/// # drop(publisher);
+/// # Ok::<(), ipc_runtime::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Io`] when the shared-memory objects cannot be listed (on Windows, which has no
+/// directory of them, this always fails).
+pub fn domains() -> Result<Vec<String>> {
+    let names = segment::platform()
+        .list("")
+        .map_err(|e| Error::io("listing the shared-memory objects of every domain", e))?;
+    let mut domains: Vec<String> = names
+        .iter()
+        .filter_map(|n| crate::domain::parse_object_name(n))
+        .map(|(domain, _, _)| domain.to_owned())
+        .collect();
+    domains.sort();
+    domains.dedup();
+    Ok(domains)
+}
+
 /// Everything about topic `name`, read without changing anything.
 pub fn topic(domain: &str, name: &str) -> Result<TopicInfo> {
     crate::pubsub::inspect::topic_info(domain, name)

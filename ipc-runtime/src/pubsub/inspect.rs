@@ -95,7 +95,9 @@ pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
                 {
                     let tail = publisher.comp(s).tail.load(Ordering::Acquire);
                     let head = line.head.load(Ordering::Acquire);
-                    queued += tail.saturating_sub(head).min(topic.layout.ring_len as u64);
+                    // A lapped drop-oldest subscriber resumes `capacity` behind the tail: it
+                    // never has more than that to take.
+                    queued += tail.saturating_sub(head).min(options.subscriber_capacity as u64);
                 }
             }
         }
