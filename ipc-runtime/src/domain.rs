@@ -109,7 +109,7 @@ pub fn set_current(domain: &str) -> Result<()> {
 pub fn validate(name: &str, what: &'static str) -> Result<()> {
     match name_problem(name) {
         None => Ok(()),
-        Some(reason) => Err(Error::InvalidName { name: format!("{what} {name}"), reason }),
+        Some(reason) => Err(Error::InvalidName { what, name: name.to_owned(), reason }),
     }
 }
 
@@ -158,7 +158,7 @@ pub fn validate_domain(domain: &str) -> Result<()> {
     };
     match reason {
         None => Ok(()),
-        Some(reason) => Err(Error::InvalidName { name: format!("domain {domain}"), reason }),
+        Some(reason) => Err(Error::InvalidName { what: "domain", name: domain.to_owned(), reason }),
     }
 }
 
@@ -221,7 +221,7 @@ pub(crate) fn validate_lock_name(name: &str, max: usize) -> Result<()> {
     };
     match reason {
         None => Ok(()),
-        Some(reason) => Err(Error::InvalidName { name: format!("lock {name}"), reason }),
+        Some(reason) => Err(Error::InvalidName { what: "lock", name: name.to_owned(), reason }),
     }
 }
 
@@ -269,6 +269,16 @@ mod tests {
             assert!(validate_domain(bad).is_err(), "{bad:?}");
         }
         validate_domain("ut-1_x").unwrap();
+        // The message names what the name is for outside the quotes, the name alone inside.
+        assert_eq!(
+            validate("robot arm", "topic").unwrap_err().to_string(),
+            "invalid topic name `robot arm`: may only contain ASCII letters, digits, `_`, `-`, \
+             `.` and `/`"
+        );
+        assert_eq!(
+            validate_domain("a.b").unwrap_err().to_string(),
+            "invalid domain name `a.b`: may only contain ASCII letters, digits, `_` and `-` (no `.`)"
+        );
     }
 
     /// Every valid name round-trips, distinct names encode to distinct strings without `.`,

@@ -22,8 +22,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A name given to the framework cannot be used as an OS object name.
-    #[error("invalid name `{name}`: {reason}")]
+    #[error("invalid {what} name `{name}`: {reason}")]
     InvalidName {
+        /// What the name is for: `topic`, `event`, `domain`, `pipe`, `wait channel`, ...
+        what: &'static str,
         /// The name as given.
         name: String,
         /// Why it was refused.

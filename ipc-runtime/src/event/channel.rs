@@ -152,7 +152,8 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
     domain::validate(name, "event")?;
     if name.len() > MAX_EVENT_NAME_LEN {
         return Err(Error::InvalidName {
-            name: format!("event {name}"),
+            what: "event",
+            name: name.to_owned(),
             reason: "is longer than 80 bytes (room is needed for lock and token suffixes)",
         });
     }

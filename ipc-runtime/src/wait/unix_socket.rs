@@ -109,7 +109,8 @@ fn socket_path(channel: &str) -> Result<PathBuf> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b',' | b'+'));
     if !valid {
         return Err(Error::InvalidName {
-            name: format!("wait channel {channel}"),
+            what: "wait channel",
+            name: channel.to_owned(),
             reason: "may only contain ASCII letters, digits, `_`, `-`, `,`, `+` and `.` (not first)",
         });
     }
@@ -132,7 +133,8 @@ fn socket_path(channel: &str) -> Result<PathBuf> {
         }
     }
     Err(Error::InvalidName {
-        name: format!("wait channel {channel}"),
+        what: "wait channel",
+        name: channel.to_owned(),
         reason: "needs a socket path longer than 103 bytes in the lock directory",
     })
 }

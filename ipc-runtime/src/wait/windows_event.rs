@@ -87,7 +87,8 @@ fn event_name(channel: &str) -> Result<String> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b',' | b'+'));
     if !valid {
         return Err(Error::InvalidName {
-            name: format!("wait channel {channel}"),
+            what: "wait channel",
+            name: channel.to_owned(),
             reason: "may only contain ASCII letters, digits, `_`, `-`, `,`, `+` and `.` (not first)",
         });
     }
