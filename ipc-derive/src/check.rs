@@ -233,7 +233,7 @@ fn walk<'t>(ty: &'t Type, out: &mut Vec<Unplaceable<'t>>) {
             Kind::Reference { to_str: is_str(target), to_slice: matches!(target, Type::Slice(_)) }
         }
         Type::Ptr(_) => Kind::RawPointer,
-        Type::BareFn(_) => Kind::FnPointer,
+        Type::FnPtr(_) => Kind::FnPointer,
         Type::TraitObject(_) => Kind::TraitObject,
         Type::Slice(_) => Kind::Slice,
         _ if is_str(ty) => Kind::Str,

@@ -6,7 +6,9 @@ use super::derive;
 
 /// Pretty-prints the expansion of `input`.
 fn expand(input: syn::DeriveInput) -> String {
-    let file: syn::File = syn::parse2(derive(input)).expect("the expansion is valid Rust");
+    // prettyplease takes syn 2's tree: the expansion goes across as tokens.
+    let file: syn2::File =
+        syn2::parse_str(&derive(input).to_string()).expect("the expansion is valid Rust");
     prettyplease::unparse(&file)
 }
 
