@@ -133,7 +133,8 @@ mod tests {
         assert_eq!(o.pin, Some(vec![0, 1]));
         let o = parse(&[]).unwrap();
         assert_eq!((o.iterations, o.warmup, o.rounds), (10_000, 1_000, 5));
-        assert!(o.svg.ends_with("target/ipc-bench/latency.svg"));
+        assert_eq!(o.svg, default_svg());
+        assert!(o.svg.ends_with("ipc-bench/latency.svg"), "{}", o.svg.display());
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["--iterations"]).is_err());
     }
