@@ -67,6 +67,16 @@ mod time;
 mod trust;
 pub mod wait;
 
+/// Every Rust snippet of the README compiles (and runs) as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
+/// Every Rust snippet of the architecture notes compiles (and runs) as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/ARCHITECTURE.md")]
+mod architecture {}
+
 pub use containers::{ShmBox, ShmString, ShmVec};
 pub use error::{Error, Result};
 pub use event::{EventId, Listener, Notifier};
