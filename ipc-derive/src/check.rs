@@ -26,8 +26,52 @@ pub(crate) fn check(cx: &Ctxt, cont: &Container<'_>) -> bool {
             cx.error_spanned_by(bad.ty, bad.kind.message());
             can_expand &= !bad.kind.is_unsized();
         }
+        if let Some(itself) = mentions_self(field.ty, cont.ident) {
+            let name = cont.ident;
+            cx.error_spanned_by(
+                itself,
+                format!(
+                    "`{name}` contains itself (through a container): a message's layout \
+                     fingerprint describes every type it holds, and `{name}`'s would never end. \
+                     Keep the nodes in one `ShmVec` and refer to them by index (`children: \
+                     ShmVec<u32>`)"
+                ),
+            );
+            // The field is left out of the expansion (`expand::accepted`): one error, not
+            // the compiler's const-evaluation cycle after it.
+        }
     }
     can_expand
+}
+
+/// Where `ty` names the type being derived (`Self`, or its own name as a one-segment path),
+/// however deeply inside generic arguments, arrays and tuples. A longer path (`other::Node`)
+/// names another type.
+pub(crate) fn mentions_self<'a>(ty: &'a Type, name: &syn::Ident) -> Option<&'a syn::Path> {
+    match ty {
+        Type::Path(p) => {
+            if p.qself.is_none()
+                && p.path.segments.len() == 1
+                && (p.path.segments[0].ident == *name || p.path.segments[0].ident == "Self")
+            {
+                return Some(&p.path);
+            }
+            p.path.segments.iter().find_map(|segment| match &segment.arguments {
+                syn::PathArguments::AngleBracketed(args) => {
+                    args.args.iter().find_map(|arg| match arg {
+                        syn::GenericArgument::Type(t) => mentions_self(t, name),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+        }
+        Type::Array(a) => mentions_self(&a.elem, name),
+        Type::Tuple(t) => t.elems.iter().find_map(|t| mentions_self(t, name)),
+        Type::Paren(p) => mentions_self(&p.elem, name),
+        Type::Group(g) => mentions_self(&g.elem, name),
+        _ => None,
+    }
 }
 
 /// The representation must give the type the same layout in every compilation.

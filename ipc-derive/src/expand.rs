@@ -257,8 +257,17 @@ fn head(cont: &Container<'_>, type_name: &str) -> TokenStream {
 }
 
 /// Fields the checks did not reject (those already have their error).
-fn accepted<'f, 'a>(fields: &'f [Field<'a>]) -> impl Iterator<Item = &'f Field<'a>> {
-    fields.iter().filter(|field| check::unplaceable(field.ty).is_empty())
+/// The fields that go into the fingerprint and validity check: those `check` did not reject
+/// (a rejected field already has its error; leaving it out keeps it to one, and a type that
+/// contains itself out of a const-evaluation cycle).
+fn accepted<'f, 'a>(
+    cont: &'f Container<'_>,
+    fields: &'f [Field<'a>],
+) -> impl Iterator<Item = &'f Field<'a>> {
+    fields.iter().filter(|field| {
+        check::unplaceable(field.ty).is_empty()
+            && check::mentions_self(field.ty, cont.ident).is_none()
+    })
 }
 
 fn struct_fingerprint(cont: &Container<'_>, type_name: &str, fields: &[Field<'_>]) -> TokenStream {
@@ -275,7 +284,7 @@ fn struct_parts(cont: &Container<'_>, type_name: &str, fields: &[Field<'_>]) -> 
     let p = quote!(#krate::__private);
     let head = head(cont, type_name);
     let count = fields.len() as u64;
-    let fields = accepted(fields).map(|field| {
+    let fields = accepted(cont, fields).map(|field| {
         let ty = field.ty;
         let name = field.name();
         let member = &field.member;
@@ -373,7 +382,7 @@ fn enum_parts(cont: &Container<'_>, type_name: &str, variants: &[Variant<'_>]) -
             None => Literal::u64_unsuffixed(i).into_token_stream(),
         };
         let field_count = variant.fields.len() as u64;
-        let fields = accepted(&variant.fields).map(|field| {
+        let fields = accepted(cont, &variant.fields).map(|field| {
             let ty = field.ty;
             let name = field.name();
             let call = quote_spanned!(ty.span()=> #p::variant_field::<#ty>);

@@ -175,8 +175,10 @@ use syn::DeriveInput;
 /// # Limitations
 ///
 /// - A type that contains itself through a container (`struct Node { children:
-///   ShmVec<Node> }`) compiles, but evaluating its `FINGERPRINT` is a const-evaluation cycle
-///   (E0391): the containers' fingerprints include their element type's fingerprint.
+///   ShmVec<Node> }`) is refused: the containers' fingerprints include their element type's,
+///   so its fingerprint would never end. Keep the nodes in one `ShmVec` and link them by index.
+///   (Only `Self` and the type's own one-segment name are recognised; recursion through
+///   another type or an alias still ends in the compiler's const-evaluation cycle, E0391.)
 /// - Every type parameter gets `T: ShmSafe`, also one used only in `PhantomData<T>`, which
 ///   would accept any `T`.
 /// - The fingerprint of an enum does not hash the offsets of variant fields (see above).

@@ -271,6 +271,11 @@ pub unsafe trait ShmSafe: Sized + 'static {
 /// assert_eq!(Pose::TYPE_NAME, "Pose");
 /// assert_ne!(Pose::FINGERPRINT, <[f64; 2] as ShmSafe>::LAYOUT_FINGERPRINT);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a message type: derive `ShmMessage` for it, or wrap it in a struct that does",
+    label = "`{Self}` is not a `ShmMessage`",
+    note = "a topic carries a named type with a layout fingerprint; arrays and tuples are fields, not messages: `#[derive(ShmMessage)] #[repr(C)] struct Point([f32; 3]);`"
+)]
 pub trait ShmMessage: ShmSafe {
     /// Compile-time hash of the type's name, size, alignment and, for each field, its name,
     /// offset and fingerprint. Publishers and subscribers of one topic must agree on it.
@@ -564,6 +569,7 @@ macro_rules! primitives {
                 fingerprint::named(stringify!($t), size_of::<$t>(), align_of::<$t>());
             const NO_UNINIT: bool = true;
         }
+        #[diagnostic::do_not_recommend]
         impl ShmMessage for $t {
             const FINGERPRINT: u64 = <$t as ShmSafe>::LAYOUT_FINGERPRINT;
             const TYPE_NAME: &'static str = stringify!($t);
@@ -592,6 +598,7 @@ macro_rules! checked_primitives {
                 if $valid { Ok(()) } else { Err(InvalidValue::bits($v as i128, $expected)) }
             }
         }
+        #[diagnostic::do_not_recommend]
         impl ShmMessage for $t {
             const FINGERPRINT: u64 = <$t as ShmSafe>::LAYOUT_FINGERPRINT;
             const TYPE_NAME: &'static str = stringify!($t);
@@ -743,6 +750,10 @@ macro_rules! tuples {
         // SAFETY: a tuple of position-independent values is position-independent. Tuples have
         // no guaranteed layout, but the fingerprint hashes every element's offset, so two
         // builds that lay a tuple out differently never agree.
+        //
+        // Not `#[diagnostic::do_not_recommend]`: it would only take the tuples out of rustc's
+        // "the following other types implement `ShmSafe`" list, whose next entries are the
+        // atomics' never-applying impls, which read as if atomics were accepted.
         unsafe impl<$($name: ShmSafe),+> ShmSafe for ($($name,)+) {
             const LAYOUT_FINGERPRINT: u64 = {
                 let h = fingerprint::str(fingerprint::START, "tuple");

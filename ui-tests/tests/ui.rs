@@ -3,7 +3,7 @@
 //! to compile with exactly the diagnostics in its `.stderr` file (regenerate with
 //! `TRYBUILD=overwrite cargo test -p ipc-ui-tests`, then review every changed file).
 
-const CATEGORIES: &[&str] = &["repr", "fields", "generics", "enums", "attrs", "hygiene"];
+const CATEGORIES: &[&str] = &["repr", "fields", "generics", "enums", "attrs", "hygiene", "usage"];
 
 #[test]
 fn ui() {
