@@ -159,7 +159,7 @@ pub enum Error {
 
     /// A shared heap cannot satisfy an allocation.
     #[error(
-        "shared heap `{heap}` ({capacity} bytes, {in_use} in use) is out of memory allocating {requested} bytes"
+        "shared heap `{heap}` ({capacity} bytes, {in_use} in use) is out of memory allocating {requested} bytes; {hint}"
     )]
     OutOfMemory {
         /// Heap segment name.
@@ -170,6 +170,8 @@ pub enum Error {
         capacity: u64,
         /// Bytes in use when the allocation failed.
         in_use: u64,
+        /// What to change: for the default heap, the `IPC_HEAP_SIZE` value that would fit.
+        hint: String,
     },
 
     /// A size computation overflowed (for example `ShmVec::reserve(usize::MAX)`).

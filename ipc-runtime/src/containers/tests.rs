@@ -194,6 +194,11 @@ fn try_methods_report_out_of_memory() {
     let err = ShmVec::<u8>::try_with_capacity(capacity * 2).unwrap_err();
     assert!(matches!(err, crate::Error::OutOfMemory { .. }), "{err}");
     assert!(err.to_string().contains("out of memory"), "{err}");
+    // It says what to set, to a value that would fit: twice what was needed, rounded up.
+    let crate::Error::OutOfMemory { in_use, requested, .. } = err else { unreachable!() };
+    let fits = (2 * (in_use + requested)).div_ceil(1 << 20).next_power_of_two();
+    let size = if fits >= 1024 { format!("{}G", fits / 1024) } else { format!("{fits}M") };
+    assert!(err.to_string().contains(&format!("set IPC_HEAP_SIZE={size}")), "{err}");
     let mut v = ShmVec::<u64>::new();
     assert!(matches!(v.try_reserve(usize::MAX / 2), Err(crate::Error::CapacityOverflow { .. })));
     let (value, err) = ShmBox::try_new([0u8; 1 << 16])

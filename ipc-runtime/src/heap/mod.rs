@@ -296,11 +296,13 @@ impl Heap {
 
     fn out_of_memory(&self, requested: u64) -> Error {
         let stats = self.stats();
+        let is_default = DEFAULT.get().is_some_and(|heap| std::ptr::eq(heap, self));
         Error::OutOfMemory {
             heap: self.name.to_string(),
             requested,
             capacity: stats.capacity,
             in_use: stats.in_use,
+            hint: out_of_memory_hint(is_default, stats.in_use, requested),
         }
     }
 
@@ -480,6 +482,25 @@ fn configured_size() -> Result<usize> {
             reason: format!("{text:?} is not a byte count like 1048576, 512K, 64M or 1G"),
         }),
     }
+}
+
+/// What to do about an allocation of `requested` bytes that did not fit next to `in_use`: for
+/// the default heap, an `IPC_HEAP_SIZE` with room for twice that (a power of two, in MiB or
+/// GiB), since the size is fixed when the heap is created.
+fn out_of_memory_hint(is_default: bool, in_use: u64, requested: u64) -> String {
+    const LARGEST: u64 = 1 << 46;
+    if requested >= LARGEST {
+        return format!("no heap can hold {requested} bytes");
+    }
+    if !is_default {
+        return "this heap's size was fixed when it was created: create it larger".to_owned();
+    }
+    let mib = (2 * (in_use + requested)).div_ceil(1 << 20).next_power_of_two().max(1);
+    let size = if mib >= 1024 { format!("{}G", mib / 1024) } else { format!("{mib}M") };
+    format!(
+        "the default heap's size is fixed when it is created: set {HEAP_SIZE_ENV}={size} \
+         (or call ipc_runtime::init_heap({mib} << 20) before the first allocation)"
+    )
 }
 
 /// The default heap's size as `IPC_HEAP_SIZE` gives it: a byte count of at least
