@@ -108,7 +108,7 @@ mod topic;
 
 pub use options::Overflow;
 pub use publisher::{Publisher, PublisherBuilder};
-pub use sample::{Sample, SampleMut};
+pub use sample::{PublisherId, Sample, SampleMut};
 pub use subscriber::{Subscriber, SubscriberBuilder};
 
 /// What `ring.rs` uses for atomics and barriers; `tests/loom_ring.rs` provides loom's instead.

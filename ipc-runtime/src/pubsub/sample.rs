@@ -41,6 +41,7 @@ pub(crate) struct SampleSlot<M> {
 pub struct Sample<'a, M: ShmMessage, B: WaitBackend = DefaultBackend> {
     pub(crate) subscriber: &'a Subscriber<M, B>,
     pub(crate) publisher: u32,
+    pub(crate) generation: u32,
     pub(crate) sequence: u64,
     pub(crate) held: Held<M>,
 }
@@ -100,9 +101,69 @@ impl<M: ShmMessage, B: WaitBackend> Sample<'_, M, B> {
     }
 
     /// Index of the publisher slot this message came from (distinguishes the publishers of a
-    /// topic; their sequences are independent).
+    /// topic alive at one time; their sequences are independent). A publisher that restarts
+    /// may get the same index: [`publisher`](Self::publisher) tells them apart.
     pub fn publisher_index(&self) -> u32 {
         self.publisher
+    }
+
+    /// Which publisher sent this message: its slot in the topic and the slot's generation.
+    /// Every publisher that joins a topic gets an id no earlier publisher of the topic had, so
+    /// a new id with a [`sequence`](Self::sequence) back at 1 means a restart (or another
+    /// process), not lost messages.
+    ///
+    /// ```
+    /// use ipc_runtime::prelude::*;
+    ///
+    /// # ipc_runtime::domain::set_current(&format!("doc-pubid-{}", std::process::id())).unwrap();
+    /// let subscriber = Subscriber::<u64>::new("doc/restarts")?;
+    /// let first = Publisher::<u64>::new("doc/restarts")?;
+    /// first.publish(7)?;
+    /// let before = subscriber.receive()?.publisher();
+    /// drop(first); // the publisher goes away and comes back
+    /// let second = Publisher::<u64>::new("doc/restarts")?;
+    /// second.publish(8)?;
+    /// let sample = subscriber.receive()?;
+    /// assert_ne!(sample.publisher(), before);
+    /// assert_eq!(sample.sequence(), 1);
+    /// # Ok::<(), ipc_runtime::Error>(())
+    /// ```
+    pub fn publisher(&self) -> PublisherId {
+        PublisherId { index: self.publisher, generation: self.generation }
+    }
+}
+
+/// Identifies one publisher of a topic for its whole life: the slot it holds and the slot's
+/// generation, which every new holder bumps. Two samples with equal ids come from the same
+/// publisher, in [`sequence`](Sample::sequence) order.
+///
+/// ```
+/// # use ipc_runtime::pubsub::PublisherId;
+/// fn describe(id: PublisherId) -> String {
+///     format!("{id}: slot {}, generation {}", id.index(), id.generation())
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublisherId {
+    index: u32,
+    generation: u32,
+}
+
+impl PublisherId {
+    /// The publisher's slot in the topic (reused after it leaves).
+    pub fn index(self) -> u32 {
+        self.index
+    }
+
+    /// The slot's generation: bumped for every publisher that takes the slot.
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+impl fmt::Display for PublisherId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "publisher {}.{}", self.index, self.generation)
     }
 }
 
@@ -130,7 +191,7 @@ impl<M: ShmMessage + fmt::Debug, B: WaitBackend> fmt::Debug for Sample<'_, M, B>
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sample")
             .field("sequence", &self.sequence)
-            .field("publisher", &self.publisher)
+            .field("publisher", &self.publisher())
             .field("value", &**self)
             .finish()
     }

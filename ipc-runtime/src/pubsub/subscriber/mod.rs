@@ -364,7 +364,14 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
             received.store(received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             // Built here, once: a sample moved through several returns costs more than the
             // rest of a receive.
-            return Ok(Some(Sample { subscriber: self, publisher: p as u32, sequence, held }));
+            let generation = st.pubs[p].as_ref().map_or(0, |conn| conn.generation);
+            return Ok(Some(Sample {
+                subscriber: self,
+                publisher: p as u32,
+                generation,
+                sequence,
+                held,
+            }));
         }
         if crate::segment::any_truncated() {
             return self.truncated_publisher(&mut st).map_or(Ok(None), Err);
