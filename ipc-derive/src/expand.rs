@@ -87,6 +87,10 @@ pub(crate) fn impls(cont: &Container<'_>) -> TokenStream {
 
     let u64 = prim(cont, "u64");
     let str = prim(cont, "str");
+    let fields = match &cont.data {
+        Data::Struct(fields) => field_infos(cont, &type_name, fields),
+        Data::Enum(_) => TokenStream::new(),
+    };
     let topic = cont.attrs.topic.as_ref().map(|name| {
         quote! {
             #[automatically_derived]
@@ -177,6 +181,7 @@ pub(crate) fn impls(cont: &Container<'_>) -> TokenStream {
         impl #impl_generics #krate::ShmMessage for #ident #ty_generics #where_clause {
             const FINGERPRINT: #u64 = #fingerprint;
             const TYPE_NAME: &'static #str = #type_name;
+            #fields
         }
 
         #topic
@@ -268,6 +273,39 @@ fn accepted<'f, 'a>(
         check::unplaceable(field.ty).is_empty()
             && check::mentions_self(field.ty, cont.ident).is_none()
     })
+}
+
+/// `const FIELDS`: each accepted field's name, type (as written), offset, size and fingerprint,
+/// taken from the fingerprint's parts (the same expression, so a bad field type is reported
+/// once).
+fn field_infos(cont: &Container<'_>, type_name: &str, fields: &[Field<'_>]) -> TokenStream {
+    let krate = cont.attrs.krate();
+    let p = quote!(#krate::__private);
+    let parts = struct_parts(cont, type_name, fields);
+    let written = accepted(cont, fields).map(|field| type_as_written(field.ty));
+    quote! {
+        const FIELDS: &'static [#p::FieldInfo] =
+            &#p::fingerprint::field_infos(&[#parts], [#(#written),*]);
+    }
+}
+
+/// A type as a person writes it: `ShmVec<f32>`, `[u8; 4]`, `(u32, f64)` (token strings have
+/// spaces around every punctuation mark).
+pub(crate) fn type_as_written(ty: &syn::Type) -> String {
+    let tokens = ty.to_token_stream().to_string();
+    let parts: Vec<&str> = tokens.split_whitespace().collect();
+    let is_word = |s: &str| s.starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '\'');
+    let mut out = String::with_capacity(tokens.len());
+    for (i, part) in parts.iter().enumerate() {
+        out.push_str(part);
+        if let Some(next) = parts.get(i + 1) {
+            let after_separator = matches!(*part, "," | ";") && !matches!(*next, ")" | "]" | ">");
+            if after_separator || (is_word(part) && is_word(next)) {
+                out.push(' ');
+            }
+        }
+    }
+    out
 }
 
 fn struct_fingerprint(cont: &Container<'_>, type_name: &str, fields: &[Field<'_>]) -> TokenStream {

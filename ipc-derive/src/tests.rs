@@ -136,3 +136,20 @@ fn valid_types_expand_without_errors() {
         assert!(errors.is_empty(), "{errors:#?}");
     }
 }
+
+#[test]
+fn types_are_described_as_written() {
+    for written in [
+        "ShmVec<f32>",
+        "[u8; 4]",
+        "(u32, f64)",
+        "std::num::NonZeroU32",
+        "ShmHashMap<ShmString, ShmVec<f32>>",
+        "[[u8; 2]; 3]",
+        "PhantomData<T>",
+        "(u8,)",
+    ] {
+        let ty: syn::Type = syn::parse_str(written).unwrap();
+        assert_eq!(super::expand::type_as_written(&ty), written);
+    }
+}

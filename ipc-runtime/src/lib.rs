@@ -107,7 +107,7 @@ pub mod __private {
     //! may define `struct u64;`.
     pub use crate::message::fingerprint;
     pub use crate::message::fingerprint::{Part, field, variant_field};
-    pub use crate::message::{InvalidValue, validity};
+    pub use crate::message::{FieldInfo, InvalidValue, validity};
     /// What `check_bits` returns.
     pub type CheckResult = core::result::Result<(), InvalidValue>;
     pub use core;

@@ -282,6 +282,40 @@ pub trait ShmMessage: ShmSafe {
     const FINGERPRINT: u64;
     /// The type's name, for error messages and tools.
     const TYPE_NAME: &'static str;
+    /// The fields of a struct, in declaration order, as the derive describes them: what a
+    /// topic records, so that a participant with another definition of the type is told the
+    /// first field that differs. Empty for enums and the primitive types.
+    ///
+    /// ```
+    /// use ipc_runtime::prelude::*;
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(C)]
+    /// struct Reading {
+    ///     stamp: i64,
+    ///     values: ShmVec<f32>,
+    /// }
+    ///
+    /// let values = &Reading::FIELDS[1];
+    /// assert_eq!((values.name, values.type_name, values.offset), ("values", "ShmVec<f32>", 8));
+    /// ```
+    const FIELDS: &'static [FieldInfo] = &[];
+}
+
+/// One field of a message type, as `#[derive(ShmMessage)]` describes it in
+/// [`ShmMessage::FIELDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// The field's name (`0`, `1`, ... for tuple structs).
+    pub name: &'static str,
+    /// The field's type as written in the source (`ShmVec<f32>`, `T`).
+    pub type_name: &'static str,
+    /// Offset in the message, in bytes.
+    pub offset: usize,
+    /// Size in bytes.
+    pub size: usize,
+    /// The field type's layout fingerprint ([`ShmSafe::LAYOUT_FINGERPRINT`]).
+    pub fingerprint: u64,
 }
 
 /// A message type bound to a topic name with `#[shm(topic = "...")]`.
@@ -382,6 +416,41 @@ pub mod fingerprint {
         /// An enum variant's field: name and the field type's fingerprint, then its size,
         /// alignment and validity check (not hashed); see [`variant_field`].
         VariantField(&'static str, u64, usize, usize, Validity),
+    }
+
+    /// The [`FieldInfo`](super::FieldInfo)s of a struct from its fingerprint's `parts` (the
+    /// `N` [`Part::Field`]s, in order) and its fields' types as written: what the derive emits
+    /// as [`ShmMessage::FIELDS`](super::ShmMessage::FIELDS).
+    ///
+    /// ```
+    /// use ipc_runtime::message::fingerprint::{self, Part};
+    ///
+    /// let parts = [Part::Str("Pair"), fingerprint::field::<u32>("a", 0), fingerprint::field::<u64>("b", 8)];
+    /// let [a, b] = fingerprint::field_infos(&parts, ["u32", "u64"]);
+    /// assert_eq!((a.name, a.size, b.offset, b.type_name), ("a", 4, 8, "u64"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// At compile time (in a const) if `parts` has fewer than `N` fields.
+    pub const fn field_infos<const N: usize>(
+        parts: &[Part],
+        types: [&'static str; N],
+    ) -> [super::FieldInfo; N] {
+        let empty =
+            super::FieldInfo { name: "", type_name: "", offset: 0, size: 0, fingerprint: 0 };
+        let mut out = [empty; N];
+        let (mut i, mut n) = (0, 0);
+        while i < parts.len() {
+            if let Part::Field(name, offset, fingerprint, size, _, _) = parts[i] {
+                assert!(n < N, "more fields than field types");
+                out[n] = super::FieldInfo { name, type_name: types[n], offset, size, fingerprint };
+                n += 1;
+            }
+            i += 1;
+        }
+        assert!(n == N, "fewer fields than field types");
+        out
     }
 
     /// The fingerprint of a derived type: all `parts`, in order, hashed from [`START`].

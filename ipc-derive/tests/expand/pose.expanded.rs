@@ -123,6 +123,30 @@ const _: () = {
             ],
         );
         const TYPE_NAME: &'static ::ipc_runtime::__private::str = "Pose<T, N>";
+        const FIELDS: &'static [::ipc_runtime::__private::FieldInfo] = &::ipc_runtime::__private::fingerprint::field_infos(
+            &[
+                ::ipc_runtime::__private::Part::Str("Pose<T, N>"),
+                ::ipc_runtime::__private::Part::Str("C,align(16)"),
+                ::ipc_runtime::__private::Part::Layout(
+                    ::ipc_runtime::__private::size_of::<Self>(),
+                    ::ipc_runtime::__private::align_of::<Self>(),
+                ),
+                ::ipc_runtime::__private::Part::U64(4u64),
+                ::ipc_runtime::__private::field::<
+                    f64,
+                >("x", ::ipc_runtime::__private::offset_of!(Self, x)),
+                ::ipc_runtime::__private::field::<
+                    f64,
+                >("y", ::ipc_runtime::__private::offset_of!(Self, y)),
+                ::ipc_runtime::__private::field::<
+                    ShmString,
+                >("frame", ::ipc_runtime::__private::offset_of!(Self, frame)),
+                ::ipc_runtime::__private::field::<
+                    [T; N],
+                >("samples", ::ipc_runtime::__private::offset_of!(Self, samples)),
+            ],
+            ["f64", "f64", "ShmString", "[T; N]"],
+        );
     }
     #[automatically_derived]
     impl<T: ::ipc_runtime::ShmSafe, const N: usize> ::ipc_runtime::Topic for Pose<T, N>
