@@ -227,14 +227,17 @@ pub enum Error {
     },
 
     /// A participant's message type differs from the topic's.
-    #[error("topic `{topic}` carries `{expected}`, not `{found}` (layout fingerprints differ)")]
+    #[error("topic `{topic}` carries `{expected}`, not `{found}`: {difference}")]
     TypeMismatch {
         /// Topic name.
         topic: String,
-        /// Type name recorded by the topic's creator.
+        /// Type name recorded by the topic's creator (`Stamped<f64>`).
         expected: String,
         /// This participant's type name.
         found: String,
+        /// What differs, in words: the first field that does, or that the layout fingerprints
+        /// do.
+        difference: String,
     },
 
     /// A participant asked for a topic-wide option that differs from the topic's.

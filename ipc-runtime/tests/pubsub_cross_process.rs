@@ -504,6 +504,13 @@ mod program_b {
     }
 }
 
+#[derive(ShmMessage)]
+#[repr(C)]
+struct Stamped<T> {
+    stamp: i64,
+    value: T,
+}
+
 #[test]
 fn fingerprint_mismatch_between_programs_is_refused() {
     let test = "fingerprint_mismatch_between_programs_is_refused";
@@ -518,7 +525,8 @@ fn fingerprint_mismatch_between_programs_is_refused() {
             let message = field(&b, "error").unwrap();
             assert_eq!(
                 message,
-                "topic `readings` carries `Reading`, not `Reading (a different definition)` (layout fingerprints differ)"
+                "topic `readings` carries `Reading`, not `Reading`: field 0 is `value: u32` (4 bytes \
+                 at offset 0) in the topic, `value: u64` (8 bytes at offset 0) here"
             );
             let (status, _, stderr) = finish(a, Some(a_out));
             assert!(status.success(), "{stderr}");
@@ -526,6 +534,7 @@ fn fingerprint_mismatch_between_programs_is_refused() {
         }
         Some("a") => {
             let _subscriber = Subscriber::<program_a::Reading>::new("readings").unwrap();
+            let _stamped = Subscriber::<Stamped<f64>>::new("stamped").unwrap();
             println!("ready");
             support::wait_for_parent();
         }
@@ -536,7 +545,15 @@ fn fingerprint_mismatch_between_programs_is_refused() {
             let err = Subscriber::<u64>::new("readings").unwrap_err();
             assert_eq!(
                 err.to_string(),
-                "topic `readings` carries `Reading`, not `u64` (layout fingerprints differ)"
+                "topic `readings` carries `Reading`, not `u64`: their layout fingerprints differ"
+            );
+            // A generic type is named with its arguments, and the field that differs.
+            let err = Publisher::<Stamped<f32>>::new("stamped").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "topic `stamped` carries `Stamped<f64>`, not `Stamped<f32>`: field 1 is `value: T` \
+                 (8 bytes at offset 8) in the topic, `value: T` (4 bytes at offset 8) here \
+                 (another definition of `T`)"
             );
         }
         Some(other) => panic!("unknown role {other}"),

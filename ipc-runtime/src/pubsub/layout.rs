@@ -6,7 +6,8 @@
 //! topic segment  <domain>.topic.<name>   (every participant maps it read-write; joins and
 //!                                          leaves write it, the hot path only reads it)
 //!   SegmentHeader (64)
-//!   TopicHeader                 fingerprint, type name, options, backend, connect epoch
+//!   TopicHeader                 fingerprint, type name and fields, options, backend, connect
+//!                               epoch
 //!   Line<WaitWord>              what subscribers sleep on with a broadcasting backend
 //!   PublisherEntry × max_pub    Member, where its heap and port are, `space` wake word
 //!   SubscriberEntry × max_sub   Member, where its heap and port are, `word` wake word
@@ -45,13 +46,14 @@
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
+use super::describe::Description;
 use super::options::{TopicOptions, WireOptions};
 use crate::membership::Member;
 use crate::segment::HEADER_SIZE;
 use crate::wait::WaitWord;
 
 /// Version of this layout (topic segment and ports); bumped whenever either changes.
-pub(crate) const LAYOUT_VERSION: u32 = 3;
+pub(crate) const LAYOUT_VERSION: u32 = 4;
 
 /// Extra pool slots for samples loaned but not yet published.
 pub(crate) const MAX_LOANS: u32 = 4;
@@ -87,6 +89,8 @@ pub(crate) struct TopicHeader {
     /// 1 if messages travel inside ring entries ([`carries_inline`]).
     pub inline: u32,
     pub type_name: [u8; TYPE_NAME_CAP],
+    /// The type's first fields, for error messages ([`super::describe`]).
+    pub description: Description,
     pub options: WireOptions,
     /// Bumped whenever a participant arrives or leaves; everyone re-scans when it moves.
     pub connect_epoch: AtomicU64,

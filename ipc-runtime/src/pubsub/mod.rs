@@ -95,6 +95,7 @@
 //! | `options.rs` | topic-wide options |
 //! | `inspect.rs` | reading a topic from outside (the `ipc` tool) |
 
+mod describe;
 pub(crate) mod inspect;
 mod layout;
 mod options;

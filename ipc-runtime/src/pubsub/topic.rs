@@ -5,6 +5,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
+use super::describe::{self, Description};
 use super::layout::{
     HeapRef, LAYOUT_VERSION, Layout, Line, PublisherEntry, SubscriberEntry, TYPE_NAME_CAP,
     TopicHeader, carries_inline,
@@ -168,10 +169,13 @@ impl Topic {
         let options = request.resolve();
         options.validate()?;
         let layout = Layout::new(options, carries_inline::<M>());
-        let type_name = M::TYPE_NAME.as_bytes();
-        let len = type_name.len().min(TYPE_NAME_CAP);
+        let concrete = describe::concrete_name::<M>();
+        let mut len = concrete.len().min(TYPE_NAME_CAP);
+        while !concrete.is_char_boundary(len) {
+            len -= 1;
+        }
         let mut stored_name = [0u8; TYPE_NAME_CAP];
-        stored_name[..len].copy_from_slice(&type_name[..len]);
+        stored_name[..len].copy_from_slice(&concrete.as_bytes()[..len]);
         let header = TopicHeader {
             layout_version: LAYOUT_VERSION,
             backend_id: B::ID,
@@ -181,6 +185,7 @@ impl Topic {
             type_name_len: len as u32,
             inline: u32::from(layout.inline),
             type_name: stored_name,
+            description: Description::of::<M>(),
             options: options.to_wire(),
             connect_epoch: Default::default(),
             data: Line(WaitWord::new()),
@@ -314,22 +319,25 @@ impl Topic {
             || header.msg_align != align_of::<M>() as u64
         {
             let existing = self.type_name();
-            let found = if existing == M::TYPE_NAME {
-                format!("{} (a different definition)", M::TYPE_NAME)
-            } else {
-                M::TYPE_NAME.to_owned()
-            };
+            let found = describe::concrete_name::<M>();
+            let difference = header.description.difference::<M>(existing == found);
             return Err(Error::TypeMismatch {
                 topic: self.name.clone(),
                 expected: existing,
                 found,
+                difference,
             });
         }
         if self.layout.inline != carries_inline::<M>() {
             return Err(Error::TypeMismatch {
                 topic: self.name.clone(),
-                expected: format!("{} (carried inline: {})", self.type_name(), self.layout.inline),
-                found: format!("{} (carried inline: {})", M::TYPE_NAME, carries_inline::<M>()),
+                expected: self.type_name(),
+                found: describe::concrete_name::<M>(),
+                difference: format!(
+                    "carried inside ring entries: {} in the topic, {} here (a different build)",
+                    self.layout.inline,
+                    carries_inline::<M>()
+                ),
             });
         }
         if header.backend_id != B::ID {
