@@ -6,6 +6,12 @@
 //!   `Cargo.toml` or reached through a re-export; the expansion then uses that path instead of
 //!   `::ipc_runtime`.
 //!
+//! - Topic-wide options next to the topic: `history = 4`, `capacity = 16` (or
+//!   `subscriber_capacity`), `max_subscribers = 8`, `max_publishers = 2`, `max_borrowed = 8`,
+//!   `overflow = "block"` (or `"drop_oldest"`), which become `Topic::OPTIONS`, so that
+//!   `Type::publisher()` and `Type::subscriber()` agree whoever starts first. Ranges and
+//!   `history <= capacity` are checked here.
+//!
 //! Several keys may share one attribute or be split over several. Unknown keys, repeated keys,
 //! malformed values and `#[shm]` on fields or variants are errors at their own spans.
 
@@ -26,7 +32,27 @@ pub(crate) struct Container {
     pub(crate) topic: Option<LitStr>,
     /// The path to the runtime crate, when given and valid.
     pub(crate) krate: Option<Path>,
+    /// Topic options given with the topic: (builder method, value), in order.
+    pub(crate) options: Vec<(&'static str, TopicOption)>,
 }
+
+/// The value of one topic option.
+pub(crate) enum TopicOption {
+    /// A count.
+    Count(u32),
+    /// `overflow`: whether it is `Block`.
+    Block(bool),
+}
+
+/// The numeric options: attribute key, builder method, allowed range (the runtime's limits).
+const COUNT_OPTIONS: &[(&str, &str, u32, u32)] = &[
+    ("history", "history", 0, 1 << 16),
+    ("capacity", "subscriber_capacity", 1, 1 << 16),
+    ("subscriber_capacity", "subscriber_capacity", 1, 1 << 16),
+    ("max_subscribers", "max_subscribers", 1, 1024),
+    ("max_publishers", "max_publishers", 1, 64),
+    ("max_borrowed", "max_borrowed", 1, 1 << 16),
+];
 
 impl Container {
     pub(crate) fn from_attrs(cx: &Ctxt, attrs: &[Attribute]) -> Self {
@@ -55,6 +81,43 @@ impl Container {
                     } else {
                         out.topic = Some(lit);
                     }
+                } else if let Some(&(key, method, min, max)) =
+                    COUNT_OPTIONS.iter().find(|(key, ..)| meta.path.is_ident(key))
+                {
+                    let lit: syn::LitInt = meta.value()?.parse()?;
+                    match lit.base10_parse::<u32>() {
+                        Ok(n) if (min..=max).contains(&n) => {
+                            if out.options.iter().any(|(m, _)| *m == method) {
+                                cx.error_spanned_by(&meta.path, format!("duplicate `{key}`"));
+                            } else {
+                                out.options.push((method, TopicOption::Count(n)));
+                            }
+                        }
+                        _ => cx.error_at(
+                            lit.span(),
+                            format!("`{key}` must be a whole number from {min} to {max}"),
+                        ),
+                    }
+                } else if meta.path.is_ident("overflow") {
+                    let lit = string_value(&meta, "overflow = \"block\"")?;
+                    let block = match lit.value().as_str() {
+                        "block" | "Block" => Some(true),
+                        "drop_oldest" | "DropOldest" => Some(false),
+                        _ => None,
+                    };
+                    match block {
+                        Some(_) if out.options.iter().any(|(m, _)| *m == "overflow") => {
+                            cx.error_spanned_by(&meta.path, "duplicate `overflow`");
+                        }
+                        Some(block) => out.options.push(("overflow", TopicOption::Block(block))),
+                        None => cx.error_at(
+                            lit.span(),
+                            format!(
+                                "`overflow` is \"drop_oldest\" or \"block\", not {:?}",
+                                lit.value()
+                            ),
+                        ),
+                    }
                 } else if meta.path.is_ident("crate") {
                     let lit = string_value(&meta, "crate = \"ipc_runtime\"")?;
                     if std::mem::replace(&mut seen_crate, true) {
@@ -81,7 +144,11 @@ impl Container {
                     let name = quote!(#path).to_string().replace(' ', "");
                     cx.error_spanned_by(
                         &meta.path,
-                        format!("unknown `shm` attribute `{name}`: expected `topic` or `crate`"),
+                        format!(
+                            "unknown `shm` attribute `{name}`: expected `topic`, `crate`, or a \
+                             topic option (`history`, `capacity`, `max_subscribers`, \
+                             `max_publishers`, `max_borrowed`, `overflow`)"
+                        ),
                     );
                     // Skip its value, if any, and go on with the next key.
                     while !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
@@ -94,7 +161,36 @@ impl Container {
                 cx.syn_error(err);
             }
         }
+        out.check_options(cx, attrs);
         out
+    }
+
+    /// Options need a topic, and a history must fit the capacity given with it.
+    fn check_options(&self, cx: &Ctxt, attrs: &[Attribute]) {
+        let Some(attr) = attrs.iter().find(|attr| attr.path().is_ident("shm")) else { return };
+        if !self.options.is_empty() && self.topic.is_none() {
+            cx.error_spanned_by(
+                attr,
+                "topic options need a topic: `#[shm(topic = \"name\", ...)]`",
+            );
+        }
+        let count = |method: &str| {
+            self.options.iter().find_map(|(m, v)| match v {
+                TopicOption::Count(n) if *m == method => Some(*n),
+                _ => None,
+            })
+        };
+        if let (Some(h), Some(c)) = (count("history"), count("subscriber_capacity"))
+            && h > c
+        {
+            cx.error_spanned_by(
+                attr,
+                format!(
+                    "`history = {h}` exceeds `capacity = {c}`: a late joiner's queue could not \
+                     hold it"
+                ),
+            );
+        }
     }
 
     /// The path the expansion uses for the runtime crate.

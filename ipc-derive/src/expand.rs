@@ -92,10 +92,12 @@ pub(crate) fn impls(cont: &Container<'_>) -> TokenStream {
         Data::Enum(_) => TokenStream::new(),
     };
     let topic = cont.attrs.topic.as_ref().map(|name| {
+        let options = topic_options(cont);
         quote! {
             #[automatically_derived]
             impl #impl_generics #krate::Topic for #ident #ty_generics #where_clause {
                 const NAME: &'static #str = #name;
+                #options
             }
         }
     });
@@ -272,6 +274,32 @@ fn accepted<'f, 'a>(
     fields.iter().filter(|field| {
         check::unplaceable(field.ty).is_empty()
             && check::mentions_self(field.ty, cont.ident).is_none()
+    })
+}
+
+/// `const OPTIONS` of the `Topic` impl, when the attribute gives options.
+fn topic_options(cont: &Container<'_>) -> Option<TokenStream> {
+    if cont.attrs.options.is_empty() {
+        return None;
+    }
+    let krate = cont.attrs.krate();
+    let calls = cont.attrs.options.iter().map(|(method, value)| {
+        let method = Ident::new(method, Span::call_site());
+        match value {
+            crate::attr::TopicOption::Count(n) => {
+                let n = Literal::u32_suffixed(*n);
+                quote!(.#method(#n))
+            }
+            crate::attr::TopicOption::Block(true) => {
+                quote!(.#method(#krate::pubsub::Overflow::Block))
+            }
+            crate::attr::TopicOption::Block(false) => {
+                quote!(.#method(#krate::pubsub::Overflow::DropOldest))
+            }
+        }
+    });
+    Some(quote! {
+        const OPTIONS: #krate::pubsub::Options = #krate::pubsub::Options::new() #(#calls)*;
     })
 }
 

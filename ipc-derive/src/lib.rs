@@ -23,7 +23,7 @@
 //! |---|---|
 //! | `ast` | the parsed input: the type, its fields or variants, borrowed from `syn` |
 //! | `repr` | a typed parser for `#[repr(...)]` |
-//! | `attr` | the `#[shm(topic = "...", crate = "...")]` attribute |
+//! | `attr` | the `#[shm(topic = "...", crate = "...", history = ..)]` attribute |
 //! | `check` | everything that makes a type unfit for shared memory, as spanned errors |
 //! | `expand` | the generated impls and the layout fingerprint |
 //! | `ctxt` | the error collector, so one compile reports every problem |
@@ -158,12 +158,18 @@ use syn::DeriveInput;
 ///   the hash covers each variant's name and discriminant and each field's name and
 ///   fingerprint, which together with the representation fix the layout. Two definitions
 ///   agree on the fingerprint exactly when they agree on all of that, in any crate;
-/// - with `#[shm(topic = "name")]`, `impl Topic` with `NAME`. The name is checked at compile
-///   time: 1 to 100 bytes of ASCII letters, digits, `_`, `-` and `.`, not starting with `.`.
+/// - with `#[shm(topic = "name")]`, `impl Topic` with `NAME` (and `OPTIONS`, see below). The
+///   name is checked at compile time: 1 to 100 bytes of ASCII letters, digits, `_`, `-`, `.`
+///   (not first) and `/` between non-empty parts (`robot/arm/joints`).
 ///
 /// # Attributes
 ///
 /// - `#[shm(topic = "robot.pose")]` binds the type to a topic.
+/// - Topic options next to it — `history = 4`, `capacity = 16`, `max_subscribers = 8`,
+///   `max_publishers = 2`, `max_borrowed = 8`, `overflow = "block"` or `"drop_oldest"` —
+///   become `Topic::OPTIONS`, which `Type::publisher()` and `Type::subscriber()` ask for, so
+///   both sides agree whoever starts first. Ranges, and `history <= capacity`, are checked at
+///   compile time.
 /// - `#[shm(crate = "rt")]` names the runtime crate when it is renamed in `Cargo.toml`
 ///   (`rt = { package = "ipc-runtime", ... }`) or reached through a re-export
 ///   (`crate = "my_crate::ipc"`). The default is `::ipc_runtime`.

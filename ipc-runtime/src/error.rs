@@ -242,11 +242,13 @@ pub enum Error {
 
     /// A participant asked for a topic-wide option that differs from the topic's.
     #[error(
-        "topic `{topic}` was created with {option} = {existing}; this participant asked for {requested}"
+        "topic `{topic}` was created by {creator} with {option} = {existing}; this participant asked for {requested} (a topic's options are fixed by the participant that creates it: give every participant the same options, or none to adopt the topic's)"
     )]
     IncompatibleOptions {
         /// Topic name.
         topic: String,
+        /// Who created the topic (`pid 1234`).
+        creator: String,
         /// The option that differs.
         option: &'static str,
         /// Value in effect.

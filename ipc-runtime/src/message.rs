@@ -337,17 +337,43 @@ pub trait Topic: ShmMessage {
     /// The topic's name.
     const NAME: &'static str;
 
-    /// A publisher on this type's topic with default options.
+    /// The topic-wide options of `#[shm(topic = "...", history = 4, ...)]`; by default none
+    /// (every option adopts the topic's, or the defaults for its creator).
+    ///
+    /// ```
+    /// use ipc_runtime::prelude::*;
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[shm(topic = "robot/joints", history = 4, capacity = 32, overflow = "block")]
+    /// #[repr(C)]
+    /// struct Joints {
+    ///     angles: [f32; 6],
+    /// }
+    ///
+    /// assert_eq!(Joints::OPTIONS.get_history(), Some(4));
+    /// assert_eq!(Joints::OPTIONS.get_subscriber_capacity(), Some(32));
+    /// ```
+    const OPTIONS: crate::pubsub::Options = crate::pubsub::Options::new();
+
+    /// A publisher on this type's topic with [`OPTIONS`](Self::OPTIONS).
+    ///
+    /// # Errors
+    ///
+    /// As [`PublisherBuilder::create`](crate::pubsub::PublisherBuilder::create).
     fn publisher() -> crate::Result<crate::Publisher<Self>>
     where
         Self: Send,
     {
-        crate::Publisher::new(Self::NAME)
+        crate::Publisher::builder(Self::NAME).options(Self::OPTIONS).create()
     }
 
-    /// A subscriber on this type's topic with default options.
+    /// A subscriber on this type's topic with [`OPTIONS`](Self::OPTIONS).
+    ///
+    /// # Errors
+    ///
+    /// As [`SubscriberBuilder::create`](crate::pubsub::SubscriberBuilder::create).
     fn subscriber() -> crate::Result<crate::Subscriber<Self>> {
-        crate::Subscriber::new(Self::NAME)
+        crate::Subscriber::builder(Self::NAME).options(Self::OPTIONS).create()
     }
 }
 

@@ -92,6 +92,11 @@ pub(crate) struct TopicHeader {
     /// The type's first fields, for error messages ([`super::describe`]).
     pub description: Description,
     pub options: WireOptions,
+    /// Which options the creator set (`options::bit`); the others were its defaults.
+    pub explicit: u32,
+    /// 0, or 1 + the history a later participant asked for when the creator left it unset
+    /// (written under the topic's lock; joiners after that use it).
+    pub history_set: AtomicU32,
     /// Bumped whenever a participant arrives or leaves; everyone re-scans when it moves.
     pub connect_epoch: AtomicU64,
     /// With a [`BROADCAST`](crate::wait::WaitBackend::BROADCAST) backend, every subscriber

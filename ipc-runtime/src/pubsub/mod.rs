@@ -69,11 +69,15 @@
 //!
 //! # Life cycle
 //!
-//! * **Options** ([`PublisherBuilder`], [`SubscriberBuilder`]) are topic-wide and fixed by the
-//!   first participant; a later one asking for different values gets
-//!   [`Error::IncompatibleOptions`](crate::Error::IncompatibleOptions) naming the option. A
-//!   participant whose message type has another fingerprint gets
-//!   [`Error::TypeMismatch`](crate::Error::TypeMismatch) naming both types.
+//! * **Options** ([`Options`], [`PublisherBuilder`], [`SubscriberBuilder`], or
+//!   `#[shm(topic = "...", history = 4, ...)]`) are topic-wide and fixed by the participant
+//!   that creates the topic. One that sets no option adopts the topic's, whoever came first;
+//!   a `history` the creator left unset is adopted from the first participant that asks for
+//!   one. A set option that differs is
+//!   [`Error::IncompatibleOptions`](crate::Error::IncompatibleOptions), naming the option,
+//!   both values and the creator. A participant whose message type has another fingerprint
+//!   gets [`Error::TypeMismatch`](crate::Error::TypeMismatch), naming both types
+//!   (`Stamped<f64>`) and the first field that differs.
 //! * **Any start order.** Subscribers may come first; publishers and subscribers come and go.
 //!   Late joiners get the last `history` messages, even from a publisher that stays idle: the
 //!   joiner rings the doorbell of the publisher's process, whose service thread (one per
@@ -107,7 +111,7 @@ mod service;
 mod subscriber;
 mod topic;
 
-pub use options::Overflow;
+pub use options::{Options, Overflow};
 pub use publisher::{Publisher, PublisherBuilder};
 pub use sample::{PublisherId, Sample, SampleMut};
 pub use subscriber::{Subscriber, SubscriberBuilder};

@@ -165,20 +165,152 @@ impl TopicOptions {
     }
 }
 
-/// Options a participant asked for; `None` means "whatever the topic has".
+/// Topic-wide options a participant asks for. An option left unset adopts whatever the topic
+/// has; one that is set must match it, except `history`, which a topic whose creator left it
+/// unset adopts from the first participant that asks (for the publishers that join after).
+///
+/// The builders take them one by one ([`PublisherBuilder::history`](crate::pubsub::PublisherBuilder::history),
+/// ...) or all at once ([`PublisherBuilder::options`](crate::pubsub::PublisherBuilder::options));
+/// `#[shm(topic = "...", history = 4, ...)]` binds them to a message type
+/// ([`Topic::OPTIONS`](crate::Topic::OPTIONS)).
+///
+/// ```
+/// use ipc_runtime::pubsub::{Options, Overflow};
+///
+/// const ORDERS: Options = Options::new().history(4).overflow(Overflow::Block);
+/// assert_eq!(ORDERS.get_history(), Some(4));
+/// assert_eq!(ORDERS.get_subscriber_capacity(), None); // adopts the topic's
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct OptionRequest {
-    pub subscriber_capacity: Option<u32>,
-    pub history: Option<u32>,
-    pub max_subscribers: Option<u32>,
-    pub max_publishers: Option<u32>,
-    pub overflow: Option<Overflow>,
-    pub max_borrowed: Option<u32>,
+pub struct Options {
+    pub(crate) subscriber_capacity: Option<u32>,
+    pub(crate) history: Option<u32>,
+    pub(crate) max_subscribers: Option<u32>,
+    pub(crate) max_publishers: Option<u32>,
+    pub(crate) overflow: Option<Overflow>,
+    pub(crate) max_borrowed: Option<u32>,
 }
 
-impl OptionRequest {
+/// The name the pub/sub internals use: what one participant asked for.
+pub(crate) type OptionRequest = Options;
+
+/// Bits of [`Options::explicit`], as stored in the topic header.
+pub(crate) mod bit {
+    pub const SUBSCRIBER_CAPACITY: u32 = 1;
+    pub const HISTORY: u32 = 2;
+    pub const MAX_SUBSCRIBERS: u32 = 4;
+    pub const MAX_PUBLISHERS: u32 = 8;
+    pub const OVERFLOW: u32 = 16;
+    pub const MAX_BORROWED: u32 = 32;
+}
+
+impl Options {
+    /// No option set: everything adopts the topic's (or, for a creator, the defaults).
+    pub const fn new() -> Self {
+        Options {
+            subscriber_capacity: None,
+            history: None,
+            max_subscribers: None,
+            max_publishers: None,
+            overflow: None,
+            max_borrowed: None,
+        }
+    }
+
+    /// Queue depth per subscriber (default 16).
+    pub const fn subscriber_capacity(mut self, n: u32) -> Self {
+        self.subscriber_capacity = Some(n);
+        self
+    }
+
+    /// How many of the latest messages a late-joining subscriber receives (default 0, at most
+    /// the subscriber capacity).
+    pub const fn history(mut self, n: u32) -> Self {
+        self.history = Some(n);
+        self
+    }
+
+    /// Maximum number of subscribers (default 8).
+    pub const fn max_subscribers(mut self, n: u32) -> Self {
+        self.max_subscribers = Some(n);
+        self
+    }
+
+    /// Maximum number of publishers (default 2).
+    pub const fn max_publishers(mut self, n: u32) -> Self {
+        self.max_publishers = Some(n);
+        self
+    }
+
+    /// What a publisher does when a subscriber's queue is full (default
+    /// [`Overflow::DropOldest`]).
+    pub const fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = Some(overflow);
+        self
+    }
+
+    /// How many samples one subscriber may hold at once (default 8).
+    pub const fn max_borrowed(mut self, n: u32) -> Self {
+        self.max_borrowed = Some(n);
+        self
+    }
+
+    /// The requested subscriber capacity, if set.
+    pub const fn get_subscriber_capacity(&self) -> Option<u32> {
+        self.subscriber_capacity
+    }
+
+    /// The requested history, if set.
+    pub const fn get_history(&self) -> Option<u32> {
+        self.history
+    }
+
+    /// `other`'s set options over these.
+    pub(crate) fn merge(self, other: Options) -> Options {
+        Options {
+            subscriber_capacity: other.subscriber_capacity.or(self.subscriber_capacity),
+            history: other.history.or(self.history),
+            max_subscribers: other.max_subscribers.or(self.max_subscribers),
+            max_publishers: other.max_publishers.or(self.max_publishers),
+            overflow: other.overflow.or(self.overflow),
+            max_borrowed: other.max_borrowed.or(self.max_borrowed),
+        }
+    }
+
+    /// Which options are set ([`bit`]), for the topic header.
+    pub(crate) fn explicit(&self) -> u32 {
+        [
+            (self.subscriber_capacity.is_some(), bit::SUBSCRIBER_CAPACITY),
+            (self.history.is_some(), bit::HISTORY),
+            (self.max_subscribers.is_some(), bit::MAX_SUBSCRIBERS),
+            (self.max_publishers.is_some(), bit::MAX_PUBLISHERS),
+            (self.overflow.is_some(), bit::OVERFLOW),
+            (self.max_borrowed.is_some(), bit::MAX_BORROWED),
+        ]
+        .iter()
+        .filter(|(set, _)| *set)
+        .fold(0, |mask, (_, bit)| mask | bit)
+    }
+
+    /// Refuses a request that contradicts itself, whatever the topic: a history larger than
+    /// the subscriber capacity asked for alongside it.
+    pub(crate) fn check_consistent(&self) -> Result<()> {
+        if let (Some(h), Some(c)) = (self.history, self.subscriber_capacity)
+            && h > c
+        {
+            return Err(Error::InvalidOption {
+                option: "history",
+                reason: format!(
+                    "{h} exceeds the subscriber_capacity {c} asked for with it: a late joiner's \
+                     queue could not hold it"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The options a creator uses: the requested ones over the defaults.
-    pub fn resolve(&self) -> TopicOptions {
+    pub(crate) fn resolve(&self) -> TopicOptions {
         let d = TopicOptions::default();
         let capacity = self.subscriber_capacity.unwrap_or(d.subscriber_capacity);
         TopicOptions {
@@ -195,11 +327,25 @@ impl OptionRequest {
         }
     }
 
-    /// Checks that every explicitly requested option matches the topic's.
-    pub fn check(&self, existing: &TopicOptions, topic: &str) -> Result<()> {
+    /// Checks the set options against an existing topic's (`explicit`: which of those its
+    /// creator set; `creator`: who that was, for the error). Returns the history the topic
+    /// should adopt, if this request asks for one the creator left unset.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IncompatibleOptions`] naming the option, both values and the creator, for a
+    /// set option that differs; [`Error::InvalidOption`] for a history the topic's queues
+    /// cannot hold.
+    pub(crate) fn reconcile(
+        &self,
+        existing: &TopicOptions,
+        explicit: u32,
+        creator: &str,
+        topic: &str,
+    ) -> Result<Option<u32>> {
         fn cmp<T: PartialEq + fmt::Display>(
-            topic: &str,
-            option: &'static str,
+            (topic, creator, explicit): (&str, &str, u32),
+            (option, bit): (&'static str, u32),
             requested: Option<T>,
             existing: T,
         ) -> Result<()> {
@@ -207,19 +353,54 @@ impl OptionRequest {
                 Some(r) if r != existing => Err(Error::IncompatibleOptions {
                     topic: topic.to_owned(),
                     option,
-                    existing: existing.to_string(),
+                    existing: if explicit & bit == 0 {
+                        format!("{existing} (the default)")
+                    } else {
+                        existing.to_string()
+                    },
                     requested: r.to_string(),
+                    creator: creator.to_owned(),
                 }),
                 _ => Ok(()),
             }
         }
-        cmp(topic, "subscriber_capacity", self.subscriber_capacity, existing.subscriber_capacity)?;
-        cmp(topic, "history", self.history, existing.history)?;
-        cmp(topic, "max_subscribers", self.max_subscribers, existing.max_subscribers)?;
-        cmp(topic, "max_publishers", self.max_publishers, existing.max_publishers)?;
-        cmp(topic, "overflow", self.overflow, existing.overflow)?;
-        cmp(topic, "max_borrowed", self.max_borrowed, existing.max_borrowed)?;
-        Ok(())
+        let who = (topic, creator, explicit);
+        cmp(
+            who,
+            ("subscriber_capacity", bit::SUBSCRIBER_CAPACITY),
+            self.subscriber_capacity,
+            existing.subscriber_capacity,
+        )?;
+        cmp(
+            who,
+            ("max_subscribers", bit::MAX_SUBSCRIBERS),
+            self.max_subscribers,
+            existing.max_subscribers,
+        )?;
+        cmp(
+            who,
+            ("max_publishers", bit::MAX_PUBLISHERS),
+            self.max_publishers,
+            existing.max_publishers,
+        )?;
+        cmp(who, ("overflow", bit::OVERFLOW), self.overflow, existing.overflow)?;
+        cmp(who, ("max_borrowed", bit::MAX_BORROWED), self.max_borrowed, existing.max_borrowed)?;
+        match self.history {
+            Some(h) if h != existing.history && explicit & bit::HISTORY == 0 => {
+                if h > existing.subscriber_capacity {
+                    return Err(Error::InvalidOption {
+                        option: "history",
+                        reason: format!(
+                            "{h} exceeds topic `{topic}`'s subscriber_capacity {}: a late \
+                             joiner's queue could not hold it",
+                            existing.subscriber_capacity
+                        ),
+                    });
+                }
+                Ok(Some(h))
+            }
+            other => cmp(who, ("history", bit::HISTORY), other, existing.history).map(|()| None),
+        }
     }
 }
 
@@ -230,13 +411,23 @@ mod tests {
     #[test]
     fn explicit_mismatch_names_the_option() {
         let existing = TopicOptions::default();
-        let request = OptionRequest { history: Some(3), ..OptionRequest::default() };
-        let err = request.check(&existing, "t").unwrap_err();
+        // An explicit history the creator left unset is adopted, within the capacity.
+        let request = Options::new().history(3);
+        assert_eq!(request.reconcile(&existing, 0, "pid 7", "t").unwrap(), Some(3));
+        let err = Options::new().history(17).reconcile(&existing, 0, "pid 7", "t").unwrap_err();
+        assert!(err.to_string().contains("17 exceeds topic `t`'s subscriber_capacity 16"), "{err}");
+        // One the creator set is not.
+        let err = request.reconcile(&existing, bit::HISTORY, "pid 7", "t").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "topic `t` was created with history = 0; this participant asked for 3"
+            "topic `t` was created by pid 7 with history = 0; this participant asked for 3 \
+             (a topic's options are fixed by the participant that creates it: give every \
+             participant the same options, or none to adopt the topic's)"
         );
-        OptionRequest::default().check(&existing, "t").unwrap();
+        let err = Options::new().subscriber_capacity(64).reconcile(&existing, 0, "pid 7", "t");
+        assert!(err.unwrap_err().to_string().contains("subscriber_capacity = 16 (the default)"),);
+        assert_eq!(Options::new().reconcile(&existing, 0, "pid 7", "t").unwrap(), None);
+        assert!(Options::new().history(5).subscriber_capacity(4).check_consistent().is_err());
     }
 
     #[test]

@@ -25,6 +25,7 @@ use super::layout::{
     InLine, Layout, OutComp, OutCtl, PUB_FLAGS, PUB_HEADER, PUB_MAGIC, PUB_STATS, PUB_WAKE,
     PubFlags, PubHeader, PubStats, PubWake, SUB_HEADER, SUB_MAGIC, SUB_SLEEP, SubHeader, SubSleep,
 };
+use super::options::TopicOptions;
 use super::ring::{Delivery, Receipt};
 use crate::error::{Error, Result};
 use crate::heap::Heap;
@@ -220,32 +221,39 @@ impl PubPort {
         generation: u32,
     ) -> Result<PubPort> {
         let memory = map_peer(domain, heap, offset, layout.pub_port)?;
-        let port = PubPort { memory, layout };
+        let mut port = PubPort { memory, layout };
         let header = port.header();
-        let expected = (
-            PUB_MAGIC,
-            slot,
-            generation,
-            layout.pool_len,
-            layout.ring_len as u32,
-            layout.options.max_subscribers,
-        );
-        let found = (
-            header.magic,
-            header.slot,
-            header.generation,
-            header.pool_len,
-            header.ring_len,
-            header.max_subscribers,
-        );
+        let expected =
+            (PUB_MAGIC, slot, generation, layout.ring_len as u32, layout.options.max_subscribers);
+        let found =
+            (header.magic, header.slot, header.generation, header.ring_len, header.max_subscribers);
         check_header(
             "publisher",
             heap,
             offset,
-            "magic, slot, generation, pool, ring, subscribers",
+            "magic, slot, generation, ring, subscribers",
             found,
             expected,
         )?;
+        // The pool holds the publisher's history, which a topic may have adopted after we
+        // joined (`Options`): any history the queues can hold is fine, and the publisher's
+        // own pool size is what its slot indices are checked against.
+        let pool_len = header.pool_len;
+        let smallest = Layout::new(TopicOptions { history: 0, ..layout.options }, layout.inline);
+        let largest = Layout::new(
+            TopicOptions { history: layout.options.subscriber_capacity, ..layout.options },
+            layout.inline,
+        );
+        if !(smallest.pool_len..=largest.pool_len).contains(&pool_len) {
+            return Err(Error::Corrupted {
+                what: format!(
+                    "publisher port at {offset:#x} in heap {heap:016x}: pool of {pool_len} slots, \
+                     not {}..={}",
+                    smallest.pool_len, largest.pool_len
+                ),
+            });
+        }
+        port.layout.pool_len = pool_len;
         Ok(port)
     }
 

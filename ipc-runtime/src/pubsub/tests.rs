@@ -141,13 +141,56 @@ fn incompatible_options_name_the_option() {
     let err = Subscriber::<u32>::builder("o").domain(&d).history(3).create().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "topic `o` was created with history = 2; this participant asked for 3"
+        format!(
+            "topic `o` was created by pid {} with history = 2; this participant asked for 3 (a \
+             topic's options are fixed by the participant that creates it: give every \
+             participant the same options, or none to adopt the topic's)",
+            std::process::id()
+        )
     );
     let err =
         Subscriber::<u32>::builder("o").domain(&d).overflow(Overflow::Block).create().unwrap_err();
     assert!(matches!(err, Error::IncompatibleOptions { option: "overflow", .. }), "{err}");
     // Not asking is agreeing.
     Subscriber::<u32>::builder("o").domain(&d).create().unwrap();
+}
+
+#[test]
+fn a_history_the_creator_left_unset_is_adopted() {
+    let d = domain("adopt");
+    // The subscriber comes first and asks for nothing; the publisher asks for history 4.
+    let early = Subscriber::<u64>::builder("a").domain(&d).create().unwrap();
+    let publisher = Publisher::<u64>::builder("a").domain(&d).history(4).create().unwrap();
+    for i in 1..=6 {
+        publisher.publish(i).unwrap();
+    }
+    let got: Vec<u64> = std::iter::from_fn(|| early.try_receive().unwrap().map(|s| *s)).collect();
+    assert_eq!(got, [1, 2, 3, 4, 5, 6], "the early subscriber reads the larger pool");
+    // A late subscriber gets the history; a participant asking for nothing adopts it.
+    let late = Subscriber::<u64>::builder("a").domain(&d).create().unwrap();
+    let history: Vec<u64> = std::iter::from_fn(|| {
+        late.receive_timeout(std::time::Duration::from_secs(5)).unwrap().map(|s| *s)
+    })
+    .take(4)
+    .collect();
+    assert_eq!(history, [3, 4, 5, 6]);
+    // Once adopted it is the topic's: asking for another is a conflict, more than the
+    // queues hold is refused, and asking for the same is fine.
+    let err = Publisher::<u64>::builder("a").domain(&d).history(2).create().unwrap_err();
+    assert!(matches!(err, Error::IncompatibleOptions { option: "history", .. }), "{err}");
+    Publisher::<u64>::builder("a").domain(&d).history(4).create().unwrap();
+    let d2 = domain("adopt-big");
+    let _s = Subscriber::<u64>::builder("b").domain(&d2).create().unwrap();
+    let err = Publisher::<u64>::builder("b").domain(&d2).history(17).create().unwrap_err();
+    assert!(err.to_string().contains("17 exceeds topic `b`'s subscriber_capacity 16"), "{err}");
+    // A request that contradicts itself is refused whatever the topic.
+    let err = Publisher::<u64>::builder("b")
+        .domain(&d2)
+        .history(8)
+        .subscriber_capacity(4)
+        .create()
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidOption { option: "history", .. }), "{err}");
 }
 
 #[test]

@@ -3,14 +3,14 @@
 //! protocol itself is [`crate::membership`]'s.
 
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::describe::{self, Description};
 use super::layout::{
     HeapRef, LAYOUT_VERSION, Layout, Line, PublisherEntry, SubscriberEntry, TYPE_NAME_CAP,
     TopicHeader, carries_inline,
 };
-use super::options::{OptionRequest, TopicOptions};
+use super::options::{self, OptionRequest, TopicOptions};
 use crate::domain;
 use crate::error::{Error, Result};
 use crate::liveness::FileLock;
@@ -111,6 +111,7 @@ impl Topic {
         request: &OptionRequest,
     ) -> Result<(Topic, FileLock)> {
         domain::validate(name, "topic")?;
+        request.check_consistent()?;
         let seg_name = segment_name(domain, name)?;
         let object = object_name(name);
         let lock = membership::lock(domain, &object)?;
@@ -133,7 +134,7 @@ impl Topic {
             None => None,
         };
         let topic = match found {
-            Some(existing) => {
+            Some(mut existing) => {
                 if membership::anyone_alive(&existing) {
                     existing.check::<M, B>(request)?;
                     existing
@@ -187,6 +188,8 @@ impl Topic {
             type_name: stored_name,
             description: Description::of::<M>(),
             options: options.to_wire(),
+            explicit: request.explicit(),
+            history_set: AtomicU32::new(0),
             connect_epoch: Default::default(),
             data: Line(WaitWord::new()),
         };
@@ -238,7 +241,18 @@ impl Topic {
                 header.layout_version
             )));
         }
-        let options = TopicOptions::from_wire(header.options, name)?;
+        let mut options = TopicOptions::from_wire(header.options, name)?;
+        match header.history_set.load(Ordering::Acquire) {
+            0 => {}
+            set if set - 1 <= options.subscriber_capacity => options.history = set - 1,
+            set => {
+                return Err(corrupted(format!(
+                    "adopted history {} exceeds the subscriber capacity {}",
+                    set - 1,
+                    options.subscriber_capacity
+                )));
+            }
+        }
         let inline = match header.inline {
             0 => false,
             1 => true,
@@ -312,7 +326,7 @@ impl Topic {
     }
 
     /// Checks that `M`, `B` and the requested options agree with the topic.
-    fn check<M: ShmMessage, B: WaitBackend>(&self, request: &OptionRequest) -> Result<()> {
+    fn check<M: ShmMessage, B: WaitBackend>(&mut self, request: &OptionRequest) -> Result<()> {
         let header = self.header();
         if header.fingerprint != M::FINGERPRINT
             || header.msg_size != size_of::<M>() as u64
@@ -343,12 +357,29 @@ impl Topic {
         if header.backend_id != B::ID {
             return Err(Error::IncompatibleOptions {
                 topic: self.name.clone(),
+                creator: self.creator(),
                 option: "wait backend",
                 existing: format!("id {}", header.backend_id),
                 requested: format!("{} (id {})", B::NAME, B::ID),
             });
         }
-        request.check(&self.layout.options, &self.name)
+        // An adopted history counts as set: later participants must agree with it.
+        let adopted = header.history_set.load(Ordering::Acquire) != 0;
+        let explicit = header.explicit | if adopted { options::bit::HISTORY } else { 0 };
+        let adopt =
+            request.reconcile(&self.layout.options, explicit, &self.creator(), &self.name)?;
+        if let Some(history) = adopt {
+            // Under the topic's lock (the caller holds it): joiners from now on read it.
+            self.header().history_set.store(history + 1, Ordering::Release);
+            let options = TopicOptions { history, ..self.layout.options };
+            self.layout = Layout::new(options, self.layout.inline);
+        }
+        Ok(())
+    }
+
+    /// Who created the topic, for error messages.
+    fn creator(&self) -> String {
+        format!("pid {}", self.segment.header().creator_pid())
     }
 
     /// The message type's name as recorded by the topic's creator.

@@ -13,7 +13,8 @@ use crate::wait::{DefaultBackend, WaitBackend};
 /// Default period of liveness probes while a publisher waits for a subscriber.
 pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Options for a [`Publisher`]; topic-wide options are fixed by the topic's first participant.
+/// Options for a [`Publisher`]. Topic-wide options are fixed by the participant that creates
+/// the topic; an option left unset adopts the topic's (see [`Options`](crate::pubsub::Options)).
 ///
 /// ```
 /// use std::time::Duration;
@@ -86,6 +87,15 @@ macro_rules! topic_options {
             /// default 8).
             pub fn max_borrowed(mut self, n: u32) -> Self {
                 self.request.max_borrowed = Some(n);
+                self
+            }
+
+            /// Every option `options` sets, at once (over what was set before); the others
+            /// stay as they are. What [`Topic::publisher`](crate::Topic::publisher) and
+            /// [`Topic::subscriber`](crate::Topic::subscriber) use for
+            /// [`Topic::OPTIONS`](crate::Topic::OPTIONS).
+            pub fn options(mut self, options: $crate::pubsub::Options) -> Self {
+                self.request = self.request.merge(options);
                 self
             }
 

@@ -80,7 +80,9 @@ impl<B: WaitBackend> Conn<B> {
         let pool_at = entry.pool.load(Ordering::Acquire);
         let port = PubPort::map(&domain, heap, port_at, layout, p, generation)?;
         let key = port.header().key.load(Ordering::Acquire);
-        let bytes = layout.pool_len as usize * size_of::<SampleSlot<M>>();
+        // The publisher's own pool size (validated by `map`): its history may differ from ours.
+        let pool_len = port.layout.pool_len;
+        let bytes = pool_len as usize * size_of::<SampleSlot<M>>();
         // In the heap `port` holds: valid while this connection lives, and for its samples
         // while their hold is parked (`subscriber::State::parked`).
         let pool = RelPtr::new(heap, pool_at).resolve(bytes, align_of::<SampleSlot<M>>())?;
@@ -93,7 +95,7 @@ impl<B: WaitBackend> Conn<B> {
             layout.stride,
             layout.options.subscriber_capacity as u64,
             layout.options.overflow == super::super::options::Overflow::DropOldest,
-            layout.pool_len,
+            pool_len,
         );
         line.pub_key.store(key, Ordering::Release);
         let space_waker = if block {
@@ -114,7 +116,7 @@ impl<B: WaitBackend> Conn<B> {
             flags: port.flags(),
             wake: port.wake(),
             pool,
-            pool_len: layout.pool_len,
+            pool_len,
             consumer,
             heap: (domain, heap),
             port,
