@@ -1,59 +1,70 @@
 //! The shared heap: an allocator inside a shared-memory segment owned by one process.
 //!
 //! Every process has (at most) one default heap, created on first use or explicitly with
-//! [`init_heap`]. Containers ([`ShmVec`](crate::ShmVec) and friends) allocate
-//! from it; other processes map it read-only, lazily, through the [segment table](crate::ptr).
+//! [`init_heap`]. Containers ([`ShmVec`](crate::ShmVec) and friends) allocate from it; other
+//! processes map it read-only, lazily, through the [segment table](crate::ptr).
 //!
-//! * **Sparse.** A 1 GiB heap costs only the pages that are touched. On Linux the segment is a
-//!   tmpfs file sized with `ftruncate`, whose pages exist once written. On Windows it is a
-//!   `SEC_RESERVE` section whose pages must be *committed* before they are touched; the heap
-//!   commits on demand (see [below](#commit-on-demand-windows)).
+//! ```
+//! use ipc_runtime::prelude::*;
 //!
-//! # Commit on demand (Windows)
+//! # ipc_runtime::domain::set_current(&format!("doc-heap-{}", std::process::id())).unwrap();
+//! ipc_runtime::init_heap(16 << 20)?; // optional: the default is 64 MiB (or IPC_HEAP_SIZE)
+//! let before = ipc_runtime::heap_stats().bytes_in_use();
+//! let v = ShmVec::from_slice(&[1u32, 2, 3]);
+//! assert!(ipc_runtime::heap_stats().bytes_in_use() > before);
+//! drop(v);
+//! assert_eq!(ipc_runtime::heap_stats().bytes_in_use(), before);
+//! # Ok::<(), ipc_runtime::Error>(())
+//! ```
 //!
-//! Committing the whole view up front would be simpler, and pagefile-backed pages take no RAM
-//! until touched either way; but every committed page counts against the system's commit limit
-//! (RAM plus page file), so a few processes with large, mostly idle heaps could exhaust it, and
-//! the size a user asks for would be a real cost instead of an upper bound. So the heap commits
-//! lazily, without catching faults:
-//!
-//! * TLSF writes only inside blocks it hands out and into block headers it wrote before.
-//!   [`Tlsf::allocate_with`] and [`Tlsf::grow_in_place_with`] report, *before* writing, the
-//!   range an operation may touch (bookkeeping plus the whole payload handed out).
-//! * The heap keeps a *commit frontier*: everything below it is committed. Since every range
-//!   starts at a header that was written before (so below the frontier), one number is enough:
-//!   a range ending above it moves the frontier up, in 64 KiB steps, through
-//!   [`Segment::commit`](crate::segment::Segment::commit). Creation commits the header, the
-//!   allocator's control block and the last page (the area's sentinel).
-//! * Pages are never decommitted: freed memory stays committed for reuse, as `Vec` keeps its
-//!   capacity.
-//! * When the system cannot commit more, the allocation fails with [`Error::OutOfMemory`]
-//!   (logged with the OS error), like a full heap.
-//!
-//! Other processes read only blocks that were handed out, which are committed; commitment
-//! belongs to the section, so their read-only views see it. On Linux and in the in-memory
-//! backend committing does nothing.
+//! * **Size.** 64 MiB by default; the environment variable `IPC_HEAP_SIZE` (bytes, or with a
+//!   `K`, `M` or `G` suffix, at least [`MIN_HEAP_SIZE`]) changes it for processes that do not
+//!   call `init_heap`. A value that is not a size, or too small, is an [`Error::InvalidOption`]
+//!   naming the variable and the value. The size is fixed when the heap is created; running out
+//!   is an error that says which `IPC_HEAP_SIZE` would fit.
+//! * **Sparse.** A 1 GiB heap costs only the pages that are touched (on Windows, pages are
+//!   committed on demand and count against the commit limit only then).
 //! * **Bounded time.** A [TLSF](tlsf) allocator: constant-time allocate and free, at most 1/32
 //!   lost to size-class rounding, alignment up to 4 KiB.
 //! * **Thread-safe** within the owning process (a short spin lock; only the owner ever writes).
-//!   The allocator sits *inside* the lock and changes only through `&mut`, statistics included,
-//!   so no two views of its control block can overlap.
-//! * **Validated frees.** Every free (and in-place growth) is checked against the allocator's
-//!   own metadata first — aligned, inside the area, a used block's check tag, a successor that
-//!   links back — and a forged, misaligned or double free panics naming the heap and the
-//!   offset, with nothing changed: no counter drifts, no free list is corrupted.
-//! * **Out of memory** is [`Error::OutOfMemory`] from `try_*` methods and a panic naming the heap
-//!   and its size from the infallible ones.
+//! * **Validated frees.** Every free is checked against the allocator's own metadata first; a
+//!   forged, misaligned or double free panics naming the heap and the offset, with nothing
+//!   changed.
+//! * **Out of memory** is [`Error::OutOfMemory`] from `try_*` methods and a panic with the same
+//!   message from the infallible ones, like `std`.
 //! * **Ownership rule.** Only the owning process allocates and frees. A block handed to another
-//!   process comes back to the owner to be freed, so no allocator is ever shared for writing and a
-//!   crashed reader cannot leave one locked.
+//!   process comes back to the owner to be freed, so no allocator is ever shared for writing and
+//!   a crashed reader cannot leave one locked.
 //!
-//! The default size is 64 MiB; the environment variable `IPC_HEAP_SIZE` (bytes, or with a `K`,
-//! `M` or `G` suffix, at least [`MIN_HEAP_SIZE`]) changes it for processes that do not call
-//! `init_heap`; a value that is not a size, or too small, is an [`Error::InvalidOption`] naming
-//! the variable and the value. The heap segment is
-//! removed when the process exits normally; [liveness](crate) cleanup removes those of crashed
-//! processes.
+//! The heap segment is removed when the process exits normally; [liveness](crate::liveness)
+//! cleanup removes those of crashed processes.
+
+// Commit on demand (Windows). Committing the whole view up front would be simpler, and
+// pagefile-backed pages take no RAM until touched either way; but every committed page counts
+// against the system's commit limit (RAM plus page file), so a few processes with large, mostly
+// idle heaps could exhaust it, and the size a user asks for would be a real cost instead of an
+// upper bound. So the heap commits lazily, without catching faults:
+//
+// * TLSF writes only inside blocks it hands out and into block headers it wrote before.
+//   `Tlsf::allocate_with` and `Tlsf::grow_in_place_with` report, *before* writing, the range an
+//   operation may touch (bookkeeping plus the whole payload handed out).
+// * The heap keeps a *commit frontier*: everything below it is committed. Since every range
+//   starts at a header that was written before (so below the frontier), one number is enough:
+//   a range ending above it moves the frontier up, in 64 KiB steps, through `Segment::commit`.
+//   Creation commits the header, the allocator's control block and the last page (the area's
+//   sentinel).
+// * Pages are never decommitted: freed memory stays committed for reuse, as `Vec` keeps its
+//   capacity.
+// * When the system cannot commit more, the allocation fails with `Error::OutOfMemory` (logged
+//   with the OS error), like a full heap.
+//
+// Other processes read only blocks that were handed out, which are committed; commitment
+// belongs to the section, so their read-only views see it. On Linux and in the in-memory backend
+// committing does nothing.
+//
+// The allocator sits *inside* the spin lock and changes only through `&mut`, statistics
+// included, so no two views of its control block can overlap. Frees are checked for alignment,
+// being inside the area, a used block's check tag and a successor that links back.
 
 use std::fmt;
 use std::ptr::NonNull;

@@ -21,10 +21,10 @@
 //!
 //! # Who writes what
 //!
-//! Every cache line in shared memory has exactly one process that writes it (see `layout.rs`):
+//! Every cache line in shared memory has exactly one process that writes it:
 //!
 //! * the **topic segment** holds the header (fingerprint, options) and a registry of
-//!   publishers and subscribers, written when they join and leave (the membership protocol, `membership.rs`);
+//!   publishers and subscribers, written when they join and leave;
 //! * each **publisher** owns, in its own heap, its sample pool and its *port*: one delivery
 //!   ring per subscriber slot. Subscribers map both read-only;
 //! * each **subscriber** owns, in its own heap, its port: per publisher, how far it has read
@@ -41,8 +41,8 @@
 //!
 //! A ring entry is a 64-bit word: a sequence stamp over a sample slot index; the subscriber
 //! polls the entry itself, and each side reads the other's position only when the ring looks
-//! full or a sample must come back (`ring.rs` has the protocol, checked by a loom model in
-//! `tests/loom_ring.rs`). Publishing and receiving take one uncontended process-local lock each
+//! full or a sample must come back (the protocol is checked by a loom model in the
+//! repository's tests). Publishing and receiving take one uncontended process-local lock each
 //! and make no system call unless someone sleeps; returned samples are taken back in batches,
 //! when slots run short.
 //!
@@ -81,23 +81,26 @@
 //! * **Any start order.** Subscribers may come first; publishers and subscribers come and go.
 //!   Late joiners get the last `history` messages, even from a publisher that stays idle: the
 //!   joiner rings the doorbell of the publisher's process, whose service thread (one per
-//!   process, asleep until rung; `service.rs`) connects it. The same thread finishes a
+//!   process, asleep until rung) connects it. The same thread finishes a
 //!   publisher dropped while its samples were still held elsewhere.
 //! * **Crash safety.** Every participant holds a [liveness token](crate::liveness). A publisher
 //!   reclaims everything a dead subscriber held; subscribers (and new publishers) reclaim a dead
 //!   publisher's slot while the samples they already received stay readable.
 //!
-//! | file | owns |
-//! |---|---|
-//! | `layout.rs` | what lives where, and who writes it |
-//! | `ring.rs` | the delivery and completion protocol of one publisher–subscriber pair |
-//! | `port.rs` | typed views of a publisher's and a subscriber's port |
-//! | `topic.rs` | joining a topic segment, its registry, leaving |
-//! | `publisher/`, `subscriber/` | the two sides |
-//! | `sample.rs` | received and loaned samples |
-//! | `service.rs` | the process's service thread and doorbell |
-//! | `options.rs` | topic-wide options |
-//! | `inspect.rs` | reading a topic from outside (the `ipc` tool) |
+//! docs/ARCHITECTURE.md in the repository shows how a message travels, step by step.
+
+// | file | owns |
+// |---|---|
+// | `layout.rs` | what lives where, and who writes it |
+// | `ring.rs` | the delivery and completion protocol of one publisher–subscriber pair |
+// | `port.rs` | typed views of a publisher's and a subscriber's port |
+// | `topic.rs` | joining a topic segment, its registry, leaving |
+// | `describe.rs` | the type description a topic stores, for mismatch errors |
+// | `publisher/`, `subscriber/` | the two sides |
+// | `sample.rs` | received and loaned samples |
+// | `service.rs` | the process's service thread and doorbell |
+// | `options.rs` | topic-wide options |
+// | `inspect.rs` | reading a topic from outside (the `ipc` tool) |
 
 mod describe;
 pub(crate) mod inspect;

@@ -16,7 +16,7 @@
 //!
 //! On Linux, any process of the same user can `ftruncate` a POSIX shared-memory object while
 //! others have it mapped; touching the lost part would raise `SIGBUS` and kill them. A
-//! process-wide `SIGBUS` handler (`segment/guard.rs`, installed with the first mapping) turns
+//! process-wide `SIGBUS` handler (installed with the first mapping) turns
 //! such a fault in a segment's mapping into zeros: the lost part of the mapping becomes
 //! private, zero-filled memory, the process carries on, and [`Segment::was_truncated`] tells
 //! the segment's owner, which reports it. Zeros are validated like anything else a peer could
