@@ -9,10 +9,18 @@
 //!    [`ShmBox`], allocated from this process's shared [heap];
 //! 3. publish and subscribe across processes.
 //!
-//! ```
+//! A complete program in two processes: it subscribes, starts itself again as the publisher,
+//! and receives the frame the other process built, reading that process's memory in place.
+//!
+//! ```standalone_crate
+//! use std::io::Read;
+//! use std::process::{Command, Stdio};
+//! use std::time::Duration;
+//!
 //! use ipc_runtime::prelude::*;
 //!
 //! #[derive(ShmMessage)]
+//! #[shm(topic = "camera/frames")]
 //! #[repr(C)]
 //! struct Frame {
 //!     timestamp: i64,
@@ -20,13 +28,41 @@
 //!     pixels: ShmVec<u8>,
 //! }
 //!
-//! let frame = Frame {
-//!     timestamp: ipc_runtime::timestamp(),
-//!     label: ShmString::from("camera-0"),
-//!     pixels: ShmVec::from_slice(&[0u8; 640]),
-//! };
-//! assert_eq!(frame.pixels.len(), 640);
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! #   let domain = std::env::var("IPC_DOMAIN")
+//! #       .unwrap_or_else(|_| format!("doc-crate-{}", std::process::id()));
+//! #   ipc_runtime::domain::set_current(&domain)?;
+//!     if std::env::var_os("FRAME_PUBLISHER").is_some() {
+//!         // The second process: publishes one frame, then stays until the first is done
+//!         // with it (the frame lives in this process's memory).
+//!         let publisher = Frame::publisher()?;
+//!         publisher.publish(Frame {
+//!             timestamp: ipc_runtime::timestamp(),
+//!             label: ShmString::from("camera-0"),
+//!             pixels: ShmVec::from_slice(&[7u8; 640 * 480]),
+//!         })?;
+//!         std::io::stdin().read_to_end(&mut Vec::new())?; // until the first one closes it
+//!         return Ok(());
+//!     }
+//!     // The first process: subscribes, then starts the publisher.
+//!     let subscriber = Frame::subscriber()?;
+//!     let mut publisher = Command::new(std::env::current_exe()?)
+//!         .env("FRAME_PUBLISHER", "1")
+//! #       .env("IPC_DOMAIN", &domain)
+//!         .stdin(Stdio::piped())
+//!         .spawn()?;
+//!     let frame = subscriber.receive_timeout(Duration::from_secs(10))?.expect("a frame");
+//!     println!("#{} from {}: {} bytes", frame.sequence(), frame.label, frame.pixels.len());
+//!     assert_eq!((frame.label.as_str(), frame.pixels.len()), ("camera-0", 640 * 480));
+//!     drop(frame);
+//!     drop(publisher.stdin.take()); // done: the publisher may go
+//!     assert!(publisher.wait()?.success());
+//!     Ok(())
+//! }
 //! ```
+//!
+//! The README's quick start and `examples/` in the repository have more; the `ipc` command
+//! line tool shows what is running.
 //!
 //! # Modules
 //!
