@@ -50,7 +50,8 @@ pub const MAX_EVENT_NAME_LEN: usize = 80;
 /// Default largest event id (ids `0..=1023`).
 ///
 /// ```
-/// # let name = format!("doc-default-max-{}", std::process::id());
+/// # ipc_runtime::domain::set_current(&format!("doc-default-max-{}", std::process::id())).unwrap();
+/// let name = "alarms";
 /// let notifier = ipc_runtime::event::Notifier::new(&name)?;
 /// assert_eq!(notifier.max_event_id(), ipc_runtime::event::DEFAULT_MAX_EVENT_ID);
 /// # Ok::<(), ipc_runtime::Error>(())

@@ -47,7 +47,8 @@ pub(crate) const MAGIC: [u8; 8] = *b"IPCEVT\x00\x02";
 /// ```
 /// use ipc_runtime::event::{Notifier, MAX_EVENT_ID_LIMIT};
 ///
-/// # let name = format!("doc-id-limit-{}", std::process::id());
+/// # ipc_runtime::domain::set_current(&format!("doc-id-limit-{}", std::process::id())).unwrap();
+/// let name = "alarms";
 /// assert!(Notifier::builder(&name).max_event_id(MAX_EVENT_ID_LIMIT + 1).create().is_err());
 /// ```
 pub const MAX_EVENT_ID_LIMIT: u64 = 65_535;
@@ -56,7 +57,8 @@ pub const MAX_EVENT_ID_LIMIT: u64 = 65_535;
 /// ```
 /// use ipc_runtime::event::{Notifier, MAX_PARTICIPANTS_LIMIT};
 ///
-/// # let name = format!("doc-participants-limit-{}", std::process::id());
+/// # ipc_runtime::domain::set_current(&format!("doc-participants-limit-{}", std::process::id())).unwrap();
+/// let name = "alarms";
 /// let too_many = MAX_PARTICIPANTS_LIMIT + 1;
 /// assert!(Notifier::builder(&name).max_listeners(too_many).create().is_err());
 /// ```

@@ -5,7 +5,8 @@
 //! use std::time::Duration;
 //! use ipc_runtime::prelude::*;
 //!
-//! # let door = format!("doc-door-{}", std::process::id());
+//! # ipc_runtime::domain::set_current(&format!("doc-door-{}", std::process::id())).unwrap();
+//! let door = "door";
 //! let listener = Listener::new(&door)?;           // usually in another process
 //! let notifier = Notifier::new(&door)?;
 //! notifier.notify(EventId::new(3))?;
