@@ -9,74 +9,10 @@
 //! the domain from being cleaned.
 
 use crate::error::{Error, Result};
-use crate::heap::HeapStats;
+pub use crate::heap::HeapInfo;
 use crate::liveness::{self, FileLock, Probe};
-use crate::segment::{self, Access, Segment, SegmentKind, SegmentName};
-
-/// A participant (publisher or subscriber slot) of a topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParticipantInfo {
-    /// Slot index.
-    pub slot: u32,
-    /// `active`, `joining`, `closing` (a dropped publisher with samples still out) or `garbage`.
-    pub state: &'static str,
-    /// Incarnation of the slot.
-    pub generation: u32,
-    /// Process id recorded by the participant.
-    pub pid: u32,
-    /// Whether its liveness token is held.
-    pub alive: bool,
-    /// Publishers: last sequence number published. Subscribers: samples received.
-    pub count: u64,
-    /// Subscribers: samples queued for it now. Publishers: 0.
-    pub queued: u64,
-    /// Publishers: their heap.
-    pub heap: Option<HeapInfo>,
-}
-
-/// A topic: its message type, options and participants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicInfo {
-    /// Topic name.
-    pub name: String,
-    /// Message type name recorded by the creator.
-    pub type_name: String,
-    /// Layout fingerprint of the message type.
-    pub fingerprint: u64,
-    /// `size_of` the message type.
-    pub message_size: u64,
-    /// Wait backend name.
-    pub backend: String,
-    /// Queue depth per subscriber.
-    pub subscriber_capacity: u32,
-    /// History for late joiners.
-    pub history: u32,
-    /// Subscriber slots.
-    pub max_subscribers: u32,
-    /// Publisher slots.
-    pub max_publishers: u32,
-    /// Overflow policy.
-    pub overflow: String,
-    /// Samples a subscriber may hold.
-    pub max_borrowed: u32,
-    /// Occupied publisher slots.
-    pub publishers: Vec<ParticipantInfo>,
-    /// Occupied subscriber slots.
-    pub subscribers: Vec<ParticipantInfo>,
-}
-
-/// A heap segment and its use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeapInfo {
-    /// Segment name.
-    pub segment: String,
-    /// Process that created it.
-    pub owner_pid: u32,
-    /// Whether the owner is alive.
-    pub alive: bool,
-    /// Usage counters.
-    pub stats: HeapStats,
-}
+pub use crate::pubsub::{ParticipantInfo, TopicInfo};
+use crate::segment::{self, Segment, SegmentKind, SegmentName};
 
 /// An event channel and how many of its participants are alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,18 +134,10 @@ pub fn topic(domain: &str, name: &str) -> Result<TopicInfo> {
     crate::pubsub::inspect::topic_info(domain, name)
 }
 
-/// Usage of heap segment `id` in `domain` (mapped read-only for the moment of reading).
+/// Usage of heap segment `id` in `domain` (mapped read-only for the moment of reading); see
+/// [`heap::info`](crate::heap::info).
 pub fn heap(domain: &str, id: u64) -> Result<HeapInfo> {
-    let name = crate::ptr::heap_segment_name(domain, id)?;
-    let segment = Segment::open(&name, SegmentKind::Heap, Access::ReadOnly)?;
-    let stats = crate::heap::read_stats(&segment);
-    let alive = liveness::probe(domain, &crate::heap::token_name(id))? == Probe::Alive;
-    Ok(HeapInfo {
-        segment: name.to_string(),
-        owner_pid: segment.header().creator_pid(),
-        alive,
-        stats,
-    })
+    crate::heap::info(domain, id)
 }
 
 fn heap_ids(domain: &str) -> Result<Vec<u64>> {

@@ -27,7 +27,6 @@
 //!   by reading its id before and after its base and size: a stale slot is never used. A
 //!   retired id never resolves again, even if its name still exists.
 
-use std::hash::{BuildHasher, Hasher};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -725,27 +724,6 @@ pub(crate) fn heap_segment_name(domain: &str, id: u64) -> Result<SegmentName> {
     SegmentName::new(domain, SegmentKind::Heap, &format!("{id:016x}"))
 }
 
-/// A fresh random segment id (never 0).
-pub(crate) fn fresh_segment_id() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    loop {
-        // RandomState is seeded from the OS's randomness once per process.
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u32(std::process::id());
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        #[cfg(not(miri))] // Miri's isolation forbids reading the clock
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        let id = hasher.finish();
-        if id != 0 {
-            return id;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -759,7 +737,7 @@ mod tests {
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
         let name = SegmentName::new(domain::current(), SegmentKind::Raw, &format!("ptr-{tag}-{n}"))
             .unwrap();
-        let id = if id == 0 { fresh_segment_id() } else { id };
+        let id = if id == 0 { crate::segment::fresh_id() } else { id };
         let segment =
             Segment::create_with_id(&Memory, &name, SegmentKind::Raw, 1 << 16, id, |_| {}).unwrap();
         (segment, name)
@@ -860,7 +838,7 @@ mod tests {
     #[test]
     fn readers_never_mix_a_retired_slot_with_its_successor() {
         // Two ids that share a fast slot.
-        let first = fresh_segment_id() | 1 << 63;
+        let first = crate::segment::fresh_id() | 1 << 63;
         let second = first.wrapping_add(FAST_SLOTS as u64);
         let rounds = if cfg!(miri) { 3 } else { 200 };
         let (second_id, second_writer) = {
@@ -936,7 +914,7 @@ mod tests {
         let name = SegmentName::new(
             domain::current(),
             SegmentKind::Raw,
-            &format!("ptr-unmap-{}", fresh_segment_id()),
+            &format!("ptr-unmap-{}", crate::segment::fresh_id()),
         )
         .unwrap();
         let writer = Segment::create(&name, SegmentKind::Raw, 1 << 16).unwrap();

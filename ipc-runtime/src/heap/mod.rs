@@ -82,6 +82,33 @@ use crate::spin::{Guard, SpinLock};
 
 use tlsf::{FreeError, Tlsf};
 
+/// A heap segment and its use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeapInfo {
+    /// Segment name.
+    pub segment: String,
+    /// Process that created it.
+    pub owner_pid: u32,
+    /// Whether the owner is alive.
+    pub alive: bool,
+    /// Usage counters.
+    pub stats: HeapStats,
+}
+
+/// Usage of heap segment `id` in `domain` (mapped read-only for the moment of reading).
+pub fn info(domain: &str, id: u64) -> Result<HeapInfo> {
+    let name = crate::ptr::heap_segment_name(domain, id)?;
+    let segment = Segment::open(&name, SegmentKind::Heap, crate::segment::Access::ReadOnly)?;
+    let stats = read_stats(&segment);
+    let alive = crate::liveness::probe(domain, &token_name(id))? == crate::liveness::Probe::Alive;
+    Ok(HeapInfo {
+        segment: name.to_string(),
+        owner_pid: segment.header().creator_pid(),
+        alive,
+        stats,
+    })
+}
+
 /// Default heap size when neither `init_heap` nor `IPC_HEAP_SIZE` says otherwise.
 pub const DEFAULT_HEAP_SIZE: usize = if cfg!(miri) { 1 << 20 } else { 64 << 20 };
 
@@ -198,7 +225,7 @@ impl Heap {
             .map(|s| s.next_multiple_of(4096))
             .filter(|&s| s <= tlsf::MAX_REGION && usize::try_from(s).is_ok())
             .ok_or(Error::CapacityOverflow { what: "heap size" })? as usize;
-        let id = ptr::fresh_segment_id();
+        let id = crate::segment::fresh_id();
         let name = ptr::heap_segment_name(domain, id)?;
         // The token exists before the segment, so no one can ever see the segment without a
         // live owner and remove it (`remove_if_dead`).

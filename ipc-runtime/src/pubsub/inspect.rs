@@ -8,10 +8,62 @@ use std::sync::atomic::Ordering;
 use super::port::{PubPort, SubPort};
 use super::topic::{PUBLISHER, SUBSCRIBER, Topic, read_heap_ref};
 use crate::error::Result;
-use crate::inspect::{ParticipantInfo, TopicInfo};
+use crate::heap::HeapInfo;
 use crate::liveness::{self, Probe};
 use crate::membership::{self, ACTIVE, CLAIMING, CLOSING, FREE, Registry, Role};
 use crate::segment::{Access, Segment, SegmentKind, SegmentName};
+
+/// A participant (publisher or subscriber slot) of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantInfo {
+    /// Slot index.
+    pub slot: u32,
+    /// `active`, `joining`, `closing` (a dropped publisher with samples still out) or `garbage`.
+    pub state: &'static str,
+    /// Incarnation of the slot.
+    pub generation: u32,
+    /// Process id recorded by the participant.
+    pub pid: u32,
+    /// Whether its liveness token is held.
+    pub alive: bool,
+    /// Publishers: last sequence number published. Subscribers: samples received.
+    pub count: u64,
+    /// Subscribers: samples queued for it now. Publishers: 0.
+    pub queued: u64,
+    /// Publishers: their heap.
+    pub heap: Option<HeapInfo>,
+}
+
+/// A topic: its message type, options and participants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub name: String,
+    /// Message type name recorded by the creator.
+    pub type_name: String,
+    /// Layout fingerprint of the message type.
+    pub fingerprint: u64,
+    /// `size_of` the message type.
+    pub message_size: u64,
+    /// Wait backend name.
+    pub backend: String,
+    /// Queue depth per subscriber.
+    pub subscriber_capacity: u32,
+    /// History for late joiners.
+    pub history: u32,
+    /// Subscriber slots.
+    pub max_subscribers: u32,
+    /// Publisher slots.
+    pub max_publishers: u32,
+    /// Overflow policy.
+    pub overflow: String,
+    /// Samples a subscriber may hold.
+    pub max_borrowed: u32,
+    /// Occupied publisher slots.
+    pub publishers: Vec<ParticipantInfo>,
+    /// Occupied subscriber slots.
+    pub subscribers: Vec<ParticipantInfo>,
+}
 
 fn state_name(state: u32) -> &'static str {
     match state {
@@ -60,7 +112,7 @@ pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
         let generation = member.generation.load(Ordering::Acquire);
         let port = pub_port(&topic, p, generation);
         let heap = read_heap_ref(&topic.publisher(p).heap)
-            .and_then(|(domain, id)| crate::inspect::heap(&domain, id).ok());
+            .and_then(|(domain, id)| crate::heap::info(&domain, id).ok());
         publishers.push(ParticipantInfo {
             slot: p,
             state: state_name(state),

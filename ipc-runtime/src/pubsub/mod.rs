@@ -114,6 +114,7 @@ mod service;
 mod subscriber;
 mod topic;
 
+pub use inspect::{ParticipantInfo, TopicInfo};
 pub use options::{Options, Overflow};
 pub use publisher::{Publisher, PublisherBuilder};
 pub use sample::{PublisherId, Sample, SampleMut};

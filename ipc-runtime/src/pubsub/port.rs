@@ -197,7 +197,7 @@ impl PubPort {
         memory.zero();
         let header = PubHeader {
             magic: PUB_MAGIC,
-            key: AtomicU64::new(crate::ptr::fresh_segment_id()),
+            key: AtomicU64::new(crate::segment::fresh_id()),
             generation,
             pool_len: layout.pool_len,
             ring_len: layout.ring_len as u32,
@@ -326,7 +326,7 @@ impl SubPort {
         memory.zero();
         let header = SubHeader {
             magic: SUB_MAGIC,
-            key: AtomicU64::new(crate::ptr::fresh_segment_id()),
+            key: AtomicU64::new(crate::segment::fresh_id()),
             generation,
             max_publishers: layout.options.max_publishers,
             completion_len: layout.completion_len as u32,

@@ -234,7 +234,7 @@ impl Segment {
         size: usize,
         init: impl FnOnce(&Segment),
     ) -> Result<Segment> {
-        Self::create_with_id(os, name, kind, size, crate::ptr::fresh_segment_id(), init)
+        Self::create_with_id(os, name, kind, size, fresh_id(), init)
     }
 
     /// Creates a segment whose id is chosen by the caller (heaps name their segment after it).
@@ -485,3 +485,27 @@ impl Segment {
 
 #[cfg(test)]
 mod tests;
+
+/// A fresh random id (never 0): for segments, and anything else that must not repeat across
+/// processes and runs (port keys, names set aside).
+pub(crate) fn fresh_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    loop {
+        // RandomState is seeded from the OS's randomness once per process.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        #[cfg(not(miri))] // Miri's isolation forbids reading the clock
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let id = hasher.finish();
+        if id != 0 {
+            return id;
+        }
+    }
+}

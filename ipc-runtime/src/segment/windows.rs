@@ -324,7 +324,7 @@ impl Windows {
         let size64 = size.max(1) as u64;
         let flags = PAGE_READWRITE | if reserve { SEC_RESERVE } else { SEC_COMMIT };
         let (handle, kernel) = loop {
-            let kernel = format!("{KERNEL_PREFIX}{name}.{:016x}", crate::ptr::fresh_segment_id());
+            let kernel = format!("{KERNEL_PREFIX}{name}.{:016x}", crate::segment::fresh_id());
             let wide_kernel = wide(&kernel);
             // SAFETY: INVALID_HANDLE_VALUE asks for a pagefile-backed section; the name is
             // NUL-terminated UTF-16 that outlives the call; null attributes = default security.
@@ -356,7 +356,7 @@ impl Windows {
             )));
         }
         let entry = Entry { kernel, size };
-        let aside = dir.join(format!(".{name}.{:016x}.new", crate::ptr::fresh_segment_id()));
+        let aside = dir.join(format!(".{name}.{:016x}.new", crate::segment::fresh_id()));
         fs::write(&aside, entry.to_text())?;
         if let Err(e) = retry_sharing(|| fs::rename(&aside, &path)) {
             let _ = fs::remove_file(&aside);
