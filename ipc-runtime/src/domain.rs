@@ -79,6 +79,11 @@ static DOMAIN: OnceLock<String> = OnceLock::new();
 /// assert_eq!(ipc_runtime::domain::current(), name);
 /// assert!(ipc_runtime::domain::set_current("other").is_err());
 /// ```
+///
+/// # Errors
+/// [`Error::InvalidName`] if `domain` is not a valid domain name ([`validate_domain`]);
+/// [`Error::DomainAlreadySet`] if the process's domain is already another one (set before,
+/// or fixed by a first use, from `IPC_DOMAIN` or the default).
 pub fn set_current(domain: &str) -> Result<()> {
     validate_domain(domain)?;
     let current = DOMAIN.get_or_init(|| domain.to_owned());

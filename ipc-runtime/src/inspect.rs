@@ -91,6 +91,12 @@ fn event_object(name: &str) -> String {
 /// let none = ipc_runtime::inspect::topics(&format!("doc-empty-{}", std::process::id())).unwrap();
 /// assert!(none.is_empty());
 /// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] for an invalid domain name; [`Error::Io`] when the shared-memory
+/// objects cannot be listed (always on Unix systems other than Linux, whose POSIX shared
+/// memory has no directory to read).
 pub fn topics(domain: &str) -> Result<Vec<String>> {
     objects(domain, SegmentKind::Topic)
 }
@@ -113,8 +119,8 @@ pub fn topics(domain: &str) -> Result<Vec<String>> {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] when the shared-memory objects cannot be listed (on Windows, which has no
-/// directory of them, this always fails).
+/// [`Error::Io`] when the shared-memory objects cannot be listed (always on Unix systems other
+/// than Linux, whose POSIX shared memory has no directory to read).
 pub fn domains() -> Result<Vec<String>> {
     let names = segment::platform()
         .list("")
@@ -130,12 +136,29 @@ pub fn domains() -> Result<Vec<String>> {
 }
 
 /// Everything about topic `name`, read without changing anything.
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] for an invalid domain or topic name; [`Error::SegmentNotFound`] if
+/// the topic does not exist; the errors of [`Segment::open`] for a segment that cannot be
+/// opened ([`Error::UntrustedObject`], [`Error::Io`]) or fails validation
+/// ([`Error::WrongMagic`], [`Error::NotReady`] and the like); [`Error::Corrupted`] if the
+/// topic's own header is invalid (layout version, options, size). Participants whose ports
+/// cannot be read are reported with zero counts, not as errors.
 pub fn topic(domain: &str, name: &str) -> Result<TopicInfo> {
     crate::pubsub::inspect::topic_info(domain, name)
 }
 
 /// Usage of heap segment `id` in `domain` (mapped read-only for the moment of reading); see
 /// [`heap::info`](crate::heap::info).
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] for an invalid domain name; [`Error::SegmentNotFound`] if there is
+/// no heap segment with that id; the other errors of [`Segment::open`]
+/// ([`Error::UntrustedObject`], [`Error::Io`], and validation errors such as
+/// [`Error::WrongKind`]); [`Error::Io`] if the owner's liveness token exists but cannot be
+/// probed.
 pub fn heap(domain: &str, id: u64) -> Result<HeapInfo> {
     crate::heap::info(domain, id)
 }
@@ -165,6 +188,13 @@ fn event_info(domain: &str, name: &str) -> Result<EventInfo> {
 }
 
 /// Everything in `domain`, read without changing anything.
+///
+/// # Errors
+///
+/// Only when the domain cannot be looked at at all: as [`topics`] ([`Error::InvalidName`] for
+/// an invalid domain name, [`Error::Io`] when the shared-memory objects cannot be listed).
+/// Problems with single objects are in [`DomainInfo::unreadable`] and
+/// [`DomainInfo::unreadable_events`] (a heap that cannot be read is left out).
 pub fn domain(domain: &str) -> Result<DomainInfo> {
     let mut info = DomainInfo {
         domain: domain.to_owned(),

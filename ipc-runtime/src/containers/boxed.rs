@@ -74,6 +74,13 @@ impl<T: ShmSafe> ShmBox<T> {
     /// let b = ipc_runtime::ShmBox::try_new([0u8; 16]).unwrap();
     /// assert_eq!(b.len(), 16);
     /// ```
+    ///
+    /// # Errors
+    /// With `value` given back: [`Error::OutOfMemory`] if the default heap has no room for a
+    /// `T`; [`Error::Unsupported`] if `T`'s alignment exceeds the heap's
+    /// [`MAX_ALIGN`](crate::heap::MAX_ALIGN); and, on the process's first allocation, the
+    /// errors of creating the default heap ([`heap::default_heap`](crate::heap::default_heap)).
+    /// Never fails for zero-sized `T`.
     pub fn try_new(value: T) -> std::result::Result<Self, (T, Error)> {
         if size_of::<T>() == 0 {
             core::mem::forget(value);

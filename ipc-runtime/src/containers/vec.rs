@@ -135,6 +135,9 @@ impl<T: ShmSafe> ShmVec<T> {
     /// let err = ipc_runtime::ShmVec::<u64>::try_with_capacity(usize::MAX / 4).unwrap_err();
     /// assert!(err.to_string().contains("capacity overflow") || err.to_string().contains("out of memory"));
     /// ```
+    ///
+    /// # Errors
+    /// As [`try_reserve_exact`](Self::try_reserve_exact).
     pub fn try_with_capacity(capacity: usize) -> Result<Self> {
         let mut v = Self::new();
         v.try_reserve_exact(capacity)?;
@@ -359,6 +362,10 @@ impl<T: ShmSafe> ShmVec<T> {
     /// let mut v = ipc_runtime::ShmVec::new();
     /// assert!(v.try_push(1u8).is_ok());
     /// ```
+    ///
+    /// # Errors
+    /// With `value` given back and the vector unchanged, when it is full and cannot grow: as
+    /// [`try_reserve`](Self::try_reserve).
     pub fn try_push(&mut self, value: T) -> std::result::Result<(), (T, Error)> {
         if self.len == self.cap
             && let Err(e) = self.grow_for(1)
@@ -582,6 +589,14 @@ impl<T: ShmSafe> ShmVec<T> {
     /// assert!(v.try_reserve(16).is_ok());
     /// assert!(v.try_reserve(usize::MAX).is_err());
     /// ```
+    ///
+    /// # Errors
+    /// The vector is unchanged on error. [`Error::CapacityOverflow`] if the new capacity, in
+    /// elements or in bytes, exceeds `isize::MAX`; [`Error::OutOfMemory`] if the default heap
+    /// has no room for the new buffer; [`Error::Unsupported`] if `T`'s alignment exceeds the
+    /// heap's [`MAX_ALIGN`](crate::heap::MAX_ALIGN); and, on the process's first allocation,
+    /// the errors of creating the default heap
+    /// ([`heap::default_heap`](crate::heap::default_heap)). Never fails for zero-sized `T`.
     pub fn try_reserve(&mut self, additional: usize) -> Result<()> {
         if self.cap - self.len >= additional as u64 {
             return Ok(());
@@ -590,6 +605,9 @@ impl<T: ShmSafe> ShmVec<T> {
     }
 
     /// Makes room for exactly `additional` more elements (no amortised doubling).
+    ///
+    /// # Errors
+    /// As [`try_reserve`](Self::try_reserve).
     pub fn try_reserve_exact(&mut self, additional: usize) -> Result<()> {
         if self.cap - self.len >= additional as u64 {
             return Ok(());

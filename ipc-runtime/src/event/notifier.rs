@@ -71,6 +71,9 @@ impl Notifier {
     /// let notifier = ipc_runtime::event::Notifier::new(&name)?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`NotifierBuilder::create`].
     pub fn new(name: &str) -> Result<Notifier> {
         Notifier::with_backend(name)
     }
@@ -102,16 +105,15 @@ impl<B: WaitBackend> Notifier<B> {
     /// let notifier = Notifier::<Polling>::with_backend(&name)?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`NotifierBuilder::create`].
     pub fn with_backend(name: &str) -> Result<Notifier<B>> {
         NotifierBuilder::<B>::new(name).create()
     }
 
-    /// Sends `id` to every current listener of the channel.
-    ///
-    /// Fails with [`Error::EventIdOutOfRange`](crate::Error::EventIdOutOfRange) for an id beyond
-    /// the channel's `max_event_id` (nothing is sent), or with the backend's error if waking a
-    /// listener failed (every other listener still got the event). With no listener, the event
-    /// goes nowhere and `notify` succeeds.
+    /// Sends `id` to every current listener of the channel. With no listener, the event goes
+    /// nowhere and `notify` succeeds.
     ///
     /// ```
     /// use ipc_runtime::prelude::*;
@@ -122,6 +124,13 @@ impl<B: WaitBackend> Notifier<B> {
     /// assert!(matches!(notifier.notify(EventId::new(10)), Err(Error::EventIdOutOfRange { .. })));
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::EventIdOutOfRange`](crate::Error::EventIdOutOfRange) for an id beyond the
+    /// channel's `max_event_id` (nothing is sent). The backend's error (usually
+    /// [`Error::Io`](crate::Error::Io)) if a listener could not be woken, or no waker for it
+    /// could be made: the first such error is returned, after every listener got the event
+    /// counted and every other one was woken.
     pub fn notify(&self, id: EventId) -> Result<()> {
         let index = self.channel.index(id)?;
         let (word_index, mask) = (index / 64, 1u64 << (index % 64));
@@ -208,6 +217,13 @@ impl<B: WaitBackend> Notifier<B> {
     /// assert_eq!(notifier.listeners_alive()?, 1);
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// The errors of taking the channel's lock, which probing needs:
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout) if another process holds it longer
+    /// than the [lock timeout](crate::liveness::lock_timeout), and
+    /// [`Error::UntrustedObject`](crate::Error::UntrustedObject) or
+    /// [`Error::Io`](crate::Error::Io) if its file is not ours or cannot be opened or locked.
     pub fn listeners_alive(&self) -> Result<usize> {
         let lock = self.channel.lock()?;
         self.channel.reap::<B>();
@@ -368,6 +384,27 @@ impl<B: WaitBackend> NotifierBuilder<B> {
     /// let notifier = ipc_runtime::event::Notifier::builder(&name).create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// * [`Error::InvalidName`](crate::Error::InvalidName) for an invalid event name (or one
+    ///   longer than [`MAX_EVENT_NAME_LEN`](super::MAX_EVENT_NAME_LEN)) or domain.
+    /// * [`Error::LockTimeout`](crate::Error::LockTimeout) if another process holds the
+    ///   channel's lock longer than the [lock timeout](crate::liveness::lock_timeout).
+    /// * When this notifier creates the channel:
+    ///   [`Error::Unsupported`](crate::Error::Unsupported) for a `max_event_id` above
+    ///   [`MAX_EVENT_ID_LIMIT`](super::MAX_EVENT_ID_LIMIT), or a `max_listeners` or
+    ///   `max_notifiers` outside `1..=`[`MAX_PARTICIPANTS_LIMIT`](super::MAX_PARTICIPANTS_LIMIT).
+    /// * When the channel exists:
+    ///   [`Error::EventBackendMismatch`](crate::Error::EventBackendMismatch) if it uses another
+    ///   backend than `B`, [`Error::EventOptionMismatch`](crate::Error::EventOptionMismatch) if
+    ///   a size set on this builder differs from the channel's, and
+    ///   [`Error::EventFull`](crate::Error::EventFull) if live processes hold every notifier
+    ///   slot.
+    /// * [`Error::Corrupted`](crate::Error::Corrupted) if the channel's segment is corrupt and a
+    ///   live process may still use it (a corrupt segment nobody uses is replaced).
+    /// * [`Error::UntrustedObject`](crate::Error::UntrustedObject) if the segment, the lock file
+    ///   or a token file is not ours (another user's, writable by others, a symbolic link), and
+    ///   [`Error::Io`](crate::Error::Io) if the OS fails to create, open or lock one of them.
     pub fn create(self) -> Result<Notifier<B>> {
         let (channel, membership, ()) =
             Channel::join::<B, ()>(&self.name, &self.options, NOTIFIER, |_, _, _| Ok(()))?;

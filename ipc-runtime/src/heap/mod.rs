@@ -95,7 +95,23 @@ pub struct HeapInfo {
     pub stats: HeapStats,
 }
 
-/// Usage of heap segment `id` in `domain` (mapped read-only for the moment of reading).
+/// Usage of heap segment `id` in `domain` (mapped read-only for the moment of reading), and
+/// whether its owner is alive: what `ipc list` shows.
+///
+/// ```
+/// # ipc_runtime::domain::set_current(&format!("doc-heap-info-{}", std::process::id())).unwrap();
+/// let heap = ipc_runtime::heap::default_heap()?;
+/// let info = ipc_runtime::heap::info(ipc_runtime::domain::current(), heap.id())?;
+/// assert!(info.alive && info.owner_pid == std::process::id());
+/// # Ok::<(), ipc_runtime::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] for an invalid domain name; [`Error::SegmentNotFound`] if there is
+/// no heap segment with that id; the other errors of [`Segment::open`]
+/// ([`Error::UntrustedObject`], [`Error::Io`], and validation errors); [`Error::Io`] if the
+/// owner's liveness token exists but cannot be probed.
 pub fn info(domain: &str, id: u64) -> Result<HeapInfo> {
     let name = crate::ptr::heap_segment_name(domain, id)?;
     let segment = Segment::open(&name, SegmentKind::Heap, crate::segment::Access::ReadOnly)?;
@@ -209,11 +225,23 @@ impl HeapStats {
 impl Heap {
     /// Creates a heap able to hand out about `bytes` bytes in a new segment of the current
     /// domain, and enters it into the segment table.
+    ///
+    /// # Errors
+    /// As [`create_with`](Heap::create_with).
     pub fn create(bytes: usize) -> Result<Heap> {
         Self::create_with(crate::segment::platform(), domain::current(), bytes)
     }
 
     /// Creates a heap with an explicit shared-memory mechanism and domain.
+    ///
+    /// # Errors
+    /// [`Error::CapacityOverflow`] if `bytes` plus the heap's bookkeeping exceeds the largest
+    /// heap the allocator can manage; [`Error::InvalidName`] for an invalid domain; the errors
+    /// of taking the owner's liveness token ([`Error::UntrustedObject`] if a file that is not
+    /// ours is at its path, [`Error::Io`] if it cannot be created or locked); the errors of
+    /// [`Segment::create_with`] for the heap's segment ([`Error::Io`] when the OS cannot
+    /// create or map it); and [`Error::Io`] if the pages the allocator starts with cannot be
+    /// committed (Windows), in which case the segment is removed again.
     pub fn create_with(
         os: &'static dyn SharedMemoryOs,
         domain: &str,
@@ -345,6 +373,12 @@ impl Heap {
     }
 
     /// Allocates `size` bytes aligned to `align` (a power of two up to 4096).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if `align` is not a power of two or exceeds [`MAX_ALIGN`];
+    /// [`Error::OutOfMemory`] (naming the heap, its capacity and use, and for the default heap
+    /// the `IPC_HEAP_SIZE` that would fit) if no free block is large enough, or if the memory
+    /// for the block cannot be committed (Windows, at the system's commit limit).
     pub fn try_allocate(&self, size: usize, align: usize) -> Result<RelPtr> {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(Error::Unsupported {
@@ -399,6 +433,10 @@ impl Heap {
     }
 
     /// Checks the allocator's invariants by walking every block (slow; tests and debugging).
+    ///
+    /// # Errors
+    /// A description of the first broken invariant found, naming the block or the counter
+    /// concerned (see [`Tlsf::check_integrity`]).
     pub fn check_integrity(&self) -> std::result::Result<(), String> {
         self.guard().check_integrity()
     }
@@ -471,6 +509,11 @@ pub fn try_default() -> Option<&'static Heap> {
 }
 
 /// The default heap, created on first use with the configured size.
+///
+/// # Errors
+/// Only while the heap does not exist yet, when creating it fails (the next call tries again):
+/// [`Error::InvalidOption`] naming `IPC_HEAP_SIZE` if that variable is set but is not a size
+/// or is below [`MIN_HEAP_SIZE`], and the errors of [`Heap::create`].
 #[inline]
 pub fn default_heap() -> Result<&'static Heap> {
     match DEFAULT.get() {
@@ -580,6 +623,11 @@ fn parse_size(text: &str) -> Option<usize> {
 /// ipc_runtime::init_heap(8 << 20).unwrap();
 /// assert!(ipc_runtime::heap_stats().capacity() >= 8 << 20);
 /// ```
+///
+/// # Errors
+/// [`Error::HeapAlreadyInitialized`] if the default heap exists already and can hand out less
+/// than `bytes`; otherwise, when it creates the heap, the errors of [`Heap::create`]
+/// ([`Error::CapacityOverflow`] for a size beyond what a heap can manage).
 pub fn init_heap(bytes: usize) -> Result<()> {
     init_default(Some(bytes)).map(drop)
 }

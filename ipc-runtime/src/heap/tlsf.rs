@@ -497,6 +497,11 @@ impl Tlsf {
 
     /// Returns the block whose payload starts at `payload` to the free lists. Nothing changes
     /// (counters included) when `payload` is not a block in use (see [`FreeError`]).
+    ///
+    /// # Errors
+    /// [`FreeError::Misaligned`] for an offset no block can start at, [`FreeError::OutOfArea`]
+    /// for one outside the area, [`FreeError::DoubleFree`] for a block that is already free,
+    /// and [`FreeError::NotABlock`] when the metadata there is not that of a block in use.
     pub fn free(&mut self, payload: u64) -> Result<(), FreeError> {
         let mut b = self.check_used(payload)?;
         let size = self.size(b);
@@ -522,12 +527,18 @@ impl Tlsf {
     }
 
     /// Payload bytes of the used block at `payload` (at least what was asked for).
+    ///
+    /// # Errors
+    /// As [`free`](Tlsf::free), when `payload` is not a block in use.
     pub fn usable_size(&self, payload: u64) -> Result<u64, FreeError> {
         self.check_used(payload).map(|b| self.size(b))
     }
 
     /// Tries to grow the used block at `payload` to `new_size` bytes without moving it, by
     /// absorbing the following free block. Returns whether it succeeded.
+    ///
+    /// # Errors
+    /// As [`free`](Tlsf::free), when `payload` is not a block in use (nothing is changed).
     pub fn grow_in_place(&mut self, payload: u64, new_size: u64) -> Result<bool, FreeError> {
         self.grow_in_place_with(payload, new_size, &mut |_, _| true)
     }
@@ -535,6 +546,9 @@ impl Tlsf {
     /// Like [`grow_in_place`](Tlsf::grow_in_place), calling `commit` first with the range the
     /// growth may touch, as [`allocate_with`](Tlsf::allocate_with) does. Returns `Ok(false)`,
     /// changing nothing, if `commit` returns false.
+    ///
+    /// # Errors
+    /// As [`free`](Tlsf::free), when `payload` is not a block in use (nothing is changed).
     pub fn grow_in_place_with(
         &mut self,
         payload: u64,
@@ -577,6 +591,10 @@ impl Tlsf {
 
     /// Walks every block and checks the structural invariants; returns a description of the
     /// first violation. O(blocks): for tests and debugging only.
+    ///
+    /// # Errors
+    /// The description of the first violation and where it is: a block (by offset) whose
+    /// flags, links or free-list class are wrong, or a counter that disagrees with the blocks.
     pub fn check_integrity(&self) -> Result<(), String> {
         let c = self.ctl();
         let mut b = c.area_start;

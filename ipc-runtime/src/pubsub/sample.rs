@@ -272,6 +272,10 @@ impl<'a, M: ShmMessage + Send, B: WaitBackend, T> SampleMut<'a, M, B, T> {
 
 impl<M: ShmMessage + Send, B: WaitBackend> SampleMut<'_, M, B> {
     /// Publishes the message to every subscriber (zero-copy: they read this very slot).
+    ///
+    /// # Errors
+    /// As [`Publisher::publish`], except that the slot is already taken, so never
+    /// [`Error::OutOfSamples`](crate::Error::OutOfSamples).
     pub fn publish(self) -> Result<()> {
         let this = std::mem::ManuallyDrop::new(self);
         this.publisher.publish_loaned(this.index)

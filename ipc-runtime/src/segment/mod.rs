@@ -221,12 +221,20 @@ pub struct Segment {
 
 impl Segment {
     /// Creates segment `name` of `size` bytes (header included) with the platform mechanism.
+    ///
+    /// # Errors
+    /// As [`create_with`](Segment::create_with).
     pub fn create(name: &SegmentName, kind: SegmentKind, size: usize) -> Result<Segment> {
         Self::create_with(platform(), name, kind, size, |_| {})
     }
 
     /// Creates a segment with an explicit mechanism, running `init` on the zeroed payload before
     /// the segment is marked ready (openers see `NotReady` until then).
+    ///
+    /// # Errors
+    /// [`Error::TooSmall`] if `size` cannot hold the [`HEADER_SIZE`]-byte header;
+    /// [`Error::SegmentExists`] if an object of that name exists; [`Error::Io`] if the OS
+    /// cannot create, size or map it (nothing is left under the name then).
     pub fn create_with(
         os: &'static dyn SharedMemoryOs,
         name: &SegmentName,
@@ -313,11 +321,24 @@ impl Segment {
     }
 
     /// Opens and validates an existing segment with the platform mechanism.
+    ///
+    /// # Errors
+    /// As [`open_with`](Segment::open_with).
     pub fn open(name: &SegmentName, kind: SegmentKind, access: Access) -> Result<Segment> {
         Self::open_with(platform(), name, kind, access)
     }
 
     /// Opens and validates an existing segment with an explicit mechanism.
+    ///
+    /// # Errors
+    /// [`Error::SegmentNotFound`] if there is no such object; [`Error::UntrustedObject`] if the
+    /// object is not ours (another user's, writable by others, a symbolic link);
+    /// [`Error::Io`] if it cannot be opened or mapped. Then, validating the header:
+    /// [`Error::TooSmall`] for an object shorter than the header, [`Error::WrongMagic`] for
+    /// other magic bytes (or a zero id), [`Error::WrongVersion`], [`Error::WrongKind`] for a
+    /// segment of another kind than `kind`, [`Error::Truncated`] when the object's size is not
+    /// the one its header records, and [`Error::NotReady`] while its creator has not finished
+    /// initialising it (or died doing so).
     pub fn open_with(
         os: &'static dyn SharedMemoryOs,
         name: &SegmentName,
@@ -380,11 +401,18 @@ impl Segment {
     }
 
     /// Removes segment `name` with the platform mechanism. Mappings stay valid until dropped.
+    ///
+    /// # Errors
+    /// As [`unlink_with`](Segment::unlink_with).
     pub fn unlink(name: &SegmentName) -> Result<()> {
         Self::unlink_with(platform(), name)
     }
 
     /// Removes segment `name` with an explicit mechanism.
+    ///
+    /// # Errors
+    /// [`Error::SegmentNotFound`] if there is no such segment; [`Error::Io`] if the OS refuses
+    /// to remove the name.
     pub fn unlink_with(os: &'static dyn SharedMemoryOs, name: &SegmentName) -> Result<()> {
         os.unlink(name.as_str()).map_err(|err| match err.kind() {
             io::ErrorKind::NotFound => Error::SegmentNotFound { segment: name.to_string() },
@@ -394,8 +422,12 @@ impl Segment {
 
     /// Makes `[offset, offset + len)` of a segment created sparse usable before it is first
     /// touched (see [`SharedMemoryOs::commit`]). Does nothing for segments whose pages are all
-    /// usable. Fails if the range is out of bounds, the mapping is read-only, or the system is
-    /// out of memory to commit.
+    /// usable.
+    ///
+    /// # Errors
+    /// [`Error::Io`] (kind `InvalidInput`) if the range is not inside the segment or the
+    /// mapping is read-only; [`Error::Io`] with the OS error if the system cannot commit more
+    /// memory.
     pub fn commit(&self, offset: usize, len: usize) -> Result<()> {
         let in_bounds = offset.checked_add(len).is_some_and(|end| end <= self.len());
         if !in_bounds || self.access() != Access::ReadWrite {
@@ -414,6 +446,11 @@ impl Segment {
 
     /// Keeps the segment in existence for as long as process `pid` lives (see
     /// [`SharedMemoryOs::keep_alive_for`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] where the mechanism has to act (Windows) and cannot: the segment's name
+    /// is gone, process `pid` cannot be opened (it exited), or the handle cannot be handed to
+    /// it. Never fails with the other mechanisms (POSIX shared memory, the in-memory one).
     pub fn keep_alive_for(&self, pid: u32) -> Result<()> {
         self.os.keep_alive_for(self.name.as_str(), pid).map_err(|err| {
             Error::io(format!("keeping segment `{}` alive for process {pid}", self.name), err)

@@ -126,7 +126,11 @@ pub trait SharedMemoryOs: Send + Sync + fmt::Debug + 'static {
     fn name(&self) -> &'static str;
 
     /// Creates a new object of `size` bytes, owner-only, mapped read-write and zero-filled.
-    /// Fails with [`io::ErrorKind::AlreadyExists`] when the name is taken.
+    ///
+    /// # Errors
+    /// Implementations return [`io::ErrorKind::AlreadyExists`] when the name is taken, and the
+    /// OS error when the object cannot be created, sized or mapped (no memory, a size the
+    /// system refuses); nothing is left under the name then.
     fn create(&self, name: &str, size: usize) -> io::Result<RawMapping>;
 
     /// Like [`create`](SharedMemoryOs::create), but where the OS distinguishes reserving from
@@ -134,14 +138,21 @@ pub trait SharedMemoryOs: Send + Sync + fmt::Debug + 'static {
     /// [`commit`](SharedMemoryOs::commit) made it usable. For large, sparsely used segments
     /// (heaps). The default is `create`, for mechanisms whose pages cost nothing until touched
     /// anyway (POSIX shared memory on tmpfs).
+    ///
+    /// # Errors
+    /// As [`create`](SharedMemoryOs::create).
     fn create_reserved(&self, name: &str, size: usize) -> io::Result<RawMapping> {
         self.create(name, size)
     }
 
     /// Makes `[offset, offset + len)` of `mapping` (made by this mechanism) usable, if it was
-    /// created reserved; already usable pages stay as they are. Fails if the range is out of
-    /// bounds or the system cannot commit more memory. Pages committed by the owner are
-    /// readable through every other mapping of the object. The default does nothing.
+    /// created reserved; already usable pages stay as they are. Pages committed by the owner
+    /// are readable through every other mapping of the object. The default does nothing.
+    ///
+    /// # Errors
+    /// Implementations that commit return [`io::ErrorKind::InvalidInput`] for a range outside
+    /// the mapping, and the OS error when the system cannot commit more memory (on Windows,
+    /// `VirtualAlloc` at the commit limit). The default never fails.
     fn commit(&self, mapping: &RawMapping, offset: usize, len: usize) -> io::Result<()> {
         let _ = (mapping, offset, len);
         Ok(())
@@ -152,20 +163,41 @@ pub trait SharedMemoryOs: Send + Sync + fmt::Debug + 'static {
     /// unlinked). For a publisher's heap, whose samples a subscriber may read only after the
     /// publisher exited. POSIX objects outlive their creators anyway, so the default does
     /// nothing; on Windows, where an object dies with its last handle, this gives `pid` one.
+    ///
+    /// # Errors
+    /// Implementations that do something return [`io::ErrorKind::NotFound`] when the object is
+    /// gone, and the OS error when process `pid` cannot be opened (it exited, or is not ours to
+    /// open) or the handle cannot be handed to it. The default never fails.
     fn keep_alive_for(&self, name: &str, pid: u32) -> io::Result<()> {
         let _ = (name, pid);
         Ok(())
     }
 
     /// Opens an existing object and maps all of it (its current size, which may be 0).
-    /// Fails with [`io::ErrorKind::NotFound`] when there is no such object.
+    ///
+    /// # Errors
+    /// Implementations return [`io::ErrorKind::NotFound`] when there is no such object (on
+    /// Windows also when its name is registered but every process that mapped it has exited);
+    /// a `PermissionDenied` error carrying the refusal for an object that is not ours (POSIX:
+    /// another user's, writable by others, a symbolic link; the framework reports it as
+    /// [`Error::UntrustedObject`](crate::Error::UntrustedObject)); and the OS error when the
+    /// object cannot be opened or mapped.
     fn open(&self, name: &str, access: Access) -> io::Result<RawMapping>;
 
     /// Removes the name. Existing mappings stay valid, and a new object may be created under the
-    /// name at once. [`io::ErrorKind::NotFound`] if absent.
+    /// name at once.
+    ///
+    /// # Errors
+    /// Implementations return [`io::ErrorKind::NotFound`] when there is no such object, and the
+    /// OS error when the name cannot be removed.
     fn unlink(&self, name: &str) -> io::Result<()>;
 
     /// Names of the objects that start with `prefix`.
+    ///
+    /// # Errors
+    /// Implementations return the OS error when the objects cannot be listed, and
+    /// [`io::ErrorKind::Unsupported`] where there is no way to list them (POSIX shared memory
+    /// outside Linux, which has no `/dev/shm` to read).
     fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
 }
 

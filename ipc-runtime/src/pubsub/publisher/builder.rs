@@ -143,6 +143,35 @@ impl<M: ShmMessage + Send, B: WaitBackend> PublisherBuilder<M, B> {
     }
 
     /// Joins (or creates) the topic and starts publishing.
+    ///
+    /// # Errors
+    /// * [`Error::InvalidName`](crate::Error::InvalidName) for an invalid topic or domain name
+    ///   (or a wait channel name the backend cannot use).
+    /// * [`Error::InvalidOption`](crate::Error::InvalidOption) naming the option for options
+    ///   that contradict each other or are out of range (a history larger than the subscriber
+    ///   capacity, a capacity or participant count outside its range).
+    /// * On the process's first use of the shared heap, the errors of creating it
+    ///   ([`heap::default_heap`](crate::heap::default_heap)).
+    /// * [`Error::LockTimeout`](crate::Error::LockTimeout) if another process holds the topic's
+    ///   lock longer than the [lock timeout](crate::liveness::lock_timeout).
+    /// * When live participants use the topic already:
+    ///   [`Error::TypeMismatch`](crate::Error::TypeMismatch) if it carries another message type
+    ///   (naming the first field that differs), and
+    ///   [`Error::IncompatibleOptions`](crate::Error::IncompatibleOptions) if its wait backend
+    ///   is not `B` or an option set on this builder differs from the topic's (a history its
+    ///   creator left unset is adopted instead).
+    /// * [`Error::TopicFull`](crate::Error::TopicFull) if live processes hold every publisher
+    ///   slot.
+    /// * [`Error::OutOfMemory`](crate::Error::OutOfMemory) if this process's heap cannot hold
+    ///   the publisher's sample pool and port
+    ///   ([`Error::CapacityOverflow`](crate::Error::CapacityOverflow) if the pool's size does
+    ///   not even fit `usize`).
+    /// * [`Error::Corrupted`](crate::Error::Corrupted) if the topic's segment is corrupt and a
+    ///   live process may still use it (a corrupt segment nobody uses is replaced).
+    /// * [`Error::UntrustedObject`](crate::Error::UntrustedObject) if the topic's segment, its
+    ///   lock file or a token file is not ours (another user's, writable by others, a symbolic
+    ///   link), and [`Error::Io`](crate::Error::Io) if the OS fails to create, open or lock one
+    ///   of them or the backend's wait objects.
     pub fn create(self) -> Result<Publisher<M, B>> {
         Publisher::create(self)
     }

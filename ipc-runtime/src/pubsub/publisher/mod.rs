@@ -117,6 +117,9 @@ unsafe impl<M: Send, B: WaitBackend> Sync for Core<M, B> {}
 
 impl<M: ShmMessage + Send> Publisher<M> {
     /// A publisher on `topic` with default options (see [`Publisher::builder`]).
+    ///
+    /// # Errors
+    /// As [`PublisherBuilder::create`].
     pub fn new(topic: &str) -> Result<Self> {
         Self::builder(topic).create()
     }
@@ -199,7 +202,16 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
     /// receive the slot's index and read the message in place (a message of at most 48 plain
     /// bytes travels inside the ring entry instead). With
     /// [`Overflow::Block`](crate::pubsub::Overflow::Block), waits (up to the block timeout) for
-    /// full subscribers; on timeout the message has still reached the others.
+    /// full subscribers.
+    ///
+    /// # Errors
+    /// [`Error::OutOfSamples`] if every slot of the pool is still in use after taking back what
+    /// subscribers returned and reclaiming what dead ones held (only possible when subscribers
+    /// misbehave); nothing is sent then. With
+    /// [`Overflow::Block`](crate::pubsub::Overflow::Block): [`Error::PublishTimeout`] naming
+    /// the subscriber that did not make room within the block timeout, or the backend's error
+    /// (usually [`Error::Io`]) if waiting for room fails. The message then has reached the
+    /// subscribers served before that one (in slot order), not those after it.
     pub fn publish(&self, message: M) -> Result<()> {
         let core = &*self.core;
         let mut st = core.begin();
@@ -216,6 +228,9 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
     }
 
     /// Loans a slot initialised with `M::default()`, to build the message in place.
+    ///
+    /// # Errors
+    /// As [`loan_uninit`](Self::loan_uninit).
     pub fn loan(&self) -> Result<SampleMut<'_, M, B>>
     where
         M: Default,
@@ -224,6 +239,11 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
     }
 
     /// Loans an uninitialised slot; see [`SampleMut::write`].
+    ///
+    /// # Errors
+    /// [`Error::LoanLimit`] if this publisher already has its maximum of samples loaned;
+    /// [`Error::OutOfSamples`] if every slot of the pool is still in use after taking back what
+    /// subscribers returned and reclaiming what dead ones held.
     pub fn loan_uninit(&self) -> Result<SampleMut<'_, M, B, MaybeUninit<M>>> {
         let core = &*self.core;
         let mut st = core.state.lock();
@@ -255,6 +275,11 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
 
     /// Runs housekeeping now: takes back returned samples and reclaims everything held by
     /// subscribers whose process died.
+    ///
+    /// # Errors
+    /// None at present: this always returns `Ok(())`. What housekeeping finds wrong (a
+    /// subscriber that wrote garbage into its queues is disconnected, for one) is dealt with
+    /// or logged, not returned.
     pub fn cleanup(&self) -> Result<()> {
         let mut st = self.core.state.lock();
         self.core.maintain(&mut st, true);
