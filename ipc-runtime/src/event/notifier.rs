@@ -20,7 +20,8 @@ use crate::wait::{self, DefaultBackend, WaitBackend};
 /// ```
 /// use ipc_runtime::prelude::*;
 ///
-/// # let name = format!("doc-notifier-{}", std::process::id());
+/// # ipc_runtime::domain::set_current(&format!("doc-notifier-{}", std::process::id())).unwrap();
+/// let name = "alarms";
 /// let notifier = Notifier::new(&name)?;
 /// let listener = Listener::new(&name)?;
 /// notifier.notify(EventId::new(1))?;
@@ -36,7 +37,8 @@ use crate::wait::{self, DefaultBackend, WaitBackend};
 /// use ipc_runtime::event::{EventId, Listener, Notifier};
 /// use ipc_runtime::wait::Spin;
 ///
-/// # let name = format!("doc-notifier-spin-{}", std::process::id());
+/// # ipc_runtime::domain::set_current(&format!("doc-notifier-spin-{}", std::process::id())).unwrap();
+/// let name = "alarms";
 /// let notifier = Notifier::<Spin>::with_backend(&name)?;
 /// let listener = Listener::builder(&name).backend::<Spin>().create()?;
 /// notifier.notify(EventId::new(0))?;
@@ -67,7 +69,8 @@ impl Notifier {
     /// backend, creating the channel (with default options) if needed.
     ///
     /// ```
-    /// # let name = format!("doc-notifier-new-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-notifier-new-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = ipc_runtime::event::Notifier::new(&name)?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
@@ -81,7 +84,8 @@ impl Notifier {
     /// A builder for a notifier with options (domain, sizes, backend).
     ///
     /// ```
-    /// # let name = format!("doc-notifier-builder-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-notifier-builder-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = ipc_runtime::event::Notifier::builder(&name)
     ///     .max_event_id(15)
     ///     .max_listeners(4)
@@ -101,7 +105,8 @@ impl<B: WaitBackend> Notifier<B> {
     /// use ipc_runtime::event::Notifier;
     /// use ipc_runtime::wait::Polling;
     ///
-    /// # let name = format!("doc-notifier-with-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-notifier-with-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = Notifier::<Polling>::with_backend(&name)?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
@@ -118,7 +123,8 @@ impl<B: WaitBackend> Notifier<B> {
     /// ```
     /// use ipc_runtime::prelude::*;
     ///
-    /// # let name = format!("doc-notify-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-notify-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = Notifier::builder(&name).max_event_id(9).create()?;
     /// notifier.notify(EventId::new(9))?;
     /// assert!(matches!(notifier.notify(EventId::new(10)), Err(Error::EventIdOutOfRange { .. })));
@@ -210,7 +216,8 @@ impl<B: WaitBackend> Notifier<B> {
     /// ```
     /// use ipc_runtime::prelude::*;
     ///
-    /// # let name = format!("doc-listeners-alive-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-listeners-alive-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = Notifier::new(&name)?;
     /// assert_eq!(notifier.listeners_alive()?, 0);
     /// let listener = Listener::new(&name)?;
@@ -235,7 +242,8 @@ impl<B: WaitBackend> Notifier<B> {
     /// The channel's name (without the domain).
     ///
     /// ```
-    /// # let name = format!("doc-notifier-name-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-notifier-name-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = ipc_runtime::event::Notifier::new(&name)?;
     /// assert_eq!(notifier.name(), name);
     /// # Ok::<(), ipc_runtime::Error>(())
@@ -247,7 +255,8 @@ impl<B: WaitBackend> Notifier<B> {
     /// The largest id the channel accepts.
     ///
     /// ```
-    /// # let name = format!("doc-notifier-max-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-notifier-max-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = ipc_runtime::event::Notifier::new(&name)?;
     /// assert_eq!(notifier.max_event_id(), ipc_runtime::event::DEFAULT_MAX_EVENT_ID);
     /// # Ok::<(), ipc_runtime::Error>(())
@@ -290,7 +299,8 @@ impl<B: WaitBackend> fmt::Debug for Notifier<B> {
 /// ```
 /// use ipc_runtime::event::Notifier;
 ///
-/// # let name = format!("doc-notifier-b-{}", std::process::id());
+/// # ipc_runtime::domain::set_current(&format!("doc-notifier-b-{}", std::process::id())).unwrap();
+/// let name = "alarms";
 /// let notifier = Notifier::builder(&name)
 ///     .max_event_id(255)
 ///     .max_listeners(8)
@@ -316,7 +326,8 @@ impl<B: WaitBackend> NotifierBuilder<B> {
     /// Uses domain `domain` instead of the process's (`IPC_DOMAIN`).
     ///
     /// ```
-    /// # let name = format!("doc-nb-domain-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-nb-domain-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = ipc_runtime::event::Notifier::builder(&name).domain("robot-a").create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
@@ -330,7 +341,8 @@ impl<B: WaitBackend> NotifierBuilder<B> {
     /// value for an existing channel is an error.
     ///
     /// ```
-    /// # let name = format!("doc-nb-max-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-nb-max-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = ipc_runtime::event::Notifier::builder(&name).max_event_id(63).create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
@@ -342,7 +354,8 @@ impl<B: WaitBackend> NotifierBuilder<B> {
     /// Number of listener slots of the channel. Fixed by the creator.
     ///
     /// ```
-    /// # let name = format!("doc-nb-listeners-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-nb-listeners-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = ipc_runtime::event::Notifier::builder(&name).max_listeners(2).create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
@@ -354,7 +367,8 @@ impl<B: WaitBackend> NotifierBuilder<B> {
     /// Number of notifier slots of the channel. Fixed by the creator.
     ///
     /// ```
-    /// # let name = format!("doc-nb-notifiers-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-nb-notifiers-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = ipc_runtime::event::Notifier::builder(&name).max_notifiers(1).create()?;
     /// assert!(ipc_runtime::event::Notifier::new(&name).is_err()); // the one slot is taken
     /// # Ok::<(), ipc_runtime::Error>(())
@@ -367,7 +381,8 @@ impl<B: WaitBackend> NotifierBuilder<B> {
     /// Uses backend `B2` to wake listeners (all participants of a channel must agree).
     ///
     /// ```
-    /// # let name = format!("doc-nb-backend-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-nb-backend-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = ipc_runtime::event::Notifier::builder(&name)
     ///     .backend::<ipc_runtime::wait::Spin>()
     ///     .create()?;
@@ -380,7 +395,8 @@ impl<B: WaitBackend> NotifierBuilder<B> {
     /// Joins (creating if needed) the channel.
     ///
     /// ```
-    /// # let name = format!("doc-nb-create-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-nb-create-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let notifier = ipc_runtime::event::Notifier::builder(&name).create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
