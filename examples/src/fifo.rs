@@ -111,7 +111,8 @@ fn fifo_path(channel: &str) -> ipc_runtime::Result<PathBuf> {
         && channel.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if !valid {
         return Err(Error::InvalidName {
-            name: format!("wait channel {channel}"),
+            what: "wait channel",
+            name: channel.to_owned(),
             reason: "may only contain ASCII letters, digits, `_`, `-` and `.` (not first)",
         });
     }
