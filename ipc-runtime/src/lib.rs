@@ -40,6 +40,7 @@
 //! | [`message`] | `ShmSafe`, `ShmMessage`, `Topic`, fingerprints |
 //! | [`pubsub`] | `Publisher`, `Subscriber`, samples, queues, topic segments |
 //! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
+//! | [`pipe`] | `PipeWriter`, `PipeReader`: byte streams through a shared ring |
 //! | [`wait`] | the waiting seam: futex / Unix socket / spin / polling backends |
 //! | [`liveness`] | liveness tokens and inter-process file locks |
 //! | [`inspect`] | reading and cleaning a domain from outside (the `ipc` tool) |
@@ -59,6 +60,7 @@ pub mod inspect;
 pub mod liveness;
 mod membership;
 pub mod message;
+pub mod pipe;
 pub mod ptr;
 pub mod pubsub;
 pub mod segment;
@@ -72,6 +74,7 @@ pub use error::{Error, Result};
 pub use event::{EventId, Listener, Notifier};
 pub use heap::{HeapStats, heap_stats, init_heap};
 pub use message::{ShmMessage, ShmSafe, Topic};
+pub use pipe::{PipeReader, PipeWriter};
 pub use pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
 pub use time::timestamp;
 
@@ -84,6 +87,7 @@ pub mod prelude {
     pub use crate::error::Error;
     pub use crate::event::{EventId, Listener, Notifier};
     pub use crate::message::{ShmMessage, ShmSafe, Topic};
+    pub use crate::pipe::{PipeReader, PipeWriter};
     pub use crate::pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
     pub use ipc_derive::ShmMessage;
 }
