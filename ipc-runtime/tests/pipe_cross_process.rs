@@ -100,7 +100,7 @@ fn sixty_four_mib_in_random_writes_arrive_intact() {
             let mut buf = vec![0u8; 256 * 1024];
             // Both ways of reading: BufRead's slices and Read into a buffer of random size.
             loop {
-                let n = if sizes.next() % 2 == 0 {
+                let n = if sizes.next().is_multiple_of(2) {
                     let slice = reader.fill_buf().unwrap();
                     let n = slice.len();
                     hash(slice, &mut hasher);

@@ -72,6 +72,7 @@ impl Side {
     }
 
     #[cold]
+    #[allow(clippy::let_unit_value)] // The waker is `()` for some backends.
     fn wake_slow(&self, word: &WaitWord) -> io::Result<()> {
         let waker = match self.waker.get() {
             Some(waker) => waker,
