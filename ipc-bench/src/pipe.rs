@@ -42,6 +42,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let mut chunk: usize = 64 << 10;
     let mut rounds: u32 = 3;
     let mut pin: Option<Vec<usize>> = None;
+    let mut tuning = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -49,6 +50,9 @@ pub fn main(args: &[String]) -> Result<()> {
             "--bytes" => bytes = value()?.parse()?,
             "--chunk" => chunk = value()?.parse()?,
             "--rounds" => rounds = value()?.parse()?,
+            // Non-default pipe options (not for headline rows): ring bytes, polls before sleeping.
+            "--capacity" => tuning.push(("capacity", value()?.clone())),
+            "--spin" => tuning.push(("spin", value()?.clone())),
             "--pin" => {
                 pin = Some(
                     value()?.split(',').map(str::parse).collect::<std::result::Result<_, _>>()?,
@@ -62,6 +66,9 @@ pub fn main(args: &[String]) -> Result<()> {
         peer::pin(first)?;
     }
     let launcher = Launcher { domain: domain.clone(), cpus: pin.clone() };
+    if !tuning.is_empty() {
+        println!("NOT DEFAULT: pipe options {tuning:?}");
+    }
     println!(
         "pipe throughput: {bytes} bytes per round in {chunk}-byte writes, {rounds} rounds, two processes{}",
         pin.as_ref().map_or(String::new(), |p| format!(", pinned to {p:?}"))
@@ -69,7 +76,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); TRANSPORTS.len()];
     for round in 0..rounds {
         for (t, transport) in TRANSPORTS.iter().enumerate() {
-            let elapsed = run(&launcher, transport, round, bytes, chunk)?;
+            let elapsed = run(&launcher, transport, round, bytes, chunk, &tuning)?;
             times[t].push(elapsed);
         }
     }
@@ -120,13 +127,15 @@ fn run(
     round: u32,
     bytes: u64,
     chunk: usize,
+    tuning: &[(&str, String)],
 ) -> Result<Duration> {
     let buf = vec![0x5au8; chunk];
-    let args = [
+    let mut args = vec![
         ("transport", transport.to_owned()),
         ("round", round.to_string()),
         ("bytes", bytes.to_string()),
     ];
+    args.extend(tuning.iter().cloned());
     let mut sink = launcher.spawn(0, "pipe-sink", &args)?;
     let write_all = |out: &mut dyn Write| -> Result<Instant> {
         let start = Instant::now();
@@ -140,8 +149,15 @@ fn run(
     };
     let start = match transport {
         "shm-pipe" | "shm-pipe-bufread" => {
-            let mut writer =
-                PipeWriter::builder(&format!("bench{round}")).domain(&launcher.domain).create()?;
+            let mut builder =
+                PipeWriter::builder(&format!("bench{round}")).domain(&launcher.domain);
+            for (key, value) in tuning {
+                builder = match *key {
+                    "capacity" => builder.capacity(value.parse()?),
+                    _ => builder.spin(value.parse()?),
+                };
+            }
+            let mut writer = builder.create()?;
             let start = write_all(&mut writer)?;
             drop(writer);
             start
@@ -178,6 +194,16 @@ pub fn sink_peer(args: &Args) -> Result<()> {
     let bytes: u64 = args.parse_of("bytes")?;
     let mut buf = vec![0u8; 64 << 10];
     let mut total: u64 = 0;
+    let reader = || -> Result<PipeReader> {
+        let mut builder = PipeReader::builder(&format!("bench{round}"));
+        if let Ok(capacity) = args.parse_of::<usize>("capacity") {
+            builder = builder.capacity(capacity);
+        }
+        if let Ok(spin) = args.parse_of::<u32>("spin") {
+            builder = builder.spin(spin);
+        }
+        Ok(builder.create()?)
+    };
     let mut drain = |input: &mut dyn Read| -> Result<()> {
         loop {
             let n = input.read(&mut buf)?;
@@ -189,12 +215,12 @@ pub fn sink_peer(args: &Args) -> Result<()> {
     };
     match transport {
         "shm-pipe" => {
-            let mut reader = PipeReader::new(&format!("bench{round}"))?;
+            let mut reader = reader()?;
             peer::ready()?;
             drain(&mut reader)?;
         }
         "shm-pipe-bufread" => {
-            let mut reader = PipeReader::new(&format!("bench{round}"))?;
+            let mut reader = reader()?;
             peer::ready()?;
             let mut sum: u64 = 0;
             loop {
