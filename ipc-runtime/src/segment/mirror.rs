@@ -186,8 +186,10 @@ mod unix {
 
     fn map(file: &File, len: usize) -> io::Result<Mirror> {
         // 64 KiB: a multiple of the page size everywhere (and of Windows' granularity).
-        let double =
-            len.checked_mul(2).filter(|_| len != 0 && len.is_multiple_of(65536)).ok_or_else(|| {
+        let double = len
+            .checked_mul(2)
+            .filter(|_| len != 0 && len.is_multiple_of(65536))
+            .ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "ring size must be a non-zero multiple of 64 KiB",
