@@ -23,6 +23,8 @@
 //!   (it wakes every sleeping subscriber), and publish → `try_receive` → drop in one thread (the
 //!   software cost of a message with no cache line crossing cores), timed in batches of 100
 //!   messages so that no clock read per message is inside the figure;
+//! * `ipc-bench pipe`: byte-pipe throughput against an OS pipe and a Unix stream socket, run on
+//!   its own ([`pipe`]);
 //! * with `--features iceoryx2` (off by default, so the plain build stays light): the same
 //!   ping-pong with iceoryx2 0.9 publish-subscribe for `[u8; 8]` and `[u8; 64 KiB]`, busy-poll
 //!   (loop on `receive`) and blocking (its event service: `notify` after `send`,
@@ -56,6 +58,8 @@ mod ours;
 #[cfg(unix)]
 mod peer;
 #[cfg(unix)]
+mod pipe;
+#[cfg(unix)]
 mod plot;
 #[cfg(unix)]
 mod report;
@@ -72,6 +76,8 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = if args.first().map(String::as_str) == Some(peer::CHILD_FLAG) {
         run::peer_main(&args[1..])
+    } else if args.first().map(String::as_str) == Some("pipe") {
+        pipe::main(&args[1..])
     } else {
         run::main(&args)
     };
@@ -112,6 +118,7 @@ mod run {
             "uds" => baselines::uds_peer(&kv),
             "pipe" => baselines::pipe_peer(),
             "dgram" => baselines::dgram_peer(&kv),
+            "pipe-sink" => crate::pipe::sink_peer(&kv),
             #[cfg(feature = "iceoryx2")]
             "iox2-echo" => crate::iox2::echo_peer(&kv),
             #[cfg(feature = "iceoryx2")]

@@ -451,6 +451,30 @@ pub enum Error {
         /// Full name of the event segment.
         event: String,
     },
+
+    /// A byte pipe already has a live participant of this role (one writer and one reader per
+    /// pipe).
+    #[error("pipe `{pipe}` already has a {role} (pid {pid}); a pipe has one writer and one reader")]
+    PipeBusy {
+        /// Full name of the pipe's segment.
+        pipe: String,
+        /// `writer` or `reader`.
+        role: &'static str,
+        /// Pid of the participant holding the role, as it recorded it.
+        pid: u32,
+    },
+
+    /// A byte pipe's stream is over for this role: its writer, or its reader, came and went,
+    /// and the other side is still attached. A new pair can use the name once both are gone.
+    #[error("pipe `{pipe}` cannot take a new {role}: {reason}")]
+    PipeClosed {
+        /// Full name of the pipe's segment.
+        pipe: String,
+        /// `writer` or `reader`.
+        role: &'static str,
+        /// What happened to the stream.
+        reason: &'static str,
+    },
 }
 
 impl Error {

@@ -76,6 +76,7 @@
 //! | [`message`] | `ShmSafe`, `ShmMessage`, `Topic`, fingerprints |
 //! | [`pubsub`] | `Publisher`, `Subscriber`, samples, queues, topic segments |
 //! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
+//! | [`pipe`] | `PipeWriter`, `PipeReader`: byte streams through a shared ring |
 //! | [`wait`] | the waiting seam: futex / Unix socket / spin / polling backends |
 //! | [`liveness`] | liveness tokens and inter-process file locks |
 //! | [`inspect`] | reading and cleaning a domain from outside (the `ipc` tool) |
@@ -95,6 +96,7 @@ pub mod inspect;
 pub mod liveness;
 mod membership;
 pub mod message;
+pub mod pipe;
 pub mod ptr;
 pub mod pubsub;
 pub mod segment;
@@ -118,6 +120,7 @@ pub use error::{Error, Result};
 pub use event::{EventId, Listener, Notifier};
 pub use heap::{HeapStats, heap_stats, init_heap};
 pub use message::{ShmMessage, ShmSafe, Topic};
+pub use pipe::{PipeReader, PipeWriter};
 pub use pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
 pub use time::timestamp;
 
@@ -130,6 +133,7 @@ pub mod prelude {
     pub use crate::error::Error;
     pub use crate::event::{EventId, Listener, Notifier};
     pub use crate::message::{ShmMessage, ShmSafe, Topic};
+    pub use crate::pipe::{PipeReader, PipeWriter};
     pub use crate::pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
     pub use ipc_derive::ShmMessage;
 }

@@ -41,6 +41,7 @@ use crate::error::{Error, Result};
 #[cfg(all(target_os = "linux", not(miri)))]
 mod guard;
 pub mod memory;
+pub(crate) mod mirror;
 mod os;
 #[cfg(unix)]
 pub mod posix;
@@ -89,6 +90,8 @@ pub enum SegmentKind {
     Raw = 4,
     /// A process's doorbell: how other processes wake its service thread (`pubsub`).
     Bell = 5,
+    /// A byte pipe's control block ([`crate::pipe`]).
+    Pipe = 8,
 }
 
 impl SegmentKind {
@@ -99,6 +102,7 @@ impl SegmentKind {
             3 => SegmentKind::Event,
             4 => SegmentKind::Raw,
             5 => SegmentKind::Bell,
+            8 => SegmentKind::Pipe,
             _ => return None,
         })
     }
@@ -111,6 +115,7 @@ impl SegmentKind {
             SegmentKind::Event => "event",
             SegmentKind::Raw => "raw",
             SegmentKind::Bell => "bell",
+            SegmentKind::Pipe => "pipe",
         }
     }
 }

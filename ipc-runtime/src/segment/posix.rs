@@ -42,7 +42,7 @@ fn shm_path(name: &str) -> std::path::PathBuf {
 
 /// Opens (or with `create`, creates exclusively, mode 0600) object `name`, never following a
 /// symbolic link, and checks that it is ours.
-fn open_fd(name: &str, flags: shm::OFlags, create: bool) -> io::Result<File> {
+pub(super) fn open_fd(name: &str, flags: shm::OFlags, create: bool) -> io::Result<File> {
     let mode = if create { Mode::RUSR | Mode::WUSR } else { Mode::empty() };
     #[cfg(target_os = "linux")]
     let (fd, object) = {
@@ -96,7 +96,12 @@ fn map(file: &File, len: usize, access: Access) -> io::Result<RawMapping> {
 /// finds the object again by its path (`/dev/shm/<name>`, as this process's descriptor shows
 /// it) and its device and inode. `None`, and the mapping unguarded, if any of that is unknown.
 #[cfg(all(target_os = "linux", not(miri)))]
-fn guard(file: &File, ptr: NonNull<u8>, len: usize, access: Access) -> Option<super::guard::Guard> {
+pub(super) fn guard(
+    file: &File,
+    ptr: NonNull<u8>,
+    len: usize,
+    access: Access,
+) -> Option<super::guard::Guard> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     let path = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
