@@ -99,7 +99,8 @@ fn validate_name(name: &str) -> Result<()> {
     domain::validate(name, "pipe")?;
     if name.len() > MAX_PIPE_NAME_LEN {
         return Err(Error::InvalidName {
-            name: format!("pipe {name}"),
+            what: "pipe",
+            name: name.to_owned(),
             reason: "is longer than 80 bytes (room is needed for lock and token suffixes)",
         });
     }
