@@ -73,7 +73,7 @@
 //! | [`ptr`] | relocatable pointers and the process-local segment table |
 //! | [`heap`] | the TLSF allocator inside a segment, the default heap |
 //! | [`containers`] | `ShmVec`, `ShmString`, `ShmBox` |
-//! | [`message`] | `ShmSafe`, `ShmMessage`, `Topic`, fingerprints |
+//! | [`message`] | `ShmSafe`, `ShmMessage`, fingerprints, validity checks |
 //! | [`pubsub`] | `Publisher`, `Subscriber`, samples, queues, topic segments |
 //! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
 //! | [`pipe`] | `PipeWriter`, `PipeReader`: byte streams through a shared ring |
@@ -119,9 +119,9 @@ pub use containers::{ShmBox, ShmString, ShmVec};
 pub use error::{Error, Result};
 pub use event::{EventId, Listener, Notifier};
 pub use heap::{HeapStats, heap_stats, init_heap};
-pub use message::{ShmMessage, ShmSafe, Topic};
+pub use message::{ShmMessage, ShmSafe};
 pub use pipe::{PipeReader, PipeWriter};
-pub use pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
+pub use pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber, Topic};
 pub use time::timestamp;
 
 /// The derive: `#[derive(ShmMessage)]`. See [`ShmMessage`](trait@ShmMessage).
@@ -132,9 +132,9 @@ pub mod prelude {
     pub use crate::containers::{ShmBox, ShmString, ShmVec};
     pub use crate::error::Error;
     pub use crate::event::{EventId, Listener, Notifier};
-    pub use crate::message::{ShmMessage, ShmSafe, Topic};
+    pub use crate::message::{ShmMessage, ShmSafe};
     pub use crate::pipe::{PipeReader, PipeWriter};
-    pub use crate::pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
+    pub use crate::pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber, Topic};
     pub use ipc_derive::ShmMessage;
 }
 

@@ -1,5 +1,5 @@
 //! Message types: what may live in shared memory ([`ShmSafe`]), what may be sent
-//! ([`ShmMessage`]), and topic bindings ([`Topic`]).
+//! ([`ShmMessage`]); binding a type to a topic is [`Topic`](crate::Topic), in `pubsub`.
 //!
 //! Shared memory is mapped at a different address in every process, and each process has its
 //! own allocator, file descriptors and vtables. A type may be placed in shared memory only if its
@@ -316,65 +316,6 @@ pub struct FieldInfo {
     pub size: usize,
     /// The field type's layout fingerprint ([`ShmSafe::LAYOUT_FINGERPRINT`]).
     pub fingerprint: u64,
-}
-
-/// A message type bound to a topic name with `#[shm(topic = "...")]`.
-///
-/// ```
-/// use ipc_runtime::prelude::*;
-///
-/// #[derive(ShmMessage)]
-/// #[shm(topic = "robot.pose")]
-/// #[repr(C)]
-/// struct Pose {
-///     x: f64,
-///     y: f64,
-/// }
-///
-/// assert_eq!(<Pose as Topic>::NAME, "robot.pose");
-/// ```
-pub trait Topic: ShmMessage {
-    /// The topic's name.
-    const NAME: &'static str;
-
-    /// The topic-wide options of `#[shm(topic = "...", history = 4, ...)]`; by default none
-    /// (every option adopts the topic's, or the defaults for its creator).
-    ///
-    /// ```
-    /// use ipc_runtime::prelude::*;
-    ///
-    /// #[derive(ShmMessage)]
-    /// #[shm(topic = "robot/joints", history = 4, capacity = 32, overflow = "block")]
-    /// #[repr(C)]
-    /// struct Joints {
-    ///     angles: [f32; 6],
-    /// }
-    ///
-    /// assert_eq!(Joints::OPTIONS.get_history(), Some(4));
-    /// assert_eq!(Joints::OPTIONS.get_subscriber_capacity(), Some(32));
-    /// ```
-    const OPTIONS: crate::pubsub::Options = crate::pubsub::Options::new();
-
-    /// A publisher on this type's topic with [`OPTIONS`](Self::OPTIONS).
-    ///
-    /// # Errors
-    ///
-    /// As [`PublisherBuilder::create`](crate::pubsub::PublisherBuilder::create).
-    fn publisher() -> crate::Result<crate::Publisher<Self>>
-    where
-        Self: Send,
-    {
-        crate::Publisher::builder(Self::NAME).options(Self::OPTIONS).create()
-    }
-
-    /// A subscriber on this type's topic with [`OPTIONS`](Self::OPTIONS).
-    ///
-    /// # Errors
-    ///
-    /// As [`SubscriberBuilder::create`](crate::pubsub::SubscriberBuilder::create).
-    fn subscriber() -> crate::Result<crate::Subscriber<Self>> {
-        crate::Subscriber::builder(Self::NAME).options(Self::OPTIONS).create()
-    }
 }
 
 /// Compile-time FNV-1a hashing used for layout fingerprints.

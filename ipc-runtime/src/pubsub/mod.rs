@@ -102,6 +102,7 @@
 // | `options.rs` | topic-wide options |
 // | `inspect.rs` | reading a topic from outside (the `ipc` tool) |
 
+mod binding;
 mod describe;
 pub(crate) mod inspect;
 mod layout;
@@ -114,6 +115,7 @@ mod service;
 mod subscriber;
 mod topic;
 
+pub use binding::Topic;
 pub use inspect::{ParticipantInfo, TopicInfo};
 pub use options::{Options, Overflow};
 pub use publisher::{Publisher, PublisherBuilder};
