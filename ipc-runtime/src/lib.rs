@@ -39,6 +39,7 @@
 //! | [`containers`] | `ShmVec`, `ShmString`, `ShmBox` |
 //! | [`message`] | `ShmSafe`, `ShmMessage`, `Topic`, fingerprints |
 //! | [`pubsub`] | `Publisher`, `Subscriber`, samples, queues, topic segments |
+//! | [`service`] | request/response: `Server`, `Client`, `ActiveRequest`, `PendingResponse` |
 //! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
 //! | [`wait`] | the waiting seam: futex / Unix socket / spin / polling backends |
 //! | [`liveness`] | liveness tokens and inter-process file locks |
@@ -62,6 +63,7 @@ pub mod message;
 pub mod ptr;
 pub mod pubsub;
 pub mod segment;
+pub mod service;
 mod spin;
 mod time;
 mod trust;
@@ -73,6 +75,7 @@ pub use event::{EventId, Listener, Notifier};
 pub use heap::{HeapStats, heap_stats, init_heap};
 pub use message::{ShmMessage, ShmSafe, Topic};
 pub use pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
+pub use service::{ActiveRequest, Client, PendingResponse, Server};
 pub use time::timestamp;
 
 /// The derive: `#[derive(ShmMessage)]`. See [`ShmMessage`](trait@ShmMessage).
@@ -85,6 +88,7 @@ pub mod prelude {
     pub use crate::event::{EventId, Listener, Notifier};
     pub use crate::message::{ShmMessage, ShmSafe, Topic};
     pub use crate::pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
+    pub use crate::service::{ActiveRequest, Client, PendingResponse, Server};
     pub use ipc_derive::ShmMessage;
 }
 

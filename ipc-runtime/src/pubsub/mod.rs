@@ -97,14 +97,14 @@
 
 pub(crate) mod inspect;
 mod layout;
-mod options;
+pub(crate) mod options;
 mod port;
 mod publisher;
 mod ring;
-mod sample;
+pub(crate) mod sample;
 mod service;
 mod subscriber;
-mod topic;
+pub(crate) mod topic;
 
 pub use options::Overflow;
 pub use publisher::{Publisher, PublisherBuilder};

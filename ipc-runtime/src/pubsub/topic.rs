@@ -35,6 +35,30 @@ fn creation_pause_point() {
     }
 }
 
+/// What a topic records about its message type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageType<'a> {
+    pub fingerprint: u64,
+    pub size: u64,
+    pub align: u64,
+    pub name: &'a str,
+    /// Whether messages travel inside their ring entries ([`carries_inline`]).
+    pub inline: bool,
+}
+
+impl MessageType<'static> {
+    /// `M`'s.
+    pub fn of<M: ShmMessage>() -> Self {
+        MessageType {
+            fingerprint: M::FINGERPRINT,
+            size: size_of::<M>() as u64,
+            align: align_of::<M>() as u64,
+            name: M::TYPE_NAME,
+            inline: carries_inline::<M>(),
+        }
+    }
+}
+
 /// A mapped, validated topic segment.
 #[derive(Debug)]
 pub(crate) struct Topic {
@@ -109,6 +133,17 @@ impl Topic {
         name: &str,
         request: &OptionRequest,
     ) -> Result<(Topic, FileLock)> {
+        Self::join_as::<B>(domain, name, request, &MessageType::of::<M>())
+    }
+
+    /// [`join`](Self::join) for a message type described at run time (the request/response
+    /// registry records both of its types under one name, `crate::service`).
+    pub fn join_as<B: WaitBackend>(
+        domain: &str,
+        name: &str,
+        request: &OptionRequest,
+        ty: &MessageType<'_>,
+    ) -> Result<(Topic, FileLock)> {
         domain::validate(name, "topic")?;
         let seg_name = segment_name(domain, name)?;
         let object = object_name(name);
@@ -134,7 +169,7 @@ impl Topic {
         let topic = match found {
             Some(existing) => {
                 if membership::anyone_alive(&existing) {
-                    existing.check::<M, B>(request)?;
+                    existing.check::<B>(request, ty)?;
                     existing
                 } else {
                     // Left over from participants that are all gone: start afresh.
@@ -144,10 +179,10 @@ impl Topic {
                     );
                     existing.clean_all_dead();
                     membership::unlink(&seg_name);
-                    Self::create::<M, B>(domain, name, &seg_name, request)?
+                    Self::create::<B>(domain, name, &seg_name, request, ty)?
                 }
             }
-            None => match Self::create::<M, B>(domain, name, &seg_name, request) {
+            None => match Self::create::<B>(domain, name, &seg_name, request, ty) {
                 Ok(topic) => topic,
                 Err(err) => {
                     // Nothing was created: do not leave the lock file behind either.
@@ -159,25 +194,26 @@ impl Topic {
         Ok((topic, lock))
     }
 
-    fn create<M: ShmMessage, B: WaitBackend>(
+    fn create<B: WaitBackend>(
         domain: &str,
         name: &str,
         seg_name: &SegmentName,
         request: &OptionRequest,
+        ty: &MessageType<'_>,
     ) -> Result<Topic> {
         let options = request.resolve();
         options.validate()?;
-        let layout = Layout::new(options, carries_inline::<M>());
-        let type_name = M::TYPE_NAME.as_bytes();
+        let layout = Layout::new(options, ty.inline);
+        let type_name = ty.name.as_bytes();
         let len = type_name.len().min(TYPE_NAME_CAP);
         let mut stored_name = [0u8; TYPE_NAME_CAP];
         stored_name[..len].copy_from_slice(&type_name[..len]);
         let header = TopicHeader {
             layout_version: LAYOUT_VERSION,
             backend_id: B::ID,
-            fingerprint: M::FINGERPRINT,
-            msg_size: size_of::<M>() as u64,
-            msg_align: align_of::<M>() as u64,
+            fingerprint: ty.fingerprint,
+            msg_size: ty.size,
+            msg_align: ty.align,
             type_name_len: len as u32,
             inline: u32::from(layout.inline),
             type_name: stored_name,
@@ -306,18 +342,19 @@ impl Topic {
         membership::remove_if_unused(self, &self.segment, SegmentKind::Topic, lock)
     }
 
-    /// Checks that `M`, `B` and the requested options agree with the topic.
-    fn check<M: ShmMessage, B: WaitBackend>(&self, request: &OptionRequest) -> Result<()> {
+    /// Checks that message type `ty`, backend `B` and the requested options agree with the
+    /// topic.
+    fn check<B: WaitBackend>(&self, request: &OptionRequest, ty: &MessageType<'_>) -> Result<()> {
         let header = self.header();
-        if header.fingerprint != M::FINGERPRINT
-            || header.msg_size != size_of::<M>() as u64
-            || header.msg_align != align_of::<M>() as u64
+        if header.fingerprint != ty.fingerprint
+            || header.msg_size != ty.size
+            || header.msg_align != ty.align
         {
             let existing = self.type_name();
-            let found = if existing == M::TYPE_NAME {
-                format!("{} (a different definition)", M::TYPE_NAME)
+            let found = if existing == ty.name {
+                format!("{} (a different definition)", ty.name)
             } else {
-                M::TYPE_NAME.to_owned()
+                ty.name.to_owned()
             };
             return Err(Error::TypeMismatch {
                 topic: self.name.clone(),
@@ -325,11 +362,11 @@ impl Topic {
                 found,
             });
         }
-        if self.layout.inline != carries_inline::<M>() {
+        if self.layout.inline != ty.inline {
             return Err(Error::TypeMismatch {
                 topic: self.name.clone(),
                 expected: format!("{} (carried inline: {})", self.type_name(), self.layout.inline),
-                found: format!("{} (carried inline: {})", M::TYPE_NAME, carries_inline::<M>()),
+                found: format!("{} (carried inline: {})", ty.name, ty.inline),
             });
         }
         if header.backend_id != B::ID {
