@@ -51,7 +51,11 @@ pub struct ActiveRequest<'a, Req: ShmMessage, Resp: ShmMessage + Send> {
 }
 
 impl<'a, Req: ShmMessage, Resp: ShmMessage + Send> ActiveRequest<'a, Req, Resp> {
-    pub(crate) fn new(sample: Sample<'a, Envelope<Req>>, link: Arc<ClientLink<Resp>>, id: u64) -> Self {
+    pub(crate) fn new(
+        sample: Sample<'a, Envelope<Req>>,
+        link: Arc<ClientLink<Resp>>,
+        id: u64,
+    ) -> Self {
         ActiveRequest { sample, link, id, sent: AtomicU64::new(0), done: AtomicBool::new(false) }
     }
 

@@ -299,11 +299,9 @@ impl<Req: ShmMessage + Send> Servers<Req> {
             .domain(&client.domain)
             .create();
             match requests {
-                Ok(requests) => self.links.push(ServerLink {
-                    slot,
-                    generation,
-                    requests: Arc::new(requests),
-                }),
+                Ok(requests) => {
+                    self.links.push(ServerLink { slot, generation, requests: Arc::new(requests) })
+                }
                 Err(err) => {
                     tracing::warn!(service = %registry.service, slot, %err, "cannot send to a server");
                     // Look again next time.

@@ -101,9 +101,9 @@ pub use client::{Client, ClientBuilder};
 pub use pending::PendingResponse;
 pub use server::{Server, ServerBuilder};
 
+use crate::error::{Error, Result};
 #[allow(unused_imports)]
 use crate::pubsub::Sample;
-use crate::error::{Error, Result};
 
 /// The longest service name: the hidden topics add up to 30 bytes to it, and topic names are
 /// at most 100.
@@ -221,4 +221,3 @@ macro_rules! service_options {
     };
 }
 pub(crate) use service_options;
-

@@ -250,11 +250,17 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> Server<Req, Resp> {
     /// # Errors
     ///
     /// As [`try_receive`](Self::try_receive).
-    pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
+    pub fn receive_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
         self.receive_until(crate::wait::deadline(Some(timeout)))
     }
 
-    fn receive_until(&self, deadline: Option<Instant>) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
+    fn receive_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
         loop {
             if let Some(active) = self.try_receive()? {
                 return Ok(Some(active));
@@ -274,7 +280,10 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> Server<Req, Resp> {
     }
 
     /// Turns a received envelope into an active request, or drops it (its client is gone).
-    fn accept<'a>(&'a self, sample: Sample<'a, Envelope<Req>>) -> Option<ActiveRequest<'a, Req, Resp>> {
+    fn accept<'a>(
+        &'a self,
+        sample: Sample<'a, Envelope<Req>>,
+    ) -> Option<ActiveRequest<'a, Req, Resp>> {
         let (slot, generation, id) = (sample.client, sample.generation, sample.id);
         let link = self.link(slot, generation)?;
         Some(ActiveRequest::new(sample, link, id))

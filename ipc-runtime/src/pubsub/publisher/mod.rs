@@ -559,7 +559,12 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
     /// Delivers the (initialised) slot `i`, which holds one reference for us, then drops ours.
     /// Ends the publish begun by [`begin`](Self::begin). A `tag` travels in place of the
     /// sequence number (the publisher's own count still advances).
-    fn publish_slot(&self, st: &mut Guard<'_, State<M, B>>, i: u32, tag: Option<u64>) -> Result<()> {
+    fn publish_slot(
+        &self,
+        st: &mut Guard<'_, State<M, B>>,
+        i: u32,
+        tag: Option<u64>,
+    ) -> Result<()> {
         st.sequence += 1;
         let sequence = tag.unwrap_or(st.sequence);
         // SAFETY: slot `i` is ours (one reference, not delivered yet).
