@@ -82,7 +82,7 @@ fn segment_name(domain: &str, topic: &str) -> Result<SegmentName> {
 }
 
 /// The topic's name in lock and token names: `topic.<encoded name>` (see [`crate::domain`]).
-fn object_name(topic: &str) -> String {
+pub(crate) fn object_name(topic: &str) -> String {
     format!("topic.{}", domain::encode_name(topic))
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::envelope::Envelope;
+use super::registry::{CLIENT, Registry};
 use super::server::ClientLink;
 use super::tag;
 use crate::error::Result;
@@ -45,6 +46,7 @@ use crate::pubsub::{Sample, SampleMut};
 pub struct ActiveRequest<'a, Req: ShmMessage, Resp: ShmMessage + Send> {
     sample: Sample<'a, Envelope<Req>>,
     link: Arc<ClientLink<Resp>>,
+    registry: &'a Registry,
     id: u64,
     sent: AtomicU64,
     done: AtomicBool,
@@ -54,9 +56,17 @@ impl<'a, Req: ShmMessage, Resp: ShmMessage + Send> ActiveRequest<'a, Req, Resp> 
     pub(crate) fn new(
         sample: Sample<'a, Envelope<Req>>,
         link: Arc<ClientLink<Resp>>,
+        registry: &'a Registry,
         id: u64,
     ) -> Self {
-        ActiveRequest { sample, link, id, sent: AtomicU64::new(0), done: AtomicBool::new(false) }
+        ActiveRequest {
+            sample,
+            link,
+            registry,
+            id,
+            sent: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+        }
     }
 
     fn next_tag(&self, last: bool) -> Result<u64> {
@@ -163,7 +173,10 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> fmt::Debug for ActiveRequest<'_, 
 
 impl<Req: ShmMessage, Resp: ShmMessage + Send> Drop for ActiveRequest<'_, Req, Resp> {
     fn drop(&mut self) {
-        if !self.done.load(Ordering::Acquire) {
+        // Tell the client its stream ended, unless it is gone (rare enough to ask the OS).
+        if !self.done.load(Ordering::Acquire)
+            && self.registry.present(CLIENT, self.link.slot, self.link.generation)
+        {
             self.link.end(self.id);
         }
     }

@@ -12,6 +12,7 @@ use crate::message::ShmMessage;
 use crate::pubsub::Overflow;
 use crate::pubsub::options::OptionRequest;
 use crate::pubsub::topic::{PUBLISHER, SUBSCRIBER, Topic};
+use crate::segment::{SegmentKind, SegmentName};
 use crate::wait::DefaultBackend;
 
 /// Server slots.
@@ -87,6 +88,9 @@ impl Registry {
             }
         };
         let (index, generation) = (claim.index, claim.generation);
+        if let Some(dead) = claim.replaced {
+            registry.bury(role, index, dead);
+        }
         let made = match setup(&registry, index, generation) {
             Ok(made) => made,
             Err(err) => {
@@ -155,8 +159,50 @@ impl Registry {
         if self.topic.alive(role, index, generation) {
             return true;
         }
-        self.topic.reap(role, index);
+        if self.topic.reap(role, index) {
+            self.bury(role, index, generation);
+        }
         false
+    }
+
+    /// Removes the hidden topics of a participant found dead, if nobody alive uses them (what
+    /// it would have done on leaving): a server's request topic, a client's response and end
+    /// topics. Those still in use are removed by their last user.
+    pub fn bury(&self, role: Role, index: u32, generation: u32) {
+        let domain = &self.topic.domain;
+        if role == SERVER {
+            remove_unused(domain, &super::request_topic(&self.service, index, generation));
+        } else {
+            remove_unused(domain, &super::response_topic(&self.service, index, generation));
+            remove_unused(domain, &super::end_topic(&self.service, index, generation));
+        }
+    }
+}
+
+/// Removes topic `name` if it exists and nobody alive uses it.
+fn remove_unused(domain: &str, name: &str) {
+    let Ok(lock) = Topic::lock(domain, name) else { return };
+    match Topic::open_existing(domain, name) {
+        Ok(topic) => {
+            topic.remove_if_unused(lock);
+        }
+        Err(Error::SegmentNotFound { .. }) => {
+            // Gone with its last user (Windows), but the dead members' tokens are files.
+            let object = crate::pubsub::topic::object_name(name);
+            let roles = [PUBLISHER, SUBSCRIBER];
+            for token in membership::tokens(domain, &object, &roles).unwrap_or_default() {
+                // Removes the token's file if its holder is dead.
+                let _ = crate::liveness::is_alive(domain, &token);
+            }
+            // A stale name (Windows: its registry file) of an object gone with its users.
+            if let Ok(seg_name) = SegmentName::new(domain, SegmentKind::Topic, name) {
+                membership::unlink(&seg_name);
+            }
+            lock.remove();
+        }
+        Err(err) => {
+            tracing::debug!(topic = name, %err, "cannot look at a dead participant's topic");
+        }
     }
 }
 

@@ -286,7 +286,7 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> Server<Req, Resp> {
     ) -> Option<ActiveRequest<'a, Req, Resp>> {
         let (slot, generation, id) = (sample.client, sample.generation, sample.id);
         let link = self.link(slot, generation)?;
-        Some(ActiveRequest::new(sample, link, id))
+        Some(ActiveRequest::new(sample, link, &self.registry, id))
     }
 
     /// The link to client (`slot`, `generation`), made on its first request; `None` if that
