@@ -15,6 +15,8 @@
 //!   `[u8; 64 KiB]` and `ShmVec<u8>` of 8 B, 64 KiB, 1 MiB and 4 MiB, each with a busy-poll and a
 //!   blocking (futex) receiver ([`ours`]; what crosses, and what is inside the clock, is
 //!   described in [`messages`]);
+//! * request/response round trip (`[u8; 8]` request, 16-byte response), busy-poll and blocking
+//!   ([`reqres`]), next to the ping-pong of the same mode;
 //! * fan-out 1 → 1, 4, 16 blocking subscribers, latency to the last receiver;
 //! * throughput one → one, 8 B and 64 KiB, busy-poll and blocking receiver;
 //! * baselines ([`baselines`]): raw atomic-flag ping-pong over shared memory (the floor),
@@ -59,6 +61,8 @@ mod peer;
 mod plot;
 #[cfg(unix)]
 mod report;
+#[cfg(unix)]
+mod reqres;
 
 /// Any error of the benchmark.
 #[cfg(unix)]
@@ -107,6 +111,7 @@ mod run {
         let kv = Args::parse(&args[1..])?;
         match role.as_str() {
             "echo" => ours::echo_peer(&kv),
+            "rr-server" => crate::reqres::server_peer(&kv),
             "stream" => ours::stream_peer(&kv),
             "floor" => baselines::floor_peer(&kv),
             "uds" => baselines::uds_peer(&kv),
@@ -127,6 +132,7 @@ mod run {
         let mut cases = vec![Case::RawAtomic, Case::Uds, Case::Pipe, Case::InProcess];
         for mode in [Mode::Busy, Mode::Blocking] {
             cases.extend(PayloadKind::ALL.iter().map(|&kind| Case::PingPong(kind, mode)));
+            cases.push(Case::ReqRes(mode));
             if iceoryx2 {
                 cases.extend(
                     Case::ICEORYX2_SIZES.map(|n| Case::Iox2PingPong(PayloadKind::Fixed(n), mode)),
@@ -232,6 +238,9 @@ mod run {
         match (case, acc) {
             (Case::PingPong(kind, mode), Acc::Latency(h)) => {
                 ours::pingpong(launcher, kind, mode, round, warmup, per_round, h)
+            }
+            (Case::ReqRes(mode), Acc::Latency(h)) => {
+                crate::reqres::round_trip(launcher, mode, round, warmup, per_round, h)
             }
             (Case::FanOut(n), Acc::FanOut(h, publish)) => {
                 ours::fanout(launcher, n, round, warmup, per_round, h, publish)
