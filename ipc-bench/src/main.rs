@@ -17,6 +17,7 @@
 //!   described in [`messages`]);
 //! * request/response round trip (`[u8; 8]` request, 16-byte response), busy-poll and blocking
 //!   ([`reqres`]), next to the ping-pong of the same mode;
+//!   with `--features iceoryx2`, iceoryx2's request/response round trip too (busy-poll);
 //! * fan-out 1 → 1, 4, 16 blocking subscribers, latency to the last receiver;
 //! * throughput one → one, 8 B and 64 KiB, busy-poll and blocking receiver;
 //! * baselines ([`baselines`]): raw atomic-flag ping-pong over shared memory (the floor),
@@ -121,6 +122,8 @@ mod run {
             "iox2-echo" => crate::iox2::echo_peer(&kv),
             #[cfg(feature = "iceoryx2")]
             "iox2-stream" => crate::iox2::stream_peer(&kv),
+            #[cfg(feature = "iceoryx2")]
+            "iox2-rr-server" => crate::iox2::rr_server_peer(&kv),
             other => Err(format!("unknown peer role {other}").into()),
         }
     }
@@ -133,6 +136,9 @@ mod run {
         for mode in [Mode::Busy, Mode::Blocking] {
             cases.extend(PayloadKind::ALL.iter().map(|&kind| Case::PingPong(kind, mode)));
             cases.push(Case::ReqRes(mode));
+            if iceoryx2 && mode == Mode::Busy {
+                cases.push(Case::Iox2ReqRes);
+            }
             if iceoryx2 {
                 cases.extend(
                     Case::ICEORYX2_SIZES.map(|n| Case::Iox2PingPong(PayloadKind::Fixed(n), mode)),
@@ -274,8 +280,12 @@ mod run {
                 *messages += n;
                 Ok(())
             }
+            #[cfg(feature = "iceoryx2")]
+            (Case::Iox2ReqRes, Acc::Latency(h)) => {
+                crate::iox2::reqres(launcher, round, warmup, per_round, h)
+            }
             #[cfg(not(feature = "iceoryx2"))]
-            (Case::Iox2PingPong(..) | Case::Iox2Throughput(_), _) => {
+            (Case::Iox2PingPong(..) | Case::Iox2Throughput(_) | Case::Iox2ReqRes, _) => {
                 Err("built without the `iceoryx2` feature".into())
             }
             _ => Err("case and accumulator disagree".into()),

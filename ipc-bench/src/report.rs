@@ -46,6 +46,9 @@ pub enum Case {
     /// Comparison (cargo feature `iceoryx2`): iceoryx2 0.9 throughput one → one, busy-poll
     /// receiver.
     Iox2Throughput(PayloadKind),
+    /// Comparison (cargo feature `iceoryx2`): iceoryx2 0.9 request/response round trip,
+    /// busy-poll, `[u8; 8]` request and 16-byte response.
+    Iox2ReqRes,
 }
 
 impl Case {
@@ -67,6 +70,7 @@ impl Case {
             Case::DgramThroughput(n) => format!("tput/uds-dgram/{n}"),
             Case::Iox2PingPong(p, m) => format!("iceoryx2/{}/{}", m.key(), p.key()),
             Case::Iox2Throughput(p) => format!("iceoryx2/tput/busy/{}", p.key()),
+            Case::Iox2ReqRes => "iceoryx2/rr/busy".into(),
         }
     }
 
@@ -91,6 +95,7 @@ impl Case {
             }
             Case::Iox2PingPong(p, m) => format!("iceoryx2 {} {p}", m.label()),
             Case::Iox2Throughput(p) => format!("iceoryx2 throughput {p}, busy-poll receiver"),
+            Case::Iox2ReqRes => "iceoryx2 busy-poll request/response [u8; 8] → 16 B".into(),
         }
     }
 
@@ -378,6 +383,23 @@ impl Results {
                     rows.push(Versus { what, ours, theirs, figures });
                 }
             }
+        }
+        let (ours, theirs) = (Case::ReqRes(Mode::Busy), Case::Iox2ReqRes);
+        let figures = (|| {
+            Some(VersusFigures::Latency {
+                ours_p50: self.quantile(ours, 0.5)?,
+                theirs_p50: self.quantile(theirs, 0.5)?,
+                ours_p99: self.quantile(ours, 0.99)?,
+                theirs_p99: self.quantile(theirs, 0.99)?,
+            })
+        })();
+        if let Some(figures) = figures {
+            rows.push(Versus {
+                what: "request/response busy-poll 8 B".into(),
+                ours,
+                theirs,
+                figures,
+            });
         }
         let kind = PayloadKind::Fixed(8);
         let (ours, theirs) = (Case::Throughput(kind, Mode::Busy), Case::Iox2Throughput(kind));
