@@ -1,11 +1,10 @@
 //! [`Client`]: sends requests to the service's servers in turn and receives their responses on
 //! its own response topic.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::envelope::Envelope;
 use super::pending::{Inbox, InboxState, PendingResponse, Stream};
@@ -56,7 +55,6 @@ struct Servers<Req: ShmMessage + Send> {
     links: Vec<ServerLink<Req>>,
     turn: usize,
     epoch: u64,
-    next_probe: Instant,
 }
 
 struct ServerLink<Req: ShmMessage + Send> {
@@ -182,7 +180,7 @@ impl<Req: ShmMessage + Send, Resp: ShmMessage> Client<Req, Resp> {
                 registry,
                 responses,
                 ends,
-                state: Mutex::new(InboxState { next_id: 1, streams: HashMap::new() }),
+                state: Mutex::new(InboxState { next_id: 1, streams: Default::default() }),
                 interval: builder.interval,
             },
             member,
@@ -190,7 +188,6 @@ impl<Req: ShmMessage + Send, Resp: ShmMessage> Client<Req, Resp> {
                 links: Vec::new(),
                 turn: 0,
                 epoch: u64::MAX,
-                next_probe: Instant::now(),
             }),
             domain,
             max_pending,
@@ -209,7 +206,9 @@ impl<Req: ShmMessage + Send, Resp: ShmMessage> Client<Req, Resp> {
     pub fn request(&self, request: Req) -> Result<PendingResponse<'_, Resp>> {
         let (server, requests) = {
             let mut servers = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
-            servers.refresh(self, false);
+            if servers.epoch != self.inbox.registry.epoch() {
+                servers.refresh(self, false);
+            }
             if servers.links.is_empty() {
                 return Err(Error::NoServer {
                     service: self.inbox.registry.service.clone(),
@@ -266,18 +265,12 @@ impl<Req: ShmMessage + Send, Resp: ShmMessage> Client<Req, Resp> {
 }
 
 impl<Req: ShmMessage + Send> Servers<Req> {
-    /// Takes in servers that registered, forgets those that left (at once) or died (probed
-    /// every liveness interval, or now if `probe`).
+    /// Takes in servers that registered, forgets those that left and, if `probe`, those that
+    /// died. (Requests do not probe: a request waiting for a dead server finds it dead and
+    /// reaps it, which changes the registry's epoch for everyone.)
     fn refresh<Resp: ShmMessage>(&mut self, client: &Client<Req, Resp>, probe: bool) {
         let registry = &client.inbox.registry;
-        let epoch = registry.epoch();
-        let now = Instant::now();
-        let due = probe || now >= self.next_probe;
-        if epoch == self.epoch && !due {
-            return;
-        }
-        if due {
-            self.next_probe = now + client.inbox.interval;
+        if probe {
             self.links.retain(|link| registry.present(SERVER, link.slot, link.generation));
         }
         let epoch = registry.epoch();

@@ -180,7 +180,7 @@ pub(crate) struct Limits {
 macro_rules! service_options {
     ($builder:ident) => {
         impl<Req, Resp> $builder<Req, Resp> {
-            /// Maximum number of servers (service-wide; default 4, at most 64).
+            /// Maximum number of servers (service-wide; default 2, at most 64).
             pub fn max_servers(mut self, n: u32) -> Self {
                 self.options.max_servers = Some(n);
                 self
@@ -192,7 +192,7 @@ macro_rules! service_options {
                 self
             }
 
-            /// How many requests one client may have in flight (service-wide; default 16).
+            /// How many requests one client may have in flight (service-wide; default 8).
             pub fn max_pending(mut self, n: u32) -> Self {
                 self.options.max_pending = Some(n);
                 self

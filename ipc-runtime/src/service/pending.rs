@@ -1,7 +1,7 @@
 //! [`PendingResponse`]: the responses to one request, routed out of its client's response
 //! topic (which all of the client's requests share).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -30,7 +30,48 @@ pub(crate) struct Inbox<Resp: ShmMessage> {
 
 pub(crate) struct InboxState<Resp: ShmMessage> {
     pub next_id: u64,
-    pub streams: HashMap<u64, Stream<Resp>>,
+    pub streams: Streams<Resp>,
+}
+
+/// The requests in flight by number: at most `max_pending` (a few), so a vector scanned
+/// linearly beats hashing.
+pub(crate) struct Streams<Resp: ShmMessage>(Vec<(u64, Stream<Resp>)>);
+
+impl<Resp: ShmMessage> Default for Streams<Resp> {
+    fn default() -> Self {
+        Streams(Vec::new())
+    }
+}
+
+impl<Resp: ShmMessage> Streams<Resp> {
+    pub fn get(&self, id: &u64) -> Option<&Stream<Resp>> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, s)| s)
+    }
+
+    pub fn get_mut(&mut self, id: &u64) -> Option<&mut Stream<Resp>> {
+        self.0.iter_mut().find(|(k, _)| k == id).map(|(_, s)| s)
+    }
+
+    pub fn insert(&mut self, id: u64, stream: Stream<Resp>) {
+        self.0.push((id, stream));
+    }
+
+    pub fn remove(&mut self, id: &u64) -> Option<Stream<Resp>> {
+        let at = self.0.iter().position(|(k, _)| k == id)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl<Resp: ShmMessage> IntoIterator for Streams<Resp> {
+    type Item = (u64, Stream<Resp>);
+    type IntoIter = std::vec::IntoIter<(u64, Stream<Resp>)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
 }
 
 /// One request in flight.
@@ -67,6 +108,8 @@ unsafe impl<M: ShmMessage + Sync> Send for Parked<M> {}
 enum Polled<'a, Resp: ShmMessage> {
     Got(Sample<'a, Resp>),
     Finished,
+    /// Its server was found gone.
+    Lost((u32, u32)),
     Nothing,
 }
 
@@ -121,23 +164,50 @@ impl<Resp: ShmMessage> Inbox<Resp> {
         if stream.finished {
             return Ok(Polled::Finished);
         }
-        // End markers first: what their streams sent before them is in the ring by now.
+        if let Some(sample) = self.drain(&mut st, id)? {
+            return Ok(Polled::Got(sample));
+        }
+        // Nothing for us: did a stream end without a last response? What its server sent
+        // before the marker is in the response ring by the time we see the marker, so look
+        // there once more after a marker for us.
+        let mut ours = false;
         while let Some(marker) = self.ends.try_receive()? {
-            if let Some(stream) = st.streams.get_mut(&(*marker & tag::ID_MASK)) {
+            let ended = *marker & tag::ID_MASK;
+            ours |= ended == id;
+            if let Some(stream) = st.streams.get_mut(&ended) {
                 stream.end_seen = true;
             }
         }
-        while let Some(sample) = self.responses.try_receive()? {
-            if let Some(sample) = self.route(&mut st, sample, id) {
-                return Ok(Polled::Got(sample));
-            }
+        if ours && let Some(sample) = self.drain(&mut st, id)? {
+            return Ok(Polled::Got(sample));
         }
         let Some(stream) = st.streams.get_mut(&id) else { return Ok(Polled::Finished) };
-        if stream.end_seen {
+        if stream.end_seen && stream.queue.is_empty() {
             stream.finished = true;
             return Ok(Polled::Finished);
         }
+        if let Some(parked) = stream.queue.pop_front() {
+            stream.finished |= parked.last;
+            return Ok(Polled::Got(self.unpark(parked)));
+        }
+        if stream.lost {
+            return Ok(Polled::Lost(stream.server));
+        }
         Ok(Polled::Nothing)
+    }
+
+    /// Takes responses until one for `id` comes (returned) or none is left (others are parked).
+    fn drain<'a>(
+        &'a self,
+        st: &mut InboxState<Resp>,
+        id: u64,
+    ) -> Result<Option<Sample<'a, Resp>>> {
+        while let Some(sample) = self.responses.try_receive()? {
+            if let Some(sample) = self.route(st, sample, id) {
+                return Ok(Some(sample));
+            }
+        }
+        Ok(None)
     }
 
     fn wait(&self, id: u64, deadline: Option<Instant>) -> Result<Option<Sample<'_, Resp>>> {
@@ -146,6 +216,7 @@ impl<Resp: ShmMessage> Inbox<Resp> {
             match self.poll(id)? {
                 Polled::Got(sample) => return Ok(Some(sample)),
                 Polled::Finished => return Ok(None),
+                Polled::Lost(server) => return Err(self.no_server(id, server)),
                 Polled::Nothing => {}
             }
             let now = Instant::now();
@@ -246,13 +317,8 @@ impl<'a, Resp: ShmMessage> PendingResponse<'a, Resp> {
     pub fn try_receive(&self) -> Result<Option<Sample<'a, Resp>>> {
         match self.inbox.poll(self.id)? {
             Polled::Got(sample) => Ok(Some(sample)),
-            Polled::Finished => Ok(None),
-            Polled::Nothing => {
-                if self.inbox.lock().streams.get(&self.id).is_some_and(|s| s.lost) {
-                    self.inbox.check_server(self.id)?;
-                }
-                Ok(None)
-            }
+            Polled::Finished | Polled::Nothing => Ok(None),
+            Polled::Lost(server) => Err(self.inbox.no_server(self.id, server)),
         }
     }
 

@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::liveness::Token;
 use crate::membership::{self, ACTIVE, CLOSING, Role};
 use crate::message::ShmMessage;
-use crate::pubsub::Overflow;
 use crate::pubsub::options::OptionRequest;
 use crate::pubsub::topic::{PUBLISHER, SUBSCRIBER, Topic};
 use crate::segment::{SegmentKind, SegmentName};
@@ -52,6 +51,8 @@ impl Registry {
         super::check_name(service)?;
         let name = envelope::service_type_name::<Req, Resp>();
         let ty = envelope::service_type::<Req, Resp>(&name);
+        // Unset options take the topic defaults when the service is created: 2 servers, 8
+        // clients, 8 pending requests per client, 16 queued responses per client.
         let request = OptionRequest {
             subscriber_capacity: options.response_depth,
             history: None,
@@ -60,15 +61,6 @@ impl Registry {
             overflow: None,
             max_borrowed: options.max_pending,
         };
-        let mut request = request;
-        // Defaults of a fresh service (only a creator uses them).
-        if Topic::open_existing(domain, &registry_topic(service)).is_err() {
-            request.subscriber_capacity.get_or_insert(16);
-            request.max_subscribers.get_or_insert(8);
-            request.max_publishers.get_or_insert(4);
-            request.max_borrowed.get_or_insert(16);
-            request.overflow = Some(Overflow::Block);
-        }
         let (topic, lock) =
             Topic::join_as::<DefaultBackend>(domain, &registry_topic(service), &request, &ty)
                 .map_err(|err| rename(service, err))?;

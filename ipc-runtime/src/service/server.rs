@@ -1,9 +1,9 @@
 //! [`Server`]: receives requests from its request topic and answers into each client's
 //! response topic.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -43,16 +43,24 @@ pub struct Server<Req: ShmMessage, Resp: ShmMessage + Send> {
     member: Membership,
     requests: Subscriber<Envelope<Req>>,
     links: Mutex<Links<Resp>>,
+    /// The registry epoch `links` were last checked against (read without the lock).
+    epoch: AtomicU64,
+    /// Empty polls since the clock was last looked at.
+    idle: AtomicU32,
     response_timeout: Duration,
     interval: Duration,
 }
 
 struct Links<Resp: ShmMessage + Send> {
-    /// By client slot: the client's generation and our way to it.
-    by_slot: HashMap<u32, Arc<ClientLink<Resp>>>,
-    epoch: u64,
+    /// By client slot: our way to the client (which names its generation).
+    by_slot: Vec<Option<Arc<ClientLink<Resp>>>>,
+    count: usize,
     next_probe: Instant,
 }
+
+/// How many empty polls pass between looks at the clock (for the liveness probe) in
+/// `try_receive`: a busy-polling server reads no clock per poll.
+const POLLS_PER_CLOCK: u32 = 64;
 
 /// One client as a server sees it: publishers on its response and end topics.
 pub(crate) struct ClientLink<Resp: ShmMessage + Send> {
@@ -201,15 +209,18 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> Server<Req, Resp> {
             },
         )?;
         let epoch = registry.epoch();
+        let max_clients = registry.limits.max_clients as usize;
         Ok(Server {
             registry,
             member,
             requests,
             links: Mutex::new(Links {
-                by_slot: HashMap::new(),
-                epoch,
+                by_slot: (0..max_clients).map(|_| None).collect(),
+                count: 0,
                 next_probe: Instant::now() + builder.interval,
             }),
+            epoch: AtomicU64::new(epoch),
+            idle: AtomicU32::new(0),
             response_timeout: builder.response_timeout,
             interval: builder.interval,
         })
@@ -223,9 +234,12 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> Server<Req, Resp> {
     /// The errors of [`Subscriber::try_receive`] on the server's request topic (a request
     /// failing its validity check, a client writing garbage).
     pub fn try_receive(&self) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
-        self.maintain(false);
         loop {
-            let Some(sample) = self.requests.try_receive()? else { return Ok(None) };
+            let Some(sample) = self.requests.try_receive()? else {
+                let idle = self.idle.fetch_add(1, Ordering::Relaxed);
+                self.maintain(idle.is_multiple_of(POLLS_PER_CLOCK), false);
+                return Ok(None);
+            };
             if let Some(active) = self.accept(sample) {
                 return Ok(Some(active));
             }
@@ -270,6 +284,7 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> Server<Req, Resp> {
                 return Ok(None);
             }
             // Wake now and then to notice dead clients while idle.
+            self.maintain(true, false);
             let slice = deadline.map_or(self.interval, |d| (d - now).min(self.interval));
             if let Some(sample) = self.requests.receive_timeout(slice)?
                 && let Some(active) = self.accept(sample)
@@ -293,12 +308,16 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> Server<Req, Resp> {
     /// client is gone (or never was: the envelope is the client's word).
     fn link(&self, slot: u32, generation: u32) -> Option<Arc<ClientLink<Resp>>> {
         let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(link) = links.by_slot.get(&slot) {
+        let Links { by_slot, count, .. } = &mut *links;
+        // A slot beyond the service's clients: the envelope is the client's word, not ours.
+        let entry = by_slot.get_mut(slot as usize)?;
+        if let Some(link) = entry {
             if link.generation == generation {
                 return Some(Arc::clone(link));
             }
             if !self.registry.present(CLIENT, slot, link.generation) {
-                links.by_slot.remove(&slot);
+                *entry = None;
+                *count -= 1;
             }
         }
         if !self.registry.present(CLIENT, slot, generation) {
@@ -326,38 +345,47 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> Server<Req, Resp> {
             response_timeout: self.response_timeout,
             end: OnceLock::new(),
         });
-        links.by_slot.insert(slot, Arc::clone(&link));
+        if entry.replace(Arc::clone(&link)).is_none() {
+            *count += 1;
+        }
         Some(link)
     }
 
-    /// Forgets clients that left (at once) or died (probed every `liveness_interval`, or now if
-    /// `probe`): their response topics are let go, which gives back everything queued for them.
-    fn maintain(&self, probe: bool) {
+    /// Forgets clients that left (when the registry changed) or died (probed every
+    /// `liveness_interval` when `clock` says to look at the time, or now if `probe`): their
+    /// response topics are let go, which gives back everything queued for them.
+    fn maintain(&self, clock: bool, probe: bool) {
         let epoch = self.registry.epoch();
-        let now = Instant::now();
-        let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
-        let due = probe || now >= links.next_probe;
-        if epoch == links.epoch && !due {
+        let changed = epoch != self.epoch.load(Ordering::Relaxed);
+        if !changed && !clock && !probe {
             return;
         }
-        links.epoch = epoch;
+        let now = Instant::now();
+        let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = probe || (clock && now >= links.next_probe);
+        if !changed && !due {
+            return;
+        }
+        self.epoch.store(epoch, Ordering::Relaxed);
         if due {
             links.next_probe = now + self.interval;
         }
-        if links.by_slot.is_empty() {
+        if links.count == 0 {
             return;
         }
         let present = self.registry.members(CLIENT);
-        let gone: Vec<u32> = links
-            .by_slot
-            .values()
-            .filter(|link| {
+        let mut dropped = Vec::new();
+        let Links { by_slot, count, .. } = &mut *links;
+        for entry in by_slot.iter_mut() {
+            let gone = entry.as_ref().is_some_and(|link| {
                 !present.contains(&(link.slot, link.generation))
                     || (due && !self.registry.present(CLIENT, link.slot, link.generation))
-            })
-            .map(|link| link.slot)
-            .collect();
-        let dropped: Vec<_> = gone.iter().filter_map(|slot| links.by_slot.remove(slot)).collect();
+            });
+            if gone {
+                dropped.extend(entry.take());
+                *count -= 1;
+            }
+        }
         drop(links);
         // Dropping a publisher whose subscriber is dead takes everything back at once.
         drop(dropped);
@@ -370,13 +398,13 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> Server<Req, Resp> {
     ///
     /// None at present; kept fallible like the other `cleanup`s.
     pub fn cleanup(&self) -> Result<()> {
-        self.maintain(true);
+        self.maintain(true, true);
         self.requests.cleanup()
     }
 
     /// Number of clients this server has answered and still knows.
     pub fn clients(&self) -> usize {
-        self.links.lock().unwrap_or_else(PoisonError::into_inner).by_slot.len()
+        self.links.lock().unwrap_or_else(PoisonError::into_inner).count
     }
 
     /// The service's name.
