@@ -184,11 +184,7 @@ impl<Req: ShmMessage + Send, Resp: ShmMessage> Client<Req, Resp> {
                 interval: builder.interval,
             },
             member,
-            servers: Mutex::new(Servers {
-                links: Vec::new(),
-                turn: 0,
-                epoch: u64::MAX,
-            }),
+            servers: Mutex::new(Servers { links: Vec::new(), turn: 0, epoch: u64::MAX }),
             domain,
             max_pending,
         };

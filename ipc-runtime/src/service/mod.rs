@@ -67,7 +67,7 @@
 //!   memory goes back to what it was (found within the server's `liveness_interval`, on its
 //!   receive calls).
 //! * A server that dies or leaves with requests in flight: the clients waiting on them get
-//!   [`Error::NoServer`](crate::Error::NoServer) within their `liveness_interval` (default
+//!   [`Error::NoServer`] within their `liveness_interval` (default
 //!   100 ms) after the responses it did send; they forget it, and a restarted server is taken
 //!   into the turn as soon as it registers.
 //!

@@ -197,11 +197,7 @@ impl<Resp: ShmMessage> Inbox<Resp> {
     }
 
     /// Takes responses until one for `id` comes (returned) or none is left (others are parked).
-    fn drain<'a>(
-        &'a self,
-        st: &mut InboxState<Resp>,
-        id: u64,
-    ) -> Result<Option<Sample<'a, Resp>>> {
+    fn drain<'a>(&'a self, st: &mut InboxState<Resp>, id: u64) -> Result<Option<Sample<'a, Resp>>> {
         while let Some(sample) = self.responses.try_receive()? {
             if let Some(sample) = self.route(st, sample, id) {
                 return Ok(Some(sample));
