@@ -354,6 +354,14 @@ impl<'a, Resp: ShmMessage> PendingResponse<'a, Resp> {
     pub fn request_id(&self) -> u64 {
         self.id
     }
+
+    /// What a wait set sleeps on for this request: the client's response subscriber (a
+    /// response arrived) and its `end` subscriber (a stream ended without a last response).
+    /// Its server's death is noticed by probing: wake at least every liveness interval.
+    #[allow(dead_code)]
+    pub(crate) fn wait_sources(&self) -> (&'a Subscriber<Resp>, &'a Subscriber<u64>, Duration) {
+        (&self.inbox.responses, &self.inbox.ends, self.inbox.interval)
+    }
 }
 
 impl<Resp: ShmMessage> fmt::Debug for PendingResponse<'_, Resp> {
