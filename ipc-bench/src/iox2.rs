@@ -635,3 +635,109 @@ fn stream_typed<P: Payload>(args: &Args) -> Result<()> {
     }
     say("done")
 }
+
+/// Waits (busy) for `poll` to yield, failing after [`TIMEOUT`] (the clock is read every 4096
+/// empty polls only).
+#[inline]
+fn spin_until<T>(what: &str, mut poll: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let mut deadline = None;
+    let mut polls = 0u32;
+    loop {
+        if let Some(value) = poll()? {
+            return Ok(value);
+        }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(4096) {
+            let now = Instant::now();
+            if now >= *deadline.get_or_insert(now + TIMEOUT) {
+                return Err(format!("iceoryx2: no {what} within {TIMEOUT:?}").into());
+            }
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// iceoryx2 request/response round trip, busy-poll (`PendingResponse::receive` and
+/// `Server::receive` in loops): an `[u8; 8]` request sent with `send_copy`, an [`Ack`] response
+/// sent with `send_copy`, one client and one server, default request/response configuration.
+/// Recorded as one-way = round trip / 2, like ours ([`crate::reqres`]).
+pub fn reqres(
+    launcher: &Launcher,
+    round: u32,
+    warmup: u64,
+    iterations: u64,
+    hist: &mut Histogram<u64>,
+) -> Result<()> {
+    let domain = &launcher.domain;
+    let name = format!("rr.busy.r{round}");
+    let node = node(domain, "parent")?;
+    let service = node
+        .service_builder(&service_name(domain, &name)?)
+        .request_response::<[u8; 8], Ack>()
+        .max_clients(1)
+        .max_servers(1)
+        .create()?;
+    let client = service.client_builder().create()?;
+    let peer = launcher.spawn(0, "iox2-rr-server", &[("service", name)])?;
+    // A request sent before the server's port is connected goes nowhere: retry the first one.
+    let connect = Instant::now() + TIMEOUT;
+    loop {
+        let pending = client.send_copy(0u64.to_le_bytes())?;
+        let tried = Instant::now() + Duration::from_millis(100);
+        let mut answered = false;
+        while Instant::now() < tried {
+            if pending.receive()?.is_some() {
+                answered = true;
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        if answered {
+            break;
+        }
+        if Instant::now() >= connect {
+            return Err("iceoryx2: the request/response server did not answer".into());
+        }
+    }
+    for i in 0..warmup + iterations {
+        let seq = i + 1;
+        let start = Instant::now();
+        let pending = client.send_copy(seq.to_le_bytes())?;
+        let ack = spin_until("response", || Ok(pending.receive()?))?;
+        let rtt = start.elapsed();
+        if ack.seq != seq {
+            return Err(format!("iceoryx2: response {} to request {seq}", ack.seq).into());
+        }
+        drop(ack);
+        drop(pending);
+        if i >= warmup {
+            hist.saturating_record((rtt.as_nanos() as u64 / 2).max(1));
+        }
+    }
+    let pending = client.send_copy(STOP.to_le_bytes())?;
+    drop(spin_until("response", || Ok(pending.receive()?))?);
+    drop(pending);
+    peer.finish()
+}
+
+/// The server peer of the iceoryx2 request/response round trip.
+pub fn rr_server_peer(args: &Args) -> Result<()> {
+    let domain = ipc_runtime::domain::current();
+    let node = node(domain, "rr-server")?;
+    let service = node
+        .service_builder(&service_name(domain, args.get("service")?)?)
+        .request_response::<[u8; 8], Ack>()
+        .open()?;
+    let server = service.server_builder().create()?;
+    ready()?;
+    loop {
+        let request = spin_until("request", || Ok(server.receive()?))?;
+        let seq = u64::from_le_bytes(*request);
+        let received = ipc_runtime::timestamp();
+        request.send_copy(Ack { seq, received })?;
+        drop(request);
+        if seq == STOP {
+            return Ok(());
+        }
+    }
+}

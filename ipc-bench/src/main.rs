@@ -15,6 +15,9 @@
 //!   `[u8; 64 KiB]` and `ShmVec<u8>` of 8 B, 64 KiB, 1 MiB and 4 MiB, each with a busy-poll and a
 //!   blocking (futex) receiver ([`ours`]; what crosses, and what is inside the clock, is
 //!   described in [`messages`]);
+//! * request/response round trip (`[u8; 8]` request, 16-byte response), busy-poll and blocking
+//!   ([`reqres`]), next to the ping-pong of the same mode;
+//!   with `--features iceoryx2`, iceoryx2's request/response round trip too (busy-poll);
 //! * fan-out 1 → 1, 4, 16 blocking subscribers, latency to the last receiver;
 //! * throughput one → one, 8 B and 64 KiB, busy-poll and blocking receiver;
 //! * baselines ([`baselines`]): raw atomic-flag ping-pong over shared memory (the floor),
@@ -63,6 +66,8 @@ mod pipe;
 mod plot;
 #[cfg(unix)]
 mod report;
+#[cfg(unix)]
+mod reqres;
 
 /// Any error of the benchmark.
 #[cfg(unix)]
@@ -113,6 +118,7 @@ mod run {
         let kv = Args::parse(&args[1..])?;
         match role.as_str() {
             "echo" => ours::echo_peer(&kv),
+            "rr-server" => crate::reqres::server_peer(&kv),
             "stream" => ours::stream_peer(&kv),
             "floor" => baselines::floor_peer(&kv),
             "uds" => baselines::uds_peer(&kv),
@@ -123,6 +129,8 @@ mod run {
             "iox2-echo" => crate::iox2::echo_peer(&kv),
             #[cfg(feature = "iceoryx2")]
             "iox2-stream" => crate::iox2::stream_peer(&kv),
+            #[cfg(feature = "iceoryx2")]
+            "iox2-rr-server" => crate::iox2::rr_server_peer(&kv),
             other => Err(format!("unknown peer role {other}").into()),
         }
     }
@@ -134,6 +142,10 @@ mod run {
         let mut cases = vec![Case::RawAtomic, Case::Uds, Case::Pipe, Case::InProcess];
         for mode in [Mode::Busy, Mode::Blocking] {
             cases.extend(PayloadKind::ALL.iter().map(|&kind| Case::PingPong(kind, mode)));
+            cases.push(Case::ReqRes(mode));
+            if iceoryx2 && mode == Mode::Busy {
+                cases.push(Case::Iox2ReqRes);
+            }
             if iceoryx2 {
                 cases.extend(
                     Case::ICEORYX2_SIZES.map(|n| Case::Iox2PingPong(PayloadKind::Fixed(n), mode)),
@@ -240,6 +252,9 @@ mod run {
             (Case::PingPong(kind, mode), Acc::Latency(h)) => {
                 ours::pingpong(launcher, kind, mode, round, warmup, per_round, h)
             }
+            (Case::ReqRes(mode), Acc::Latency(h)) => {
+                crate::reqres::round_trip(launcher, mode, round, warmup, per_round, h)
+            }
             (Case::FanOut(n), Acc::FanOut(h, publish)) => {
                 ours::fanout(launcher, n, round, warmup, per_round, h, publish)
             }
@@ -272,8 +287,12 @@ mod run {
                 *messages += n;
                 Ok(())
             }
+            #[cfg(feature = "iceoryx2")]
+            (Case::Iox2ReqRes, Acc::Latency(h)) => {
+                crate::iox2::reqres(launcher, round, warmup, per_round, h)
+            }
             #[cfg(not(feature = "iceoryx2"))]
-            (Case::Iox2PingPong(..) | Case::Iox2Throughput(_), _) => {
+            (Case::Iox2PingPong(..) | Case::Iox2Throughput(_) | Case::Iox2ReqRes, _) => {
                 Err("built without the `iceoryx2` feature".into())
             }
             _ => Err("case and accumulator disagree".into()),

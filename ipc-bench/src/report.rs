@@ -18,6 +18,9 @@ use crate::ours::Mode;
 pub enum Case {
     /// Our ping-pong with a payload in a receive mode.
     PingPong(PayloadKind, Mode),
+    /// Our request/response round trip (`[u8; 8]` request, `Ack` response) in a receive mode,
+    /// recorded as one-way = round trip / 2 like the ping-pong.
+    ReqRes(Mode),
     /// Our fan-out to this many blocking subscribers.
     FanOut(u32),
     /// Diagnostic recorded with [`Case::FanOut`]: how long `publish` itself took.
@@ -43,6 +46,9 @@ pub enum Case {
     /// Comparison (cargo feature `iceoryx2`): iceoryx2 0.9 throughput one → one, busy-poll
     /// receiver.
     Iox2Throughput(PayloadKind),
+    /// Comparison (cargo feature `iceoryx2`): iceoryx2 0.9 request/response round trip,
+    /// busy-poll, `[u8; 8]` request and 16-byte response.
+    Iox2ReqRes,
 }
 
 impl Case {
@@ -53,6 +59,7 @@ impl Case {
     pub fn key(&self) -> String {
         match self {
             Case::PingPong(p, m) => format!("{}/{}", m.key(), p.key()),
+            Case::ReqRes(m) => format!("rr/{}", m.key()),
             Case::FanOut(n) => format!("fanout/{n}"),
             Case::FanOutPublish(n) => format!("fanout-publish/{n}"),
             Case::InProcess => "diag/in-process".into(),
@@ -63,6 +70,7 @@ impl Case {
             Case::DgramThroughput(n) => format!("tput/uds-dgram/{n}"),
             Case::Iox2PingPong(p, m) => format!("iceoryx2/{}/{}", m.key(), p.key()),
             Case::Iox2Throughput(p) => format!("iceoryx2/tput/busy/{}", p.key()),
+            Case::Iox2ReqRes => "iceoryx2/rr/busy".into(),
         }
     }
 
@@ -70,6 +78,7 @@ impl Case {
     pub fn label(&self) -> String {
         match self {
             Case::PingPong(p, m) => format!("{} {p}", m.label()),
+            Case::ReqRes(m) => format!("{} request/response [u8; 8] → 16 B", m.label()),
             Case::FanOut(n) => format!("fan-out 1→{n}, blocking, last receiver"),
             Case::FanOutPublish(n) => format!("fan-out 1→{n}: time inside publish() (diagnostic)"),
             Case::InProcess => format!(
@@ -86,6 +95,7 @@ impl Case {
             }
             Case::Iox2PingPong(p, m) => format!("iceoryx2 {} {p}", m.label()),
             Case::Iox2Throughput(p) => format!("iceoryx2 throughput {p}, busy-poll receiver"),
+            Case::Iox2ReqRes => "iceoryx2 busy-poll request/response [u8; 8] → 16 B".into(),
         }
     }
 
@@ -322,6 +332,11 @@ impl Results {
                 add(format!("p50 {}", case.label()), self.p50(case), name, base);
             }
         }
+        for mode in [Mode::Busy, Mode::Blocking] {
+            let case = Case::ReqRes(mode);
+            let base = self.p50(Case::PingPong(PayloadKind::Fixed(8), mode));
+            add(format!("p50 {}", case.label()), self.p50(case), "ping-pong [u8; 8]", base);
+        }
         add("p50 pipe ping-pong".into(), self.p50(Case::Pipe), "Unix socket", uds);
         let single = self.p50(Case::FanOut(1));
         for n in [4, 16] {
@@ -368,6 +383,23 @@ impl Results {
                     rows.push(Versus { what, ours, theirs, figures });
                 }
             }
+        }
+        let (ours, theirs) = (Case::ReqRes(Mode::Busy), Case::Iox2ReqRes);
+        let figures = (|| {
+            Some(VersusFigures::Latency {
+                ours_p50: self.quantile(ours, 0.5)?,
+                theirs_p50: self.quantile(theirs, 0.5)?,
+                ours_p99: self.quantile(ours, 0.99)?,
+                theirs_p99: self.quantile(theirs, 0.99)?,
+            })
+        })();
+        if let Some(figures) = figures {
+            rows.push(Versus {
+                what: "request/response busy-poll 8 B".into(),
+                ours,
+                theirs,
+                figures,
+            });
         }
         let kind = PayloadKind::Fixed(8);
         let (ours, theirs) = (Case::Throughput(kind, Mode::Busy), Case::Iox2Throughput(kind));
@@ -432,6 +464,15 @@ impl Results {
             self.p50(Case::Uds),
             0.5,
         );
+        for mode in [Mode::Busy, Mode::Blocking] {
+            add(
+                &format!("request/response p50 ≤ 1.2 × pub/sub ping-pong p50 ({})", mode.label()),
+                "round trip, request/response / ping-pong [u8; 8]".into(),
+                self.p50(Case::ReqRes(mode)),
+                self.p50(Case::PingPong(PayloadKind::Fixed(8), mode)),
+                1.2,
+            );
+        }
         add(
             "fan-out 16: last-receiver p50 ≤ 2 × single-subscriber p50",
             "fan-out 16 / fan-out 1, blocking".into(),

@@ -475,6 +475,56 @@ pub enum Error {
         /// What happened to the stream.
         reason: &'static str,
     },
+
+    /// A request/response participant's types differ from the service's.
+    #[error("service `{service}` serves `{expected}`; this participant uses `{found}`")]
+    ServiceMismatch {
+        /// Service name.
+        service: String,
+        /// Request and response types recorded by the service's creator (`Req -> Resp`).
+        expected: String,
+        /// This participant's request and response types (`Req -> Resp`).
+        found: String,
+    },
+
+    /// No live server could take a request, or the server handling it died or left before
+    /// ending its responses.
+    #[error("service `{service}` has no live server {context}")]
+    NoServer {
+        /// Service name.
+        service: String,
+        /// `to take the request`, or which server went away while the request was in flight.
+        context: String,
+    },
+
+    /// A client already has its maximum of requests in flight.
+    #[error("client of service `{service}` already has its maximum of {max} pending requests")]
+    TooManyPending {
+        /// Service name.
+        service: String,
+        /// The service's `max_pending`.
+        max: u32,
+    },
+
+    /// Every slot of the role is taken by a live participant.
+    #[error("service `{service}` already has its maximum of {max} {role}")]
+    ServiceFull {
+        /// Service name.
+        service: String,
+        /// `servers` or `clients`.
+        role: &'static str,
+        /// The limit.
+        max: u32,
+    },
+
+    /// The server ended the stream of responses to this request; nothing more will come.
+    #[error("the responses of service `{service}` to request {request} have ended")]
+    ResponsesEnded {
+        /// Service name.
+        service: String,
+        /// The request's number (per client).
+        request: u64,
+    },
 }
 
 impl Error {

@@ -75,6 +75,7 @@
 //! | [`containers`] | `ShmVec`, `ShmString`, `ShmBox` |
 //! | [`message`] | `ShmSafe`, `ShmMessage`, fingerprints, validity checks |
 //! | [`pubsub`] | `Publisher`, `Subscriber`, samples, queues, topic segments |
+//! | [`service`] | request/response: `Server`, `Client`, `ActiveRequest`, `PendingResponse` |
 //! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
 //! | [`pipe`] | `PipeWriter`, `PipeReader`: byte streams through a shared ring |
 //! | [`wait`] | the waiting seam: futex / Unix socket / spin / polling backends |
@@ -100,6 +101,7 @@ pub mod pipe;
 pub mod ptr;
 pub mod pubsub;
 pub mod segment;
+pub mod service;
 mod spin;
 mod time;
 mod trust;
@@ -122,6 +124,7 @@ pub use heap::{HeapStats, heap_stats, init_heap};
 pub use message::{ShmMessage, ShmSafe};
 pub use pipe::{PipeReader, PipeWriter};
 pub use pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber, Topic};
+pub use service::{ActiveRequest, Client, PendingResponse, Server};
 pub use time::timestamp;
 
 /// The derive: `#[derive(ShmMessage)]`. See [`ShmMessage`](trait@ShmMessage).
@@ -135,6 +138,7 @@ pub mod prelude {
     pub use crate::message::{ShmMessage, ShmSafe};
     pub use crate::pipe::{PipeReader, PipeWriter};
     pub use crate::pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber, Topic};
+    pub use crate::service::{ActiveRequest, Client, PendingResponse, Server};
     pub use ipc_derive::ShmMessage;
 }
 

@@ -9,7 +9,9 @@
 
 use std::mem::size_of;
 
-use crate::message::{FieldInfo, ShmMessage};
+use crate::message::FieldInfo;
+#[cfg(doc)]
+use crate::message::ShmMessage;
 
 /// Fields described in the header (a mismatch further on is reported without its name).
 pub(crate) const DESCRIBED_FIELDS: usize = 16;
@@ -67,8 +69,8 @@ fn desc(info: &FieldInfo) -> FieldDesc {
 }
 
 impl Description {
-    /// `M`'s description.
-    pub fn of<M: ShmMessage>() -> Self {
+    /// The description of a type with `fields` ([`ShmMessage::FIELDS`]).
+    pub fn of(fields: &[FieldInfo]) -> Self {
         let empty = FieldDesc {
             name: [0; NAME_CAP],
             type_name: [0; TYPE_CAP],
@@ -76,22 +78,23 @@ impl Description {
             size: 0,
             fingerprint: 0,
         };
+        let given = fields;
         let mut fields = [empty; DESCRIBED_FIELDS];
-        for (slot, info) in fields.iter_mut().zip(M::FIELDS) {
+        for (slot, info) in fields.iter_mut().zip(given) {
             *slot = desc(info);
         }
         Description {
-            count: M::FIELDS.len().min(DESCRIBED_FIELDS) as u32,
-            truncated: u32::from(M::FIELDS.len() > DESCRIBED_FIELDS),
+            count: given.len().min(DESCRIBED_FIELDS) as u32,
+            truncated: u32::from(given.len() > DESCRIBED_FIELDS),
             fields,
         }
     }
 
-    /// What differs between the topic's type (this description) and `M`, in words: the first
-    /// field that differs, by name, type, size and offset.
-    pub fn difference<M: ShmMessage>(&self, same_name: bool) -> String {
+    /// What differs between the topic's type (this description) and a type with `fields`, in
+    /// words: the first field that differs, by name, type, size and offset.
+    pub fn difference(&self, fields: &[FieldInfo], same_name: bool) -> String {
         let theirs = &self.fields[..(self.count as usize).min(DESCRIBED_FIELDS)];
-        let ours: Vec<FieldDesc> = M::FIELDS.iter().take(DESCRIBED_FIELDS).map(desc).collect();
+        let ours: Vec<FieldDesc> = fields.iter().take(DESCRIBED_FIELDS).map(desc).collect();
         let show = |f: &FieldDesc| {
             format!(
                 "`{}: {}` ({} bytes at offset {})",
@@ -131,7 +134,7 @@ impl Description {
                 (None, None) => unreachable!("i < the longer length"),
             }
         }
-        let more = self.truncated != 0 || M::FIELDS.len() > DESCRIBED_FIELDS;
+        let more = self.truncated != 0 || fields.len() > DESCRIBED_FIELDS;
         if more {
             format!("the first {DESCRIBED_FIELDS} fields agree; a later one differs")
         } else if same_name {
@@ -207,30 +210,30 @@ mod tests {
 
     #[test]
     fn the_first_differing_field_is_named() {
-        let topic = Description::of::<Stamped<f64>>();
+        let topic = Description::of(Stamped::<f64>::FIELDS);
         assert_eq!(
-            topic.difference::<Stamped<f32>>(false),
+            topic.difference(Stamped::<f32>::FIELDS, false),
             "field 1 is `value: T` (8 bytes at offset 8) in the topic, `value: T` (4 bytes at \
              offset 8) here (another definition of `T`)"
         );
-        let topic = Description::of::<v1::Reading>();
+        let topic = Description::of(v1::Reading::FIELDS);
         assert_eq!(
-            topic.difference::<v2::Reading>(true),
+            topic.difference(v2::Reading::FIELDS, true),
             "field 1 is `celsius: f32` (4 bytes at offset 4) in the topic, `celsius: f64` (8 \
              bytes at offset 8) here"
         );
         assert_eq!(
-            Description::of::<u64>().difference::<u32>(false),
+            Description::of(u64::FIELDS).difference(u32::FIELDS, false),
             "their layout fingerprints differ"
         );
     }
 
     #[test]
     fn garbage_is_only_text() {
-        let mut d = Description::of::<v1::Reading>();
+        let mut d = Description::of(v1::Reading::FIELDS);
         d.count = u32::MAX;
         d.fields[0].name = [0xff; NAME_CAP];
-        let text = d.difference::<v2::Reading>(true);
+        let text = d.difference(v2::Reading::FIELDS, true);
         assert!(text.contains('\u{fffd}'), "{text}");
     }
 }

@@ -103,17 +103,17 @@
 // | `inspect.rs` | reading a topic from outside (the `ipc` tool) |
 
 mod binding;
-mod describe;
+pub(crate) mod describe;
 pub(crate) mod inspect;
 mod layout;
-mod options;
+pub(crate) mod options;
 mod port;
 mod publisher;
 mod ring;
-mod sample;
+pub(crate) mod sample;
 mod service;
 mod subscriber;
-mod topic;
+pub(crate) mod topic;
 
 pub use binding::Topic;
 pub use inspect::{ParticipantInfo, TopicInfo};

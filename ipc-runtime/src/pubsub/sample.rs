@@ -280,6 +280,12 @@ impl<M: ShmMessage + Send, B: WaitBackend> SampleMut<'_, M, B> {
         let this = std::mem::ManuallyDrop::new(self);
         this.publisher.publish_loaned(this.index)
     }
+
+    /// Publishes with `tag` in place of the sequence number (see `Publisher::publish_tagged`).
+    pub(crate) fn publish_tagged(self, tag: u64) -> Result<()> {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.publisher.publish_loaned_tagged(this.index, Some(tag))
+    }
 }
 
 impl<M: ShmMessage + Send, B: WaitBackend> Deref for SampleMut<'_, M, B> {

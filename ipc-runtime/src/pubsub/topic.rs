@@ -36,6 +36,34 @@ fn creation_pause_point() {
     }
 }
 
+/// What a topic records about its message type.
+#[derive(Debug, Clone)]
+pub(crate) struct MessageType<'a> {
+    pub fingerprint: u64,
+    pub size: u64,
+    pub align: u64,
+    /// The concrete name (`Stamped<f64>`), recorded by a creator and named in mismatches.
+    pub name: std::borrow::Cow<'a, str>,
+    /// Its fields, recorded (the first few) so that a mismatch can name the one that differs.
+    pub fields: &'static [crate::message::FieldInfo],
+    /// Whether messages travel inside their ring entries ([`carries_inline`]).
+    pub inline: bool,
+}
+
+impl MessageType<'static> {
+    /// `M`'s.
+    pub fn of<M: ShmMessage>() -> Self {
+        MessageType {
+            fingerprint: M::FINGERPRINT,
+            size: size_of::<M>() as u64,
+            align: align_of::<M>() as u64,
+            name: describe::concrete_name::<M>().into(),
+            fields: M::FIELDS,
+            inline: carries_inline::<M>(),
+        }
+    }
+}
+
 /// A mapped, validated topic segment.
 #[derive(Debug)]
 pub(crate) struct Topic {
@@ -59,7 +87,7 @@ fn segment_name(domain: &str, topic: &str) -> Result<SegmentName> {
 }
 
 /// The topic's name in lock and token names: `topic.<encoded name>` (see [`crate::domain`]).
-fn object_name(topic: &str) -> String {
+pub(crate) fn object_name(topic: &str) -> String {
     format!("topic.{}", domain::encode_name(topic))
 }
 
@@ -110,6 +138,17 @@ impl Topic {
         name: &str,
         request: &OptionRequest,
     ) -> Result<(Topic, FileLock)> {
+        Self::join_as::<B>(domain, name, request, &MessageType::of::<M>())
+    }
+
+    /// [`join`](Self::join) for a message type described at run time (the request/response
+    /// registry records both of its types under one name, `crate::service`).
+    pub fn join_as<B: WaitBackend>(
+        domain: &str,
+        name: &str,
+        request: &OptionRequest,
+        ty: &MessageType<'_>,
+    ) -> Result<(Topic, FileLock)> {
         domain::validate(name, "topic")?;
         request.check_consistent()?;
         let seg_name = segment_name(domain, name)?;
@@ -136,7 +175,7 @@ impl Topic {
         let topic = match found {
             Some(mut existing) => {
                 if membership::anyone_alive(&existing) {
-                    existing.check::<M, B>(request)?;
+                    existing.check::<B>(request, ty)?;
                     existing
                 } else {
                     // Left over from participants that are all gone: start afresh.
@@ -146,10 +185,10 @@ impl Topic {
                     );
                     existing.clean_all_dead();
                     membership::unlink(&seg_name);
-                    Self::create::<M, B>(domain, name, &seg_name, request)?
+                    Self::create::<B>(domain, name, &seg_name, request, ty)?
                 }
             }
-            None => match Self::create::<M, B>(domain, name, &seg_name, request) {
+            None => match Self::create::<B>(domain, name, &seg_name, request, ty) {
                 Ok(topic) => topic,
                 Err(err) => {
                     // Nothing was created: do not leave the lock file behind either.
@@ -161,16 +200,17 @@ impl Topic {
         Ok((topic, lock))
     }
 
-    fn create<M: ShmMessage, B: WaitBackend>(
+    fn create<B: WaitBackend>(
         domain: &str,
         name: &str,
         seg_name: &SegmentName,
         request: &OptionRequest,
+        ty: &MessageType<'_>,
     ) -> Result<Topic> {
         let options = request.resolve();
         options.validate()?;
-        let layout = Layout::new(options, carries_inline::<M>());
-        let concrete = describe::concrete_name::<M>();
+        let layout = Layout::new(options, ty.inline);
+        let concrete: &str = &ty.name;
         let mut len = concrete.len().min(TYPE_NAME_CAP);
         while !concrete.is_char_boundary(len) {
             len -= 1;
@@ -180,13 +220,13 @@ impl Topic {
         let header = TopicHeader {
             layout_version: LAYOUT_VERSION,
             backend_id: B::ID,
-            fingerprint: M::FINGERPRINT,
-            msg_size: size_of::<M>() as u64,
-            msg_align: align_of::<M>() as u64,
+            fingerprint: ty.fingerprint,
+            msg_size: ty.size,
+            msg_align: ty.align,
             type_name_len: len as u32,
             inline: u32::from(layout.inline),
             type_name: stored_name,
-            description: Description::of::<M>(),
+            description: Description::of(ty.fields),
             options: options.to_wire(),
             explicit: request.explicit(),
             history_set: AtomicU32::new(0),
@@ -325,16 +365,21 @@ impl Topic {
         membership::remove_if_unused(self, &self.segment, SegmentKind::Topic, lock)
     }
 
-    /// Checks that `M`, `B` and the requested options agree with the topic.
-    fn check<M: ShmMessage, B: WaitBackend>(&mut self, request: &OptionRequest) -> Result<()> {
+    /// Checks that message type `ty`, backend `B` and the requested options agree with the
+    /// topic (adopting a requested history the creator left unset).
+    fn check<B: WaitBackend>(
+        &mut self,
+        request: &OptionRequest,
+        ty: &MessageType<'_>,
+    ) -> Result<()> {
         let header = self.header();
-        if header.fingerprint != M::FINGERPRINT
-            || header.msg_size != size_of::<M>() as u64
-            || header.msg_align != align_of::<M>() as u64
+        if header.fingerprint != ty.fingerprint
+            || header.msg_size != ty.size
+            || header.msg_align != ty.align
         {
             let existing = self.type_name();
-            let found = describe::concrete_name::<M>();
-            let difference = header.description.difference::<M>(existing == found);
+            let found = ty.name.to_string();
+            let difference = header.description.difference(ty.fields, existing == found);
             return Err(Error::TypeMismatch {
                 topic: self.name.clone(),
                 expected: existing,
@@ -342,15 +387,14 @@ impl Topic {
                 difference,
             });
         }
-        if self.layout.inline != carries_inline::<M>() {
+        if self.layout.inline != ty.inline {
             return Err(Error::TypeMismatch {
                 topic: self.name.clone(),
                 expected: self.type_name(),
-                found: describe::concrete_name::<M>(),
+                found: ty.name.to_string(),
                 difference: format!(
                     "carried inside ring entries: {} in the topic, {} here (a different build)",
-                    self.layout.inline,
-                    carries_inline::<M>()
+                    self.layout.inline, ty.inline
                 ),
             });
         }

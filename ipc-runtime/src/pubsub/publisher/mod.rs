@@ -224,7 +224,25 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
         };
         // SAFETY: slot `i` was free: no one references it; we initialise it and hold one ref.
         unsafe { (*st.pool.slot(i).as_ptr()).value.write(message) };
-        core.publish_slot(&mut st, i)
+        core.publish_slot(&mut st, i, None)
+    }
+
+    /// Like [`publish`](Self::publish), but the message carries `tag` where its sequence
+    /// number would be (what [`Sample::sequence`](crate::Sample::sequence) reads): request/response
+    /// uses it to say which request a response answers (`crate::service`).
+    pub(crate) fn publish_tagged(&self, message: M, tag: u64) -> Result<()> {
+        let core = &*self.core;
+        let mut st = core.begin();
+        let i = match core.take_slot(&mut st) {
+            Ok(i) => i,
+            Err(err) => {
+                st.publishing = false;
+                return Err(err);
+            }
+        };
+        // SAFETY: slot `i` was free: no one references it; we initialise it and hold one ref.
+        unsafe { (*st.pool.slot(i).as_ptr()).value.write(message) };
+        core.publish_slot(&mut st, i, Some(tag))
     }
 
     /// Loans a slot initialised with `M::default()`, to build the message in place.
@@ -257,10 +275,16 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
     }
 
     pub(crate) fn publish_loaned(&self, i: u32) -> Result<()> {
+        self.publish_loaned_tagged(i, None)
+    }
+
+    /// Publishes loaned slot `i`, with `tag` in place of its sequence number if given (see
+    /// [`publish_tagged`](Self::publish_tagged)).
+    pub(crate) fn publish_loaned_tagged(&self, i: u32, tag: Option<u64>) -> Result<()> {
         let core = &*self.core;
         let mut st = core.begin();
         st.loans -= 1;
-        core.publish_slot(&mut st, i)
+        core.publish_slot(&mut st, i, tag)
     }
 
     pub(crate) fn return_loan(&self, i: u32, initialized: bool) {
@@ -558,13 +582,19 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
     }
 
     /// Delivers the (initialised) slot `i`, which holds one reference for us, then drops ours.
-    /// Ends the publish begun by [`begin`](Self::begin).
-    fn publish_slot(&self, st: &mut Guard<'_, State<M, B>>, i: u32) -> Result<()> {
+    /// Ends the publish begun by [`begin`](Self::begin). A `tag` travels in place of the
+    /// sequence number (the publisher's own count still advances).
+    fn publish_slot(
+        &self,
+        st: &mut Guard<'_, State<M, B>>,
+        i: u32,
+        tag: Option<u64>,
+    ) -> Result<()> {
         st.sequence += 1;
-        let sequence = st.sequence;
+        let sequence = tag.unwrap_or(st.sequence);
         // SAFETY: slot `i` is ours (one reference, not delivered yet).
         unsafe { (*st.pool.slot(i).as_ptr()).sequence = sequence };
-        self.port.stats().sequence.store(sequence, Ordering::Relaxed);
+        self.port.stats().sequence.store(st.sequence, Ordering::Relaxed);
         let mut result = Ok(());
         let mut deadline = None;
         let layout = &self.topic.layout;
