@@ -67,6 +67,7 @@ mod time;
 mod trust;
 pub mod wait;
 
+pub use containers::{ShmBTreeMap, ShmBTreeSet, ShmVecDeque};
 pub use containers::{ShmBox, ShmString, ShmVec};
 pub use error::{Error, Result};
 pub use event::{EventId, Listener, Notifier};
@@ -80,6 +81,7 @@ pub use ipc_derive::ShmMessage;
 
 /// Everything a user of the framework needs: `use ipc_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::containers::{ShmBTreeMap, ShmBTreeSet, ShmVecDeque};
     pub use crate::containers::{ShmBox, ShmString, ShmVec};
     pub use crate::error::Error;
     pub use crate::event::{EventId, Listener, Notifier};
