@@ -515,6 +515,15 @@ impl<T: ShmSafe> ShmVecDeque<T> {
         let bytes = new_cap.checked_mul(size_of::<T>()).filter(|&b| b <= isize::MAX as usize);
         let bytes = bytes.ok_or_else(overflow)?;
         let heap = heap::default_heap()?;
+        if !self.ptr.is_null()
+            && self.ptr.segment() == heap.id()
+            && heap.grow_in_place(self.ptr, bytes)
+        {
+            let old_cap = self.cap;
+            self.cap = new_cap as u64;
+            self.unwrap_after_growth(old_cap);
+            return Ok(());
+        }
         let new = heap.try_allocate(bytes, align_of::<T>())?;
         let dst = heap.address(new).as_ptr().cast::<T>();
         if !self.ptr.is_null() {
@@ -532,6 +541,31 @@ impl<T: ShmSafe> ShmVecDeque<T> {
         self.head = 0;
         self.cap = new_cap as u64;
         Ok(())
+    }
+
+    /// After the buffer grew in place from `old_cap` to `cap` slots: moves whichever part of a
+    /// wrapped ring is shorter so that the elements are again one ring of the new size (std's
+    /// `handle_capacity_increase`).
+    fn unwrap_after_growth(&mut self, old_cap: u64) {
+        let (head, len, cap) = (self.head, self.len, self.cap);
+        if head + len <= old_cap {
+            return;
+        }
+        let head_len = old_cap - head;
+        let tail_len = len - head_len;
+        let data = self.data_mut();
+        // SAFETY: our buffer of `cap` slots; `0..tail_len` and `head..old_cap` hold the
+        // elements. The tail moves to `old_cap..old_cap + tail_len` (free, inside the new
+        // slots), or the head part to the end of the buffer (`ptr::copy` allows the overlap).
+        unsafe {
+            if tail_len < head_len && tail_len <= cap - old_cap {
+                ptr::copy_nonoverlapping(data, data.add(old_cap as usize), tail_len as usize);
+            } else {
+                let new_head = cap - head_len;
+                ptr::copy(data.add(head as usize), data.add(new_head as usize), head_len as usize);
+                self.head = new_head;
+            }
+        }
     }
 
     /// Keeps the first `len` elements, dropping the rest.

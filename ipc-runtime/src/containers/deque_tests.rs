@@ -181,14 +181,14 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn cases() -> u32 {
-    if cfg!(miri) { 4 } else { 256 }
+    if cfg!(miri) { 3 } else { 256 }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn deque_matches_std_model(ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 40 } else { 300 })) {
+    fn deque_matches_std_model(ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 30 } else { 300 })) {
         let _guard = serial();
         let before = in_use();
         {

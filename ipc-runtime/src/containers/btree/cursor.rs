@@ -150,26 +150,50 @@ impl<K, V> Cursor<K, V> {
         unsafe { self.nodes[level].assume_init() }
     }
 
-    /// The gap that `at(node, len)` (the edge to take in each node) leads to, in the
-    /// (non-empty) tree `t`.
-    pub(super) fn seek(t: &Tree, at: impl Fn(NodePtr<K, V>, usize) -> usize) -> Self {
-        let mut c = Cursor {
+    fn blank() -> Self {
+        Cursor {
             nodes: [const { MaybeUninit::uninit() }; MAX_HEIGHT + 1],
             idx: [0; MAX_HEIGHT + 1],
-        };
-        let mut n = t.root::<K, V>();
+        }
+    }
+
+    /// The two gaps that `lower(node, len)` and `upper(node, len)` (the edge to take in each
+    /// node) lead to, in the (non-empty) tree `t`, walked together while they share a path.
+    pub(super) fn seek_pair(
+        t: &Tree,
+        lower: impl Fn(NodePtr<K, V>, usize) -> usize,
+        upper: impl Fn(NodePtr<K, V>, usize) -> usize,
+    ) -> (Self, Self) {
+        let (mut front, mut back) = (Cursor::blank(), Cursor::blank());
+        let mut nf = t.root::<K, V>();
+        let mut nb = nf;
         for level in 0..=t.height {
-            // SAFETY: `n` resolved as a node of this tree at `level`.
-            let l = unsafe { checked_len(n) };
-            let i = at(n, l).min(l);
-            c.nodes[level] = MaybeUninit::new(n);
-            c.idx[level] = i as u8;
+            // SAFETY: `nf` resolved as a node of this tree at `level`.
+            let lf = unsafe { checked_len(nf) };
+            let lb = if nb == nf {
+                lf
+            } else {
+                // SAFETY: as for `nf`.
+                unsafe { checked_len(nb) }
+            };
+            let (i, j) = (lower(nf, lf).min(lf), upper(nb, lb).min(lb));
+            front.nodes[level] = MaybeUninit::new(nf);
+            front.idx[level] = i as u8;
+            back.nodes[level] = MaybeUninit::new(nb);
+            back.idx[level] = j as u8;
             if level < t.height {
-                // SAFETY: `n` is internal (above the leaves) and `i <= l <= CAP`.
-                n = unsafe { t.child(n, i, level + 1) };
+                let same = nb == nf && i == j;
+                // SAFETY: an internal node (above the leaves); `i <= lf <= CAP`.
+                nf = unsafe { t.child(nf, i, level + 1) };
+                nb = if same {
+                    nf
+                } else {
+                    // SAFETY: as above, `j <= lb <= CAP`.
+                    unsafe { t.child(nb, j, level + 1) }
+                };
             }
         }
-        c
+        (front, back)
     }
 
     /// The entry right after the gap: its node, index and level.
@@ -248,11 +272,14 @@ pub(super) struct RawRange<K, V> {
 impl<K, V> RawRange<K, V> {
     /// Nothing at all.
     pub(super) fn empty(tree: Tree) -> Self {
-        let c = || Cursor {
-            nodes: [const { MaybeUninit::uninit() }; MAX_HEIGHT + 1],
-            idx: [0; MAX_HEIGHT + 1],
-        };
-        RawRange { tree, front: c(), back: c(), front_stop: None, back_stop: None, remaining: 0 }
+        RawRange {
+            tree,
+            front: Cursor::blank(),
+            back: Cursor::blank(),
+            front_stop: None,
+            back_stop: None,
+            remaining: 0,
+        }
     }
 
     /// The entries of the (non-empty) tree between the gaps `lower` and `upper` name, at most
@@ -263,8 +290,7 @@ impl<K, V> RawRange<K, V> {
         upper: impl Fn(NodePtr<K, V>, usize) -> usize,
         budget: usize,
     ) -> Self {
-        let front = Cursor::seek(&tree, lower);
-        let back = Cursor::seek(&tree, upper);
+        let (front, back) = Cursor::seek_pair(&tree, lower, upper);
         let front_stop = back.peek_next(&tree).map(|(n, i, _)| (n as usize, i));
         let back_stop = front.peek_prev(&tree).map(|(n, i, _)| (n as usize, i));
         RawRange { tree, front, back, front_stop, back_stop, remaining: budget }

@@ -406,11 +406,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn cases() -> u32 {
-    if cfg!(miri) { 3 } else { 256 }
+    if cfg!(miri) { 2 } else { 256 }
 }
 
 fn ops_len() -> std::ops::Range<usize> {
-    if cfg!(miri) { 0..40 } else { 0..400 }
+    if cfg!(miri) { 0..25 } else { 0..400 }
 }
 
 proptest! {
