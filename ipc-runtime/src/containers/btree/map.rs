@@ -9,7 +9,7 @@ use core::mem::{self, align_of, size_of};
 use core::ops::{Bound, Index, RangeBounds};
 use core::ptr;
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::message::{ShmSafe, fingerprint};
 use crate::ptr::RelPtr;
 
@@ -72,9 +72,7 @@ unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for ShmBTreeMap<K, V> {
         align_of::<Self>(),
     );
     const MAY_BE_INVALID: bool = true;
-    unsafe fn check_bits(
-        value: *const Self,
-    ) -> core::result::Result<(), crate::message::InvalidValue> {
+    unsafe fn check_bits(value: *const Self) -> Result<(), crate::message::InvalidValue> {
         // SAFETY: the caller vouches for the map's bytes.
         unsafe { super::check::tree::<K, V>(value) }
     }
@@ -207,11 +205,7 @@ impl<K: ShmSafe, V: ShmSafe> ShmBTreeMap<K, V> {
     /// Searches for `k` in this (owned, non-empty) tree, filling `path`: `Ok(level)` where it
     /// was found, or `Err(())` with the insertion point at the leaf level.
     #[inline]
-    pub(super) fn search<Q>(
-        &mut self,
-        k: &Q,
-        path: &mut Path<K, V>,
-    ) -> core::result::Result<usize, ()>
+    pub(super) fn search<Q>(&mut self, k: &Q, path: &mut Path<K, V>) -> Result<usize, ()>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
@@ -336,7 +330,7 @@ impl<K: ShmSafe, V: ShmSafe> ShmBTreeMap<K, V> {
     /// # Errors
     /// [`Error::OutOfMemory`] (and the heap's other allocation errors), with the entry.
     #[allow(clippy::type_complexity)]
-    pub fn try_insert(&mut self, key: K, value: V) -> core::result::Result<Option<V>, (K, V, Error)>
+    pub fn try_insert(&mut self, key: K, value: V) -> Result<Option<V>, (K, V, Error)>
     where
         K: Ord,
     {
@@ -770,12 +764,8 @@ impl<K: ShmSafe, V: ShmSafe> IntoIterator for ShmBTreeMap<K, V> {
 /// Checks the tree's invariants as a receiver would (tests).
 #[cfg(test)]
 impl<K: ShmSafe, V: ShmSafe> ShmBTreeMap<K, V> {
-    pub(super) fn check(&self) -> core::result::Result<(), crate::message::InvalidValue> {
+    pub(super) fn check(&self) -> Result<(), crate::message::InvalidValue> {
         // SAFETY: `self` is a valid map.
         unsafe { <Self as ShmSafe>::check_bits(self) }
     }
 }
-
-/// `Result` is used in docs of sibling modules.
-#[allow(dead_code)]
-type _R = Result<()>;
