@@ -215,4 +215,250 @@ fn main() {
             pair.base.min() as f64 / 1e6
         );
     }
+    ordered_and_deque::run(quick);
+}
+
+// ---- ShmBTreeMap and ShmVecDeque vs std (issue: maps, sets and a deque in shared memory) ----
+mod ordered_and_deque {
+    use std::collections::{BTreeMap, VecDeque};
+    use std::hint::black_box;
+
+    use ipc_runtime::{ShmBTreeMap, ShmVecDeque};
+
+    use super::{Pair, time_ns};
+
+    const KEYS: usize = 100_000;
+    const RANGES: usize = 10_000;
+    const RANGE_LEN: u64 = 100;
+    const DEQUE_OPS: u64 = 1_000_000;
+
+    fn keys() -> Vec<u64> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        (0..KEYS)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % (KEYS as u64 * 4)
+            })
+            .collect()
+    }
+
+    /// Runs the ordered-map and deque pairs and prints their table and ratios.
+    pub fn run(quick: bool) {
+        let reps = if quick { 3 } else { 20 };
+        let keys = keys();
+        let mut insert = Pair::new("ShmBTreeMap<u64,u64> insert 10^5 random (per insert)", "ns");
+        let mut get = Pair::new("ShmBTreeMap<u64,u64> get 10^5 random (per get)", "ns");
+        let mut range = Pair::new("ShmBTreeMap<u64,u64> range of ~25 keys, 10^4 (per range)", "ns");
+        let mut deque = Pair::new("ShmVecDeque<u64> push_back+pop_front 10^6 (per pair)", "ns");
+        let mut deque_front =
+            Pair::new("ShmVecDeque<u64> push_front+pop_back 10^6 (per pair)", "ns");
+        let shm_map: ShmBTreeMap<u64, u64> = keys.iter().map(|&k| (k, k)).collect();
+        let std_map: BTreeMap<u64, u64> = keys.iter().map(|&k| (k, k)).collect();
+        // Picoseconds per operation (the deque's operations take a few nanoseconds).
+        let per = |ns: u64, n: usize| (ns * 1000 / n as u64).max(1);
+        for rep in 0..reps {
+            for side in [rep % 2, 1 - rep % 2] {
+                if side == 0 {
+                    insert
+                        .ours
+                        .record(per(
+                            time_ns(|| {
+                                let mut m = ShmBTreeMap::new();
+                                for &k in &keys {
+                                    m.insert(k, k);
+                                }
+                                black_box(&m);
+                            }),
+                            KEYS,
+                        ))
+                        .unwrap();
+                    get.ours
+                        .record(per(
+                            time_ns(|| {
+                                let mut sum = 0u64;
+                                for &k in &keys {
+                                    sum = sum.wrapping_add(*shm_map.get(black_box(&k)).unwrap());
+                                }
+                                black_box(sum);
+                            }),
+                            KEYS,
+                        ))
+                        .unwrap();
+                    range
+                        .ours
+                        .record(per(
+                            time_ns(|| {
+                                let mut sum = 0u64;
+                                for &k in &keys[..RANGES] {
+                                    sum = sum.wrapping_add(
+                                        shm_map
+                                            .range(k..k + RANGE_LEN)
+                                            .map(|(_, v)| *v)
+                                            .sum::<u64>(),
+                                    );
+                                }
+                                black_box(sum);
+                            }),
+                            RANGES,
+                        ))
+                        .unwrap();
+                    deque
+                        .ours
+                        .record(per(
+                            time_ns(|| {
+                                let mut q = ShmVecDeque::new();
+                                let mut sum = 0u64;
+                                for i in 0..DEQUE_OPS {
+                                    q.push_back(i);
+                                    if i % 4 == 3 {
+                                        for _ in 0..2 {
+                                            sum = sum.wrapping_add(q.pop_front().unwrap());
+                                        }
+                                    }
+                                }
+                                while let Some(x) = q.pop_front() {
+                                    sum = sum.wrapping_add(x);
+                                }
+                                black_box(sum);
+                            }),
+                            DEQUE_OPS as usize,
+                        ))
+                        .unwrap();
+                    deque_front
+                        .ours
+                        .record(per(
+                            time_ns(|| {
+                                let mut q = ShmVecDeque::new();
+                                let mut sum = 0u64;
+                                for i in 0..DEQUE_OPS {
+                                    q.push_front(i);
+                                    if i % 4 == 3 {
+                                        for _ in 0..2 {
+                                            sum = sum.wrapping_add(q.pop_back().unwrap());
+                                        }
+                                    }
+                                }
+                                while let Some(x) = q.pop_back() {
+                                    sum = sum.wrapping_add(x);
+                                }
+                                black_box(sum);
+                            }),
+                            DEQUE_OPS as usize,
+                        ))
+                        .unwrap();
+                } else {
+                    insert
+                        .base
+                        .record(per(
+                            time_ns(|| {
+                                let mut m = BTreeMap::new();
+                                for &k in &keys {
+                                    m.insert(k, k);
+                                }
+                                black_box(&m);
+                            }),
+                            KEYS,
+                        ))
+                        .unwrap();
+                    get.base
+                        .record(per(
+                            time_ns(|| {
+                                let mut sum = 0u64;
+                                for &k in &keys {
+                                    sum = sum.wrapping_add(*std_map.get(black_box(&k)).unwrap());
+                                }
+                                black_box(sum);
+                            }),
+                            KEYS,
+                        ))
+                        .unwrap();
+                    range
+                        .base
+                        .record(per(
+                            time_ns(|| {
+                                let mut sum = 0u64;
+                                for &k in &keys[..RANGES] {
+                                    sum = sum.wrapping_add(
+                                        std_map
+                                            .range(k..k + RANGE_LEN)
+                                            .map(|(_, v)| *v)
+                                            .sum::<u64>(),
+                                    );
+                                }
+                                black_box(sum);
+                            }),
+                            RANGES,
+                        ))
+                        .unwrap();
+                    deque
+                        .base
+                        .record(per(
+                            time_ns(|| {
+                                let mut q = VecDeque::new();
+                                let mut sum = 0u64;
+                                for i in 0..DEQUE_OPS {
+                                    q.push_back(i);
+                                    if i % 4 == 3 {
+                                        for _ in 0..2 {
+                                            sum = sum.wrapping_add(q.pop_front().unwrap());
+                                        }
+                                    }
+                                }
+                                while let Some(x) = q.pop_front() {
+                                    sum = sum.wrapping_add(x);
+                                }
+                                black_box(sum);
+                            }),
+                            DEQUE_OPS as usize,
+                        ))
+                        .unwrap();
+                    deque_front
+                        .base
+                        .record(per(
+                            time_ns(|| {
+                                let mut q = VecDeque::new();
+                                let mut sum = 0u64;
+                                for i in 0..DEQUE_OPS {
+                                    q.push_front(i);
+                                    if i % 4 == 3 {
+                                        for _ in 0..2 {
+                                            sum = sum.wrapping_add(q.pop_back().unwrap());
+                                        }
+                                    }
+                                }
+                                while let Some(x) = q.pop_back() {
+                                    sum = sum.wrapping_add(x);
+                                }
+                                black_box(sum);
+                            }),
+                            DEQUE_OPS as usize,
+                        ))
+                        .unwrap();
+                }
+            }
+        }
+        println!("\n# ordered map and deque: ours vs std, {reps} interleaved repetitions\n");
+        println!(
+            "| operation | unit | ours p50 | p99 | std p50 | p99 | throughput ratio p50 (std/ours) |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (pair, target) in
+            [(&insert, 0.7), (&get, 0.7), (&range, 0.7), (&deque, 0.8), (&deque_front, 0.8)]
+        {
+            let (o50, o99) = (pair.ours.value_at_quantile(0.5), pair.ours.value_at_quantile(0.99));
+            let (b50, b99) = (pair.base.value_at_quantile(0.5), pair.base.value_at_quantile(0.99));
+            println!(
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} (target >= {target}) |",
+                pair.name,
+                pair.unit,
+                o50 as f64 / 1000.0,
+                o99 as f64 / 1000.0,
+                b50 as f64 / 1000.0,
+                b99 as f64 / 1000.0,
+                b50 as f64 / o50 as f64,
+            );
+        }
+    }
 }

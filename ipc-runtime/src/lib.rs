@@ -117,6 +117,7 @@ mod readme {}
 #[doc = include_str!("../../docs/ARCHITECTURE.md")]
 mod architecture {}
 
+pub use containers::{ShmBTreeMap, ShmBTreeSet, ShmVecDeque};
 pub use containers::{ShmBox, ShmString, ShmVec};
 pub use error::{Error, Result};
 pub use event::{EventId, Listener, Notifier};
@@ -132,6 +133,7 @@ pub use ipc_derive::ShmMessage;
 
 /// Everything a user of the framework needs: `use ipc_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::containers::{ShmBTreeMap, ShmBTreeSet, ShmVecDeque};
     pub use crate::containers::{ShmBox, ShmString, ShmVec};
     pub use crate::error::Error;
     pub use crate::event::{EventId, Listener, Notifier};

@@ -1,4 +1,5 @@
-//! Growable containers in the shared heap: [`ShmVec`], [`ShmString`], [`ShmBox`].
+//! Growable containers in the shared heap: [`ShmVec`], [`ShmString`], [`ShmBox`],
+//! [`ShmBTreeMap`], [`ShmBTreeSet`], [`ShmVecDeque`].
 //!
 //! They feel like `Vec`, `String` and `Box`, nest freely (`ShmVec<ShmString>`,
 //! `ShmBox<ShmVec<u64>>`, `ShmVec<MyMessage>`), and are themselves [`ShmSafe`](crate::ShmSafe):
@@ -10,10 +11,14 @@
 //! processes see it through `&` and a read-only mapping.
 
 mod boxed;
+pub mod btree;
+pub mod deque;
 mod string;
 mod vec;
 
 pub use boxed::ShmBox;
+pub use btree::{ShmBTreeMap, ShmBTreeSet};
+pub use deque::ShmVecDeque;
 pub use string::ShmString;
 pub use vec::{IntoIter, ShmVec};
 
