@@ -41,6 +41,7 @@
 //! | [`pubsub`] | `Publisher`, `Subscriber`, samples, queues, topic segments |
 //! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
 //! | [`wait`] | the waiting seam: futex / Unix socket / spin / polling backends |
+//! | [`waitset`] | `WaitSet`: wait on many subscribers, listeners, timers in one sleep |
 //! | [`liveness`] | liveness tokens and inter-process file locks |
 //! | [`inspect`] | reading and cleaning a domain from outside (the `ipc` tool) |
 //! | [`error`] | the crate's `Error` |
@@ -66,6 +67,7 @@ mod spin;
 mod time;
 mod trust;
 pub mod wait;
+pub mod waitset;
 
 pub use containers::{ShmBox, ShmString, ShmVec};
 pub use error::{Error, Result};

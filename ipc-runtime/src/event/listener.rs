@@ -16,6 +16,8 @@ use super::channel::{Channel, LISTENER, ListenerRef, Membership, NOTIFIER, Optio
 use crate::error::{Error, Result};
 use crate::wait::{self, DefaultBackend, WaitBackend};
 
+mod waitset;
+
 /// How often a listener that watches its notifiers probes their liveness while it waits, unless
 /// set with [`ListenerBuilder::liveness_interval`].
 ///

@@ -23,6 +23,7 @@
 mod builder;
 mod conn;
 mod sleep;
+mod waitset;
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -1,0 +1,103 @@
+//! A subscriber as a [`Source`] of a [`WaitSet`](crate::waitset::WaitSet), and
+//! [`Subscriber::try_iter`].
+//!
+//! A subscriber sleeps like its blocking receive does (see `sleep.rs`): it registers in its own
+//! port and sleeps on the topic's word and its publishers' words (broadcasting backends), or on
+//! its registry word through its own OS object (other backends; then the wait set takes the
+//! subscriber's baton, or naps in 1 ms slices while another thread sleeps on that object).
+
+use super::Subscriber;
+use crate::barrier;
+use crate::error::{Error, Result};
+use crate::message::ShmMessage;
+use crate::pubsub::Sample;
+use crate::wait::WaitBackend;
+use crate::waitset::{Plan, Source};
+
+impl<M: ShmMessage, B: WaitBackend> Source<B> for Subscriber<M, B> {
+    fn is_ready(&self) -> bool {
+        self.has_data()
+    }
+
+    fn plan<'s>(&'s self, plan: &mut Plan<'s, B>) {
+        let sleep = self.port.sleep();
+        // As `Sleeper::sleep`: publishers that skip the fence must learn that we may sleep.
+        if !barrier::announce(&sleep.may_sleep, barrier::light_side_may_skip()) {
+            plan.sliced();
+        }
+        plan.register(&sleep.word);
+        // The words stay valid while the holds live: kept with the plan.
+        let (words, holds) = self.sleep_words();
+        for word in words {
+            plan.sleep_on(&self.waiter, word);
+        }
+        plan.keep(holds);
+        if !B::BROADCAST {
+            match BatonTurn::take(self) {
+                Some(turn) => plan.keep(turn),
+                None => plan.sliced(),
+            }
+        }
+    }
+}
+
+/// The baton of a non-broadcasting backend's waiter, held by a wait set while it sleeps.
+struct BatonTurn<'s>(&'s super::Baton);
+
+impl<'s> BatonTurn<'s> {
+    fn take<M: ShmMessage, B: WaitBackend>(sub: &'s Subscriber<M, B>) -> Option<Self> {
+        sub.baton.try_take().then_some(BatonTurn(&sub.baton))
+    }
+}
+
+impl Drop for BatonTurn<'_> {
+    fn drop(&mut self) {
+        self.0.hand_back();
+    }
+}
+
+impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
+    /// An iterator over the messages queued now: [`try_receive`](Self::try_receive) until it
+    /// finds nothing. Never blocks.
+    ///
+    /// Each item is a sample or an error. After [`Error::InvalidMessage`] (that message went
+    /// back unread) the iterator goes on with later messages; after any other error it ends.
+    ///
+    /// ```
+    /// use ipc_runtime::prelude::*;
+    ///
+    /// # ipc_runtime::domain::set_current(&format!("doc-try-iter-{}", std::process::id())).unwrap();
+    /// let subscriber = Subscriber::<u32>::new("queued")?;
+    /// let publisher = Publisher::<u32>::new("queued")?;
+    /// for n in 0..3 {
+    ///     publisher.publish(n)?;
+    /// }
+    /// let mut seen = Vec::new();
+    /// for sample in subscriber.try_iter() {
+    ///     seen.push(*sample?);
+    /// }
+    /// assert_eq!(seen, [0, 1, 2]);
+    /// assert!(subscriber.try_iter().next().is_none());
+    /// # Ok::<(), ipc_runtime::Error>(())
+    /// ```
+    pub fn try_iter(&self) -> impl Iterator<Item = Result<Sample<'_, M, B>>> + '_ {
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            match self.try_receive() {
+                Ok(Some(sample)) => Some(Ok(sample)),
+                Ok(None) => {
+                    done = true;
+                    None
+                }
+                Err(err) => {
+                    // A rejected message is skipped; anything else would repeat.
+                    done = !matches!(err, Error::InvalidMessage { .. });
+                    Some(Err(err))
+                }
+            }
+        })
+    }
+}
