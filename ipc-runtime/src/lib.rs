@@ -41,6 +41,7 @@
 //! | [`pubsub`] | `Publisher`, `Subscriber`, samples, queues, topic segments |
 //! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
 //! | [`wait`] | the waiting seam: futex / Unix socket / spin / polling backends |
+//! | `aio` | async/await (cargo feature `tokio`): `receive_async`, `wait_async`, streams |
 //! | [`waitset`] | `WaitSet`: wait on many subscribers, listeners, timers in one sleep |
 //! | [`liveness`] | liveness tokens and inter-process file locks |
 //! | [`inspect`] | reading and cleaning a domain from outside (the `ipc` tool) |
@@ -50,6 +51,8 @@
 #[cfg(test)]
 extern crate self as ipc_runtime;
 
+#[cfg(feature = "tokio")]
+pub mod aio;
 mod barrier;
 pub mod containers;
 pub mod domain;
@@ -87,6 +90,7 @@ pub mod prelude {
     pub use crate::event::{EventId, Listener, Notifier};
     pub use crate::message::{ShmMessage, ShmSafe, Topic};
     pub use crate::pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber};
+    pub use crate::waitset::WaitSet;
     pub use ipc_derive::ShmMessage;
 }
 

@@ -43,3 +43,20 @@ impl<B: WaitBackend> Source<B> for Listener<B> {
         }
     }
 }
+
+#[cfg(feature = "tokio")]
+impl<B: WaitBackend> crate::aio::AsyncSource<B> for Listener<B> {
+    fn async_plan<'s>(&'s self, plan: &mut crate::aio::AsyncPlan<'s, B>) {
+        let word = self.slot().word();
+        plan.register(word);
+        let channel: std::sync::Arc<dyn std::any::Any + Send + Sync> = self.channel.clone();
+        // SAFETY: the slot's word lies in the channel's segment, mapped while the channel
+        // (held by the plan) lives.
+        unsafe { plan.sleep_on(&self.waiter, word, Some(channel)) };
+        if self.watch.any()
+            && let Some(at) = self.state().last_probe
+        {
+            plan.due(at + self.watch.interval);
+        }
+    }
+}

@@ -101,3 +101,31 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
         })
     }
 }
+
+#[cfg(feature = "tokio")]
+impl<M: ShmMessage, B: WaitBackend> crate::aio::AsyncSource<B> for Subscriber<M, B> {
+    fn async_plan<'s>(&'s self, plan: &mut crate::aio::AsyncPlan<'s, B>) {
+        let sleep = self.port.sleep();
+        if !barrier::announce(&sleep.may_sleep, barrier::light_side_may_skip()) {
+            plan.due(std::time::Instant::now() + std::time::Duration::from_millis(1));
+        }
+        plan.register(&sleep.word);
+        let topic: std::sync::Arc<dyn std::any::Any + Send + Sync> = self.topic.clone();
+        if !B::BROADCAST {
+            let word = &self.topic.subscriber(self.index).word;
+            // SAFETY: the registry word lies in the topic's segment, mapped while the topic
+            // (held by the plan) lives.
+            unsafe { plan.sleep_on(&self.waiter, word, Some(topic)) };
+            return;
+        }
+        // SAFETY: as above, for the topic's word.
+        unsafe { plan.sleep_on(&self.waiter, self.topic.data_word(), Some(topic)) };
+        let st = self.state.lock();
+        for conn in st.pubs.iter().flatten() {
+            let hold = conn.hold().map(|h| h as std::sync::Arc<dyn std::any::Any + Send + Sync>);
+            // SAFETY: the publisher's wake word lies in its heap, which the hold keeps mapped;
+            // without a hold the port is in our own heap, mapped for the life of the process.
+            unsafe { plan.sleep_on(&self.waiter, conn.wake, hold) };
+        }
+    }
+}
