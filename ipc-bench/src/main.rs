@@ -16,6 +16,8 @@
 //!   blocking (futex) receiver ([`ours`]; what crosses, and what is inside the clock, is
 //!   described in [`messages`]);
 //! * fan-out 1 → 1, 4, 16 blocking subscribers, latency to the last receiver;
+//! * wake-up latency through a blocking receive, a `WaitSet` with 1 and 16 subscribers, and
+//!   `receive_async` on tokio ([`wakeup`]);
 //! * throughput one → one, 8 B and 64 KiB, busy-poll and blocking receiver;
 //! * baselines ([`baselines`]): raw atomic-flag ping-pong over shared memory (the floor),
 //!   Unix-socket and pipe ping-pong, Unix-datagram throughput;
@@ -59,6 +61,8 @@ mod peer;
 mod plot;
 #[cfg(unix)]
 mod report;
+#[cfg(unix)]
+mod wakeup;
 
 /// Any error of the benchmark.
 #[cfg(unix)]
@@ -107,6 +111,7 @@ mod run {
         let kv = Args::parse(&args[1..])?;
         match role.as_str() {
             "echo" => ours::echo_peer(&kv),
+            "wake" => crate::wakeup::peer(&kv),
             "stream" => ours::stream_peer(&kv),
             "floor" => baselines::floor_peer(&kv),
             "uds" => baselines::uds_peer(&kv),
@@ -134,6 +139,7 @@ mod run {
             }
         }
         cases.extend([1, 4, 16].map(Case::FanOut));
+        cases.extend(crate::wakeup::WakeMode::ALL.map(Case::Wake));
         for size in [8, 64 << 10] {
             cases.push(Case::DgramThroughput(size));
             for mode in [Mode::Busy, Mode::Blocking] {
@@ -235,6 +241,9 @@ mod run {
             }
             (Case::FanOut(n), Acc::FanOut(h, publish)) => {
                 ours::fanout(launcher, n, round, warmup, per_round, h, publish)
+            }
+            (Case::Wake(mode), Acc::Latency(h)) => {
+                crate::wakeup::pingpong(launcher, mode, round, warmup, per_round, h)
             }
             (Case::RawAtomic, Acc::Latency(h)) => {
                 baselines::raw_atomic(launcher, round, warmup, per_round, h)

@@ -20,6 +20,8 @@ pub enum Case {
     PingPong(PayloadKind, Mode),
     /// Our fan-out to this many blocking subscribers.
     FanOut(u32),
+    /// Wake-up latency (ping-pong of a `u64`) with both sides waiting this way.
+    Wake(crate::wakeup::WakeMode),
     /// Diagnostic recorded with [`Case::FanOut`]: how long `publish` itself took.
     FanOutPublish(u32),
     /// Diagnostic: publish → `try_receive` → drop of an 8-byte message in one thread, i.e. the
@@ -54,6 +56,7 @@ impl Case {
         match self {
             Case::PingPong(p, m) => format!("{}/{}", m.key(), p.key()),
             Case::FanOut(n) => format!("fanout/{n}"),
+            Case::Wake(m) => format!("wake/{}", m.key()),
             Case::FanOutPublish(n) => format!("fanout-publish/{n}"),
             Case::InProcess => "diag/in-process".into(),
             Case::RawAtomic => "baseline/raw-atomic".into(),
@@ -71,6 +74,7 @@ impl Case {
         match self {
             Case::PingPong(p, m) => format!("{} {p}", m.label()),
             Case::FanOut(n) => format!("fan-out 1→{n}, blocking, last receiver"),
+            Case::Wake(m) => m.label(),
             Case::FanOutPublish(n) => format!("fan-out 1→{n}: time inside publish() (diagnostic)"),
             Case::InProcess => format!(
                 "one thread: publish → try_receive → drop, 8 B, per message in batches of {} \
@@ -323,6 +327,20 @@ impl Results {
             }
         }
         add("p50 pipe ping-pong".into(), self.p50(Case::Pipe), "Unix socket", uds);
+        {
+            use crate::wakeup::WakeMode;
+            let blocking = Case::Wake(WakeMode::Blocking);
+            for mode in [WakeMode::WaitSet(1), WakeMode::WaitSet(16), WakeMode::Async] {
+                for (q, name) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
+                    add(
+                        format!("{name} {}", Case::Wake(mode).label()),
+                        self.quantile(Case::Wake(mode), q),
+                        &format!("blocking receive {name}"),
+                        self.quantile(blocking, q),
+                    );
+                }
+            }
+        }
         let single = self.p50(Case::FanOut(1));
         for n in [4, 16] {
             let case = Case::FanOut(n);
@@ -439,6 +457,24 @@ impl Results {
             self.p50(Case::FanOut(1)),
             2.0,
         );
+        {
+            use crate::wakeup::WakeMode;
+            let blocking = self.p50(Case::Wake(WakeMode::Blocking));
+            add(
+                "WaitSet with 16 subscribers: wake-up p50 ≤ 1.3 × blocking receive p50",
+                "WaitSet-16 / blocking, u64 ping-pong".into(),
+                self.p50(Case::Wake(WakeMode::WaitSet(16))),
+                blocking,
+                1.3,
+            );
+            add(
+                "receive_async (tokio): wake-up p50 ≤ 1.5 × blocking receive p50",
+                "async / blocking, u64 ping-pong".into(),
+                self.p50(Case::Wake(WakeMode::Async)),
+                blocking,
+                1.5,
+            );
+        }
         let iox_busy8 = Case::Iox2PingPong(PayloadKind::Fixed(8), Mode::Busy);
         add(
             "busy-poll one-way p50 (8 B) ≤ 0.5 × iceoryx2's",
