@@ -16,8 +16,8 @@
 //!   blocking (futex) receiver ([`ours`]; what crosses, and what is inside the clock, is
 //!   described in [`messages`]);
 //! * fan-out 1 → 1, 4, 16 blocking subscribers, latency to the last receiver;
-//! * wake-up latency through a blocking receive, a `WaitSet` with 1 and 16 subscribers, and
-//!   `receive_async` on tokio ([`wakeup`]);
+//! * wake-up latency of a sleeping receiver, and ping-pong, through a blocking receive, a
+//!   `WaitSet` with 1 and 16 subscribers, and `receive_async` on tokio ([`wakeup`]);
 //! * throughput one → one, 8 B and 64 KiB, busy-poll and blocking receiver;
 //! * baselines ([`baselines`]): raw atomic-flag ping-pong over shared memory (the floor),
 //!   Unix-socket and pipe ping-pong, Unix-datagram throughput;
@@ -140,6 +140,7 @@ mod run {
         }
         cases.extend([1, 4, 16].map(Case::FanOut));
         cases.extend(crate::wakeup::WakeMode::ALL.map(Case::Wake));
+        cases.extend(crate::wakeup::WakeMode::ALL.map(Case::WakePingPong));
         for size in [8, 64 << 10] {
             cases.push(Case::DgramThroughput(size));
             for mode in [Mode::Busy, Mode::Blocking] {
@@ -243,7 +244,10 @@ mod run {
                 ours::fanout(launcher, n, round, warmup, per_round, h, publish)
             }
             (Case::Wake(mode), Acc::Latency(h)) => {
-                crate::wakeup::pingpong(launcher, mode, round, warmup, per_round, h)
+                crate::wakeup::run(launcher, mode, true, round, warmup, per_round, h)
+            }
+            (Case::WakePingPong(mode), Acc::Latency(h)) => {
+                crate::wakeup::run(launcher, mode, false, round, warmup, per_round, h)
             }
             (Case::RawAtomic, Acc::Latency(h)) => {
                 baselines::raw_atomic(launcher, round, warmup, per_round, h)

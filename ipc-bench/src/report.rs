@@ -20,8 +20,10 @@ pub enum Case {
     PingPong(PayloadKind, Mode),
     /// Our fan-out to this many blocking subscribers.
     FanOut(u32),
-    /// Wake-up latency (ping-pong of a `u64`) with both sides waiting this way.
+    /// Wake-up latency of a receiver asleep this way (one-way, timestamps).
     Wake(crate::wakeup::WakeMode),
+    /// Ping-pong of a `u64` with both sides waiting this way.
+    WakePingPong(crate::wakeup::WakeMode),
     /// Diagnostic recorded with [`Case::FanOut`]: how long `publish` itself took.
     FanOutPublish(u32),
     /// Diagnostic: publish → `try_receive` → drop of an 8-byte message in one thread, i.e. the
@@ -57,6 +59,7 @@ impl Case {
             Case::PingPong(p, m) => format!("{}/{}", m.key(), p.key()),
             Case::FanOut(n) => format!("fanout/{n}"),
             Case::Wake(m) => format!("wake/{}", m.key()),
+            Case::WakePingPong(m) => format!("wake-pp/{}", m.key()),
             Case::FanOutPublish(n) => format!("fanout-publish/{n}"),
             Case::InProcess => "diag/in-process".into(),
             Case::RawAtomic => "baseline/raw-atomic".into(),
@@ -74,7 +77,8 @@ impl Case {
         match self {
             Case::PingPong(p, m) => format!("{} {p}", m.label()),
             Case::FanOut(n) => format!("fan-out 1→{n}, blocking, last receiver"),
-            Case::Wake(m) => m.label(),
+            Case::Wake(m) => format!("wake-up of a sleeping {}, u64", m.label()),
+            Case::WakePingPong(m) => format!("ping-pong u64, {} both sides", m.label()),
             Case::FanOutPublish(n) => format!("fan-out 1→{n}: time inside publish() (diagnostic)"),
             Case::InProcess => format!(
                 "one thread: publish → try_receive → drop, 8 B, per message in batches of {} \
@@ -329,15 +333,17 @@ impl Results {
         add("p50 pipe ping-pong".into(), self.p50(Case::Pipe), "Unix socket", uds);
         {
             use crate::wakeup::WakeMode;
-            let blocking = Case::Wake(WakeMode::Blocking);
-            for mode in [WakeMode::WaitSet(1), WakeMode::WaitSet(16), WakeMode::Async] {
-                for (q, name) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
-                    add(
-                        format!("{name} {}", Case::Wake(mode).label()),
-                        self.quantile(Case::Wake(mode), q),
-                        &format!("blocking receive {name}"),
-                        self.quantile(blocking, q),
-                    );
+            for case in [Case::Wake, Case::WakePingPong] {
+                let blocking = case(WakeMode::Blocking);
+                for mode in [WakeMode::WaitSet(1), WakeMode::WaitSet(16), WakeMode::Async] {
+                    for (q, name) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
+                        add(
+                            format!("{name} {}", case(mode).label()),
+                            self.quantile(case(mode), q),
+                            &format!("blocking receive {name}"),
+                            self.quantile(blocking, q),
+                        );
+                    }
                 }
             }
         }
@@ -462,14 +468,14 @@ impl Results {
             let blocking = self.p50(Case::Wake(WakeMode::Blocking));
             add(
                 "WaitSet with 16 subscribers: wake-up p50 ≤ 1.3 × blocking receive p50",
-                "WaitSet-16 / blocking, u64 ping-pong".into(),
+                "WaitSet-16 / blocking, wake-up of a sleeping receiver".into(),
                 self.p50(Case::Wake(WakeMode::WaitSet(16))),
                 blocking,
                 1.3,
             );
             add(
                 "receive_async (tokio): wake-up p50 ≤ 1.5 × blocking receive p50",
-                "async / blocking, u64 ping-pong".into(),
+                "async / blocking, wake-up of a sleeping receiver".into(),
                 self.p50(Case::Wake(WakeMode::Async)),
                 blocking,
                 1.5,

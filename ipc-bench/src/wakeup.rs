@@ -1,15 +1,25 @@
 //! Wake-up latency through the ways of waiting: plain blocking `receive_timeout`, a `WaitSet`
 //! with 1 and with 16 attached subscribers, and `receive_async` on a tokio current-thread
-//! runtime.
+//! runtime; all with the default (futex) backend.
 //!
-//! Ping-pong of a `u64` over two topics (one-way = round trip / 2), both sides waiting the same
-//! way, each with the default (futex) backend: so a round trip is two wake-ups through the
-//! mechanism measured. With a WaitSet of 16, each side's set holds the subscriber that gets the
-//! message and 15 others, each connected to an idle publisher of the same process (so the set
-//! sleeps on 32 words: every subscriber's topic word and its publisher's word). Async: each
-//! side runs a current-thread runtime and awaits `receive_async`, woken by the process's async
-//! waiter thread. The blocking case is measured by the same code, so the ratios compare like
-//! with like.
+//! Two measurements per way of waiting:
+//!
+//! * **wake-up** (`wake/…`, the headline): the peer is *asleep* in the way measured when the
+//!   message comes. The parent pauses [`GAP`] (so the peer is surely asleep), takes
+//!   `ipc_runtime::timestamp()`, publishes it; the peer, woken, takes the time again and
+//!   sends the difference back (the parent waits for it with a plain blocking receive, then
+//!   pauses again). One-way, from just before `publish` to the woken receiver holding the
+//!   sample.
+//! * **ping-pong** (`wake-pp/…`): a `u64` back and forth, both sides waiting the same way
+//!   (one-way = round trip / 2). The reply often arrives while the receiver is still getting
+//!   ready to sleep, so this measures that preparation more than a wake-up: for a WaitSet,
+//!   registering with every source and the kernel's setup of a `futex_waitv` on every word.
+//!
+//! With a WaitSet of 16, the set holds the subscriber that gets the message and 15 others,
+//! each connected to an idle publisher of the same process (so the set sleeps on 32 words:
+//! every subscriber's topic word and its publisher's word). Async: a current-thread runtime
+//! awaits `receive_async`, woken by the process's async waiter thread. The blocking case is
+//! measured by the same code, so the ratios compare like with like.
 
 use std::time::Instant;
 
@@ -22,6 +32,8 @@ use crate::peer::{Args, Launcher, ready};
 
 /// The value that ends a run.
 const STOP: u64 = u64::MAX;
+/// Pause before each wake-up measurement: the receiver is asleep by then.
+pub const GAP: std::time::Duration = std::time::Duration::from_micros(200);
 /// Delivery-queue depth (one message is in flight at a time).
 const CAPACITY: u32 = 4;
 
@@ -64,19 +76,25 @@ impl WakeMode {
     /// Human name.
     pub fn label(self) -> String {
         match self {
-            WakeMode::Blocking => "wake-up: blocking receive_timeout, u64".into(),
-            WakeMode::WaitSet(n) => format!("wake-up: WaitSet with {n} subscriber(s), u64"),
-            WakeMode::Async => "wake-up: receive_async (tokio current-thread), u64".into(),
+            WakeMode::Blocking => "blocking receive_timeout".into(),
+            WakeMode::WaitSet(n) => format!("WaitSet with {n} subscriber(s)"),
+            WakeMode::Async => "receive_async (tokio current-thread)".into(),
         }
     }
 }
 
 fn publisher(topic: &str) -> Result<Publisher<u64>> {
-    Ok(Publisher::<u64>::builder(topic).max_subscribers(1).subscriber_capacity(CAPACITY).create()?)
+    Ok(Publisher::<u64>::builder(topic)
+        .max_subscribers(1)
+        .subscriber_capacity(CAPACITY)
+        .create()?)
 }
 
 fn subscriber(topic: &str) -> Result<Subscriber<u64>> {
-    Ok(Subscriber::<u64>::builder(topic).max_subscribers(1).subscriber_capacity(CAPACITY).create()?)
+    Ok(Subscriber::<u64>::builder(topic)
+        .max_subscribers(1)
+        .subscriber_capacity(CAPACITY)
+        .create()?)
 }
 
 /// One side's way of waiting for the next value on `sub`.
@@ -93,20 +111,21 @@ impl<'a> Waiter<'a> {
             _ => None,
         };
         let runtime = match mode {
-            WakeMode::Async => Some(tokio::runtime::Builder::new_current_thread().build()?),
+            WakeMode::Async => {
+                Some(tokio::runtime::Builder::new_current_thread().enable_time().build()?)
+            }
             _ => None,
         };
-        Ok(Waiter { sub, set, runtime })
-            .map(|w| {
-                if let Some(set) = &w.set {
-                    // Detached when the set is dropped: the guards only need to outlive waits.
-                    std::mem::forget(set.attach(sub));
-                    for s in idle {
-                        std::mem::forget(set.attach(s));
-                    }
+        Ok(Waiter { sub, set, runtime }).map(|w| {
+            if let Some(set) = &w.set {
+                // Detached when the set is dropped: the guards only need to outlive waits.
+                std::mem::forget(set.attach(sub));
+                for s in idle {
+                    std::mem::forget(set.attach(s));
                 }
-                w
-            })
+            }
+            w
+        })
     }
 
     fn next(&self) -> Result<u64> {
@@ -121,9 +140,8 @@ impl<'a> Waiter<'a> {
             }
         }
         if let Some(runtime) = &self.runtime {
-            let sample = runtime.block_on(async {
-                tokio::time::timeout(TIMEOUT, self.sub.receive_async()).await
-            });
+            let sample = runtime
+                .block_on(async { tokio::time::timeout(TIMEOUT, self.sub.receive_async()).await });
             return match sample {
                 Ok(sample) => Ok(*sample?),
                 Err(_) => Err(format!("nothing arrived on `{}`", self.sub.topic()).into()),
@@ -155,16 +173,18 @@ fn idle(mode: WakeMode, prefix: &str) -> Result<(Vec<Publisher<u64>>, Vec<Subscr
     Ok((pubs, subs))
 }
 
-/// One chunk of ping-pong in `mode`: `warmup` untimed round trips, then `iterations` recorded.
-pub fn pingpong(
+/// One chunk in `mode`: `warmup` untimed messages, then `iterations` recorded; wake-ups
+/// (`oneway`) or ping-pong.
+pub fn run(
     launcher: &Launcher,
     mode: WakeMode,
+    oneway: bool,
     round: u32,
     warmup: u64,
     iterations: u64,
     hist: &mut Histogram<u64>,
 ) -> Result<()> {
-    let name = format!("wake.{}.r{round}", mode.key());
+    let name = format!("wake{}.{}.r{round}", if oneway { "" } else { "pp" }, mode.key());
     let (ping, pong) = (format!("{name}.ping"), format!("{name}.pong"));
     let out = publisher(&ping)?;
     let back = subscriber(&pong)?;
@@ -172,7 +192,12 @@ pub fn pingpong(
     let peer = launcher.spawn(
         0,
         "wake",
-        &[("mode", mode.key()), ("ping", ping), ("pong", pong.clone())],
+        &[
+            ("mode", mode.key()),
+            ("oneway", oneway.to_string()),
+            ("ping", ping),
+            ("pong", pong.clone()),
+        ],
     )?;
     let deadline = Instant::now() + TIMEOUT;
     while out.subscriber_count() < 1 {
@@ -181,8 +206,19 @@ pub fn pingpong(
         }
         std::thread::yield_now();
     }
-    let waiter = Waiter::new(mode, &back, &idle_subs)?;
+    // Wake-ups: only the peer waits the way measured.
+    let waiter = Waiter::new(if oneway { WakeMode::Blocking } else { mode }, &back, &idle_subs)?;
     for i in 0..warmup + iterations {
+        if oneway {
+            std::thread::sleep(GAP);
+            let sent = ipc_runtime::timestamp();
+            out.publish(sent as u64)?;
+            let latency = waiter.next()?;
+            if i >= warmup {
+                hist.saturating_record(latency.max(1));
+            }
+            continue;
+        }
         let seq = i + 1;
         let start = Instant::now();
         out.publish(seq)?;
@@ -199,13 +235,17 @@ pub fn pingpong(
     if waiter.next()? != STOP {
         return Err("the wake peer did not stop".into());
     }
+    // The peer stays until our subscriber leaves.
     drop(waiter);
+    drop(idle_subs);
+    drop(back);
     peer.finish()
 }
 
 /// The peer: echoes every value back, waiting in `mode`.
 pub fn peer(args: &Args) -> Result<()> {
     let mode = WakeMode::parse(args.get("mode")?)?;
+    let oneway: bool = args.parse_of("oneway")?;
     let ping = args.get("ping")?;
     let sub = subscriber(ping)?;
     let back = publisher(args.get("pong")?)?;
@@ -214,9 +254,16 @@ pub fn peer(args: &Args) -> Result<()> {
     ready()?;
     loop {
         let value = waiter.next()?;
-        back.publish(value)?;
         if value == STOP {
+            back.publish(value)?;
             break;
+        }
+        if oneway {
+            // How long from just before `publish` to holding the sample here.
+            let now = ipc_runtime::timestamp();
+            back.publish(now.saturating_sub(value as i64).max(0) as u64)?;
+        } else {
+            back.publish(value)?;
         }
     }
     // Until the parent has the stop back (its subscriber leaves when it is done).

@@ -117,8 +117,8 @@ impl<'s, B: WaitBackend> AsyncPlan<'s, B> {
         }
     }
 
-    /// Registers as a sleeper on `word` while pending (see [`Plan::register`]
-    /// (crate::waitset::Plan::register)).
+    /// Registers as a sleeper on `word` while pending (see
+    /// [`Plan::register`](crate::waitset::Plan::register)).
     pub fn register(&mut self, word: &'s WaitWord) {
         self.registrations.push(word);
     }
@@ -147,8 +147,8 @@ impl<'s, B: WaitBackend> AsyncPlan<'s, B> {
     }
 
     /// Wants the future polled again by `at` even if no word moves (a periodic probe), or
-    /// within a millisecond when the registration may not be seen ([`Plan::sliced`]
-    /// (crate::waitset::Plan::sliced)).
+    /// within a millisecond when the registration may not be seen (see
+    /// [`Plan::sliced`](crate::waitset::Plan::sliced)).
     pub fn due(&mut self, at: Instant) {
         self.due = Some(self.due.map_or(at, |d| d.min(at)));
     }

@@ -72,8 +72,9 @@
 //!   slices for that source instead of sleeping on it, so it still sees everything.
 //! - **Detach on drop.** [`attach`](WaitSet::attach) returns an [`Attachment`] guard; dropping
 //!   it removes the source.
-//! - **Listeners that watch notifiers** ([`ListenerBuilder::report_dead_notifiers`]
-//!   (crate::event::ListenerBuilder::report_dead_notifiers) and friends) are also reported
+//! - **Listeners that watch notifiers** (see
+//!   [`report_dead_notifiers`](crate::event::ListenerBuilder::report_dead_notifiers) and
+//!   friends) are also reported
 //!   ready when their liveness probe is due or the notifier set changed, so that
 //!   `try_wait` can report deaths; the probe interval bounds the sleep.
 //!
@@ -86,9 +87,11 @@
 //! a cheap readiness check and a [`Plan`] of where to register and what to sleep on. A type
 //! built from subscribers or listeners delegates to theirs (see [`Source`]).
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
@@ -150,6 +153,7 @@ pub struct Plan<'s, B: WaitBackend> {
     registrations: Vec<&'s WaitWord>,
     sleep: Vec<(&'s B::Waiter, &'s WaitWord)>,
     keep: Vec<Box<dyn Keep + 's>>,
+    shared: Vec<Arc<dyn Any + Send + Sync>>,
     due: Option<Instant>,
     sliced: bool,
 }
@@ -164,6 +168,7 @@ impl<'s, B: WaitBackend> Plan<'s, B> {
             registrations: Vec::new(),
             sleep: Vec::new(),
             keep: Vec::new(),
+            shared: Vec::new(),
             due: None,
             sliced: false,
         }
@@ -173,6 +178,7 @@ impl<'s, B: WaitBackend> Plan<'s, B> {
         self.registrations.clear();
         self.sleep.clear();
         self.keep.clear();
+        self.shared.clear();
         self.due = None;
         self.sliced = false;
     }
@@ -196,6 +202,12 @@ impl<'s, B: WaitBackend> Plan<'s, B> {
         self.keep.push(Box::new(value));
     }
 
+    /// Keeps a reference-counted `value` until the sleep is over, like [`keep`](Self::keep)
+    /// without an allocation.
+    pub fn keep_shared(&mut self, value: Arc<dyn Any + Send + Sync>) {
+        self.shared.push(value);
+    }
+
     /// Wants a readiness check by `at` even if no word moves (a periodic probe).
     pub fn due(&mut self, at: Instant) {
         self.due = Some(self.due.map_or(at, |d| d.min(at)));
@@ -212,9 +224,13 @@ impl<'s, B: WaitBackend> Plan<'s, B> {
         self.sleep.len()
     }
 
-    /// The sleep entries with the sequences observed now (read before registering).
-    pub(crate) fn observe(&self) -> Vec<(&'s B::Waiter, &'s WaitWord, u32)> {
-        self.sleep.iter().map(|(w, word)| (*w, *word, word.seq().load(Ordering::SeqCst))).collect()
+    /// The sleep entries with the sequences observed now (read before registering), into
+    /// `out`.
+    pub(crate) fn observe(&self, out: &mut Vec<(&'s B::Waiter, &'s WaitWord, u32)>) {
+        out.clear();
+        out.extend(
+            self.sleep.iter().map(|(w, word)| (*w, *word, word.seq().load(Ordering::SeqCst))),
+        );
     }
 
     pub(crate) fn register_all(&self) {
@@ -315,6 +331,9 @@ type FdSleep<B> = fn(
 
 struct Inner<'a, B: WaitBackend> {
     next_id: u64,
+    /// Reused from wait to wait (no allocation once warm).
+    plan: Plan<'a, B>,
+    observed: Vec<(&'a B::Waiter, &'a WaitWord, u32)>,
     sources: Vec<(AttachmentId, &'a dyn Source<B>)>,
     timers: Vec<Timer>,
     #[cfg(all(unix, not(miri)))]
@@ -366,6 +385,8 @@ impl<'a, B: WaitBackend> WaitSet<'a, B> {
         WaitSet {
             inner: RefCell::new(Inner {
                 next_id: 0,
+                plan: Plan::new(),
+                observed: Vec::new(),
                 sources: Vec::new(),
                 timers: Vec::new(),
                 #[cfg(all(unix, not(miri)))]
@@ -593,22 +614,23 @@ impl<'a, B: WaitBackend> WaitSet<'a, B> {
                 what: "waiting on an empty WaitSet (it would never return)".into(),
             });
         }
-        let mut plan = Plan::<B>::new();
         loop {
             collect_ready(&mut inner, &mut ready)?;
             if !ready.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(ready);
             }
+            let Inner { plan, observed, sources, .. } = &mut *inner;
             plan.clear();
-            for (_, source) in &inner.sources {
-                source.plan(&mut plan);
+            for (_, source) in sources.iter() {
+                source.plan(plan);
             }
-            let observed = plan.observe();
+            plan.observe(observed);
             plan.register_all();
             // Re-check with the registrations visible to wakers.
             let result = collect_ready(&mut inner, &mut ready);
             if result.is_err() || !ready.is_empty() {
-                plan.unregister_all();
+                inner.plan.unregister_all();
+                inner.plan.clear();
                 return result.map(|()| ready);
             }
             let now = Instant::now();
@@ -616,13 +638,15 @@ impl<'a, B: WaitBackend> WaitSet<'a, B> {
             for t in &inner.timers {
                 until = earliest(until, t.next);
             }
-            until = earliest(until, plan.due_at());
-            if plan.is_sliced() {
+            until = earliest(until, inner.plan.due_at());
+            if inner.plan.is_sliced() {
                 until = earliest(until, Some(now + Duration::from_millis(1)));
             }
             let timeout = until.map(|u| u.saturating_duration_since(now));
-            let slept = sleep::<B>(&inner, &observed, timeout);
-            plan.unregister_all();
+            let slept = sleep::<B>(&inner, &inner.observed, timeout);
+            inner.plan.unregister_all();
+            // Hands back turns and holds now, not at the next wait.
+            inner.plan.clear();
             slept?;
         }
     }

@@ -16,7 +16,10 @@ use crate::waitset::{Plan, Source};
 
 impl<M: ShmMessage, B: WaitBackend> Source<B> for Subscriber<M, B> {
     fn is_ready(&self) -> bool {
-        self.has_data()
+        // `has_data` with one lock instead of two (a wait set asks every source, twice per
+        // wait).
+        let st = self.state.lock();
+        self.topic.epoch() != st.epoch || st.pubs.iter().flatten().any(|conn| conn.ready(self.key))
     }
 
     fn plan<'s>(&'s self, plan: &mut Plan<'s, B>) {
@@ -26,16 +29,23 @@ impl<M: ShmMessage, B: WaitBackend> Source<B> for Subscriber<M, B> {
             plan.sliced();
         }
         plan.register(&sleep.word);
-        // The words stay valid while the holds live: kept with the plan.
-        let (words, holds) = self.sleep_words();
-        for word in words {
-            plan.sleep_on(&self.waiter, word);
-        }
-        plan.keep(holds);
         if !B::BROADCAST {
+            // Our own word in the registry, the wake kept in our OS object (see `sleep_words`).
+            plan.sleep_on(&self.waiter, &self.topic.subscriber(self.index).word);
             match BatonTurn::take(self) {
                 Some(turn) => plan.keep(turn),
                 None => plan.sliced(),
+            }
+            return;
+        }
+        // As `sleep_words`, without its allocations: the topic's word and each publisher's.
+        plan.sleep_on(&self.waiter, self.topic.data_word());
+        let st = self.state.lock();
+        for conn in st.pubs.iter().flatten() {
+            plan.sleep_on(&self.waiter, conn.wake);
+            // The word lies in the publisher's heap: held while the sleep lasts.
+            if let Some(hold) = conn.hold() {
+                plan.keep_shared(hold);
             }
         }
     }
