@@ -116,16 +116,15 @@ impl<'a> Waiter<'a> {
             }
             _ => None,
         };
-        Ok(Waiter { sub, set, runtime }).map(|w| {
-            if let Some(set) = &w.set {
-                // Detached when the set is dropped: the guards only need to outlive waits.
-                std::mem::forget(set.attach(sub));
-                for s in idle {
-                    std::mem::forget(set.attach(s));
-                }
+        let waiter = Waiter { sub, set, runtime };
+        if let Some(set) = &waiter.set {
+            // Never detached: the set goes with the waiter.
+            std::mem::forget(set.attach(sub));
+            for s in idle {
+                std::mem::forget(set.attach(s));
             }
-            w
-        })
+        }
+        Ok(waiter)
     }
 
     fn next(&self) -> Result<u64> {
@@ -152,9 +151,12 @@ impl<'a> Waiter<'a> {
     }
 }
 
+/// Idle publishers and their subscribers.
+type Idle = (Vec<Publisher<u64>>, Vec<Subscriber<u64>>);
+
 /// Idle subscribers for a WaitSet of `mode` (all but the one that gets messages), each
 /// connected to an idle publisher of this process.
-fn idle(mode: WakeMode, prefix: &str) -> Result<(Vec<Publisher<u64>>, Vec<Subscriber<u64>>)> {
+fn idle(mode: WakeMode, prefix: &str) -> Result<Idle> {
     let n = match mode {
         WakeMode::WaitSet(n) => n.saturating_sub(1),
         _ => 0,

@@ -44,11 +44,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else if ready == tick.id() {
             ticks += 1;
             println!("tick {ticks}: {received} readings so far");
-        } else if ready == stop.id() {
-            if let Some(event) = shutdown.try_wait()? {
-                println!("shutdown ({event}) after {received} readings and {ticks} ticks");
-                return Ok(ControlFlow::Break(()));
-            }
+        } else if ready == stop.id()
+            && let Some(event) = shutdown.try_wait()?
+        {
+            println!("shutdown ({event}) after {received} readings and {ticks} ticks");
+            return Ok(ControlFlow::Break(()));
         }
         Ok(ControlFlow::Continue(()))
     })?;
