@@ -187,12 +187,16 @@ struct State<B: WaitBackend> {
     /// The waiter thread is parked on `idle` (nothing pending), not in the backend.
     parked: bool,
     started: bool,
+    /// Moves each time the waiter thread has let go of what it slept on.
+    cycle: u64,
 }
 
 /// The process's async waiter for backend `B`.
 struct Reactor<B: WaitBackend> {
     state: Mutex<State<B>>,
     idle: Condvar,
+    /// Signalled when `cycle` moves.
+    replanned: Condvar,
     next: AtomicU64,
     /// Rung when an entry is added while the thread sleeps in the backend.
     doorbell: &'static WaitWord,
@@ -222,8 +226,14 @@ fn reactor<B: WaitBackend>() -> Result<&'static Reactor<B>> {
     // nothing is left behind when the process exits (a socket file, for instance).
     B::cleanup(&channel)?;
     let reactor: &'static Reactor<B> = Box::leak(Box::new(Reactor {
-        state: Mutex::new(State { entries: HashMap::new(), parked: false, started: false }),
+        state: Mutex::new(State {
+            entries: HashMap::new(),
+            parked: false,
+            started: false,
+            cycle: 0,
+        }),
         idle: Condvar::new(),
+        replanned: Condvar::new(),
         next: AtomicU64::new(1),
         doorbell,
         bell_waiter: Arc::new(bell_waiter),
@@ -265,9 +275,31 @@ impl<B: WaitBackend> Reactor<B> {
     }
 
     fn remove(&self, id: u64) {
+        let mut st = self.lock();
+        let entry = st.entries.remove(&id);
+        let (parked, cycle) = (st.parked, st.cycle);
+        drop(st);
+        let Some(entry) = entry else { return };
         // Dropped outside the lock: it may unmap a heap.
-        let entry = self.lock().entries.remove(&id);
         drop(entry);
+        if B::BROADCAST || parked {
+            // The thread's snapshot holds only mappings (dropped at its next wake-up).
+            return;
+        }
+        // Backends with an OS object per source: the sleeping thread holds the source's waiter
+        // (a socket file, say), which must go with the source. Have it let go, briefly.
+        if wait::notify::<B>(&self.bell_waker, self.doorbell).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let mut st = self.lock();
+        while st.cycle == cycle && !st.parked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self.replanned.wait_timeout(st, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
     }
 
     /// The waiter thread.
@@ -291,6 +323,7 @@ impl<B: WaitBackend> Reactor<B> {
             }
             if st.entries.is_empty() {
                 st.parked = true;
+                self.replanned.notify_all();
                 let mut st = self.idle.wait(st).unwrap_or_else(PoisonError::into_inner);
                 st.parked = false;
                 continue;
@@ -327,7 +360,10 @@ impl<B: WaitBackend> Reactor<B> {
             }
             self.doorbell.unregister();
             drop(entries);
+            drop(waiters);
             drop(keep);
+            self.lock().cycle += 1;
+            self.replanned.notify_all();
         }
     }
 }
