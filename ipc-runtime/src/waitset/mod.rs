@@ -78,8 +78,8 @@
 //!   ready when their liveness probe is due or the notifier set changed, so that
 //!   `try_wait` can report deaths; the probe interval bounds the sleep.
 //!
-//! A `WaitSet` is used from one thread at a time (it is not `Sync`); create one per waiting
-//! thread.
+//! A `WaitSet` belongs to the thread that made it (it is neither `Send` nor `Sync`); create one
+//! per waiting thread.
 //!
 //! # Adding a source type
 //!
