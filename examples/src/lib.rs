@@ -6,6 +6,8 @@
 //! * `quickstart`: one command that starts a publisher and two subscriber processes, sends
 //!   100,000 messages with `ShmVec` payloads and prints delivered counts and latency
 //!   percentiles.
+//! * `waitset`: one thread waits on a topic, a shutdown event and a 1 s tick in one `WaitSet`;
+//!   `async_select` does the same with tokio's `select!`.
 //! * `custom_backend`: a wait backend written outside the framework ([`fifo`], named pipes on
 //!   Linux) driving a `Notifier`/`Listener` pair.
 

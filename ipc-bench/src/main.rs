@@ -19,6 +19,8 @@
 //!   ([`reqres`]), next to the ping-pong of the same mode;
 //!   with `--features iceoryx2`, iceoryx2's request/response round trip too (busy-poll);
 //! * fan-out 1 → 1, 4, 16 blocking subscribers, latency to the last receiver;
+//! * wake-up latency of a sleeping receiver, and ping-pong, through a blocking receive, a
+//!   `WaitSet` with 1 and 16 subscribers, and `receive_async` on tokio ([`wakeup`]);
 //! * throughput one → one, 8 B and 64 KiB, busy-poll and blocking receiver;
 //! * baselines ([`baselines`]): raw atomic-flag ping-pong over shared memory (the floor),
 //!   Unix-socket and pipe ping-pong, Unix-datagram throughput;
@@ -68,6 +70,7 @@ mod plot;
 mod report;
 #[cfg(unix)]
 mod reqres;
+mod wakeup;
 
 /// Any error of the benchmark.
 #[cfg(unix)]
@@ -119,6 +122,7 @@ mod run {
         match role.as_str() {
             "echo" => ours::echo_peer(&kv),
             "rr-server" => crate::reqres::server_peer(&kv),
+            "wake" => crate::wakeup::peer(&kv),
             "stream" => ours::stream_peer(&kv),
             "floor" => baselines::floor_peer(&kv),
             "uds" => baselines::uds_peer(&kv),
@@ -153,6 +157,8 @@ mod run {
             }
         }
         cases.extend([1, 4, 16].map(Case::FanOut));
+        cases.extend(crate::wakeup::WakeMode::ALL.map(Case::Wake));
+        cases.extend(crate::wakeup::WakeMode::ALL.map(Case::WakePingPong));
         for size in [8, 64 << 10] {
             cases.push(Case::DgramThroughput(size));
             for mode in [Mode::Busy, Mode::Blocking] {
@@ -257,6 +263,12 @@ mod run {
             }
             (Case::FanOut(n), Acc::FanOut(h, publish)) => {
                 ours::fanout(launcher, n, round, warmup, per_round, h, publish)
+            }
+            (Case::Wake(mode), Acc::Latency(h)) => {
+                crate::wakeup::run(launcher, mode, true, round, warmup, per_round, h)
+            }
+            (Case::WakePingPong(mode), Acc::Latency(h)) => {
+                crate::wakeup::run(launcher, mode, false, round, warmup, per_round, h)
             }
             (Case::RawAtomic, Acc::Latency(h)) => {
                 baselines::raw_atomic(launcher, round, warmup, per_round, h)

@@ -23,6 +23,10 @@ pub enum Case {
     ReqRes(Mode),
     /// Our fan-out to this many blocking subscribers.
     FanOut(u32),
+    /// Wake-up latency of a receiver asleep this way (one-way, timestamps).
+    Wake(crate::wakeup::WakeMode),
+    /// Ping-pong of a `u64` with both sides waiting this way.
+    WakePingPong(crate::wakeup::WakeMode),
     /// Diagnostic recorded with [`Case::FanOut`]: how long `publish` itself took.
     FanOutPublish(u32),
     /// Diagnostic: publish → `try_receive` → drop of an 8-byte message in one thread, i.e. the
@@ -61,6 +65,8 @@ impl Case {
             Case::PingPong(p, m) => format!("{}/{}", m.key(), p.key()),
             Case::ReqRes(m) => format!("rr/{}", m.key()),
             Case::FanOut(n) => format!("fanout/{n}"),
+            Case::Wake(m) => format!("wake/{}", m.key()),
+            Case::WakePingPong(m) => format!("wake-pp/{}", m.key()),
             Case::FanOutPublish(n) => format!("fanout-publish/{n}"),
             Case::InProcess => "diag/in-process".into(),
             Case::RawAtomic => "baseline/raw-atomic".into(),
@@ -80,6 +86,8 @@ impl Case {
             Case::PingPong(p, m) => format!("{} {p}", m.label()),
             Case::ReqRes(m) => format!("{} request/response [u8; 8] → 16 B", m.label()),
             Case::FanOut(n) => format!("fan-out 1→{n}, blocking, last receiver"),
+            Case::Wake(m) => format!("wake-up of a sleeping {}, u64", m.label()),
+            Case::WakePingPong(m) => format!("ping-pong u64, {} both sides", m.label()),
             Case::FanOutPublish(n) => format!("fan-out 1→{n}: time inside publish() (diagnostic)"),
             Case::InProcess => format!(
                 "one thread: publish → try_receive → drop, 8 B, per message in batches of {} \
@@ -338,6 +346,22 @@ impl Results {
             add(format!("p50 {}", case.label()), self.p50(case), "ping-pong [u8; 8]", base);
         }
         add("p50 pipe ping-pong".into(), self.p50(Case::Pipe), "Unix socket", uds);
+        {
+            use crate::wakeup::WakeMode;
+            for case in [Case::Wake, Case::WakePingPong] {
+                let blocking = case(WakeMode::Blocking);
+                for mode in [WakeMode::WaitSet(1), WakeMode::WaitSet(16), WakeMode::Async] {
+                    for (q, name) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
+                        add(
+                            format!("{name} {}", case(mode).label()),
+                            self.quantile(case(mode), q),
+                            &format!("blocking receive {name}"),
+                            self.quantile(blocking, q),
+                        );
+                    }
+                }
+            }
+        }
         let single = self.p50(Case::FanOut(1));
         for n in [4, 16] {
             let case = Case::FanOut(n);
@@ -480,6 +504,24 @@ impl Results {
             self.p50(Case::FanOut(1)),
             2.0,
         );
+        {
+            use crate::wakeup::WakeMode;
+            let blocking = self.p50(Case::Wake(WakeMode::Blocking));
+            add(
+                "WaitSet with 16 subscribers: wake-up p50 ≤ 1.3 × blocking receive p50",
+                "WaitSet-16 / blocking, wake-up of a sleeping receiver".into(),
+                self.p50(Case::Wake(WakeMode::WaitSet(16))),
+                blocking,
+                1.3,
+            );
+            add(
+                "receive_async (tokio): wake-up p50 ≤ 1.5 × blocking receive p50",
+                "async / blocking, wake-up of a sleeping receiver".into(),
+                self.p50(Case::Wake(WakeMode::Async)),
+                blocking,
+                1.5,
+            );
+        }
         let iox_busy8 = Case::Iox2PingPong(PayloadKind::Fixed(8), Mode::Busy);
         add(
             "busy-poll one-way p50 (8 B) ≤ 0.5 × iceoryx2's",

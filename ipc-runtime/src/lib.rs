@@ -79,6 +79,8 @@
 //! | [`event`] | `Notifier`, `Listener`, `EventId`: events between processes |
 //! | [`pipe`] | `PipeWriter`, `PipeReader`: byte streams through a shared ring |
 //! | [`wait`] | the waiting seam: futex / Unix socket / spin / polling backends |
+//! | `aio` | async/await (cargo feature `tokio`): `receive_async`, `wait_async`, streams |
+//! | [`waitset`] | `WaitSet`: wait on many subscribers, listeners, timers in one sleep |
 //! | [`liveness`] | liveness tokens and inter-process file locks |
 //! | [`inspect`] | reading and cleaning a domain from outside (the `ipc` tool) |
 //! | [`error`] | the crate's `Error` |
@@ -87,6 +89,8 @@
 #[cfg(test)]
 extern crate self as ipc_runtime;
 
+#[cfg(feature = "tokio")]
+pub mod aio;
 mod barrier;
 pub mod containers;
 pub mod domain;
@@ -106,6 +110,7 @@ mod spin;
 mod time;
 mod trust;
 pub mod wait;
+pub mod waitset;
 
 /// Every Rust snippet of the README compiles (and runs) as a doc test.
 #[cfg(doctest)]
@@ -141,6 +146,7 @@ pub mod prelude {
     pub use crate::pipe::{PipeReader, PipeWriter};
     pub use crate::pubsub::{Overflow, Publisher, Sample, SampleMut, Subscriber, Topic};
     pub use crate::service::{ActiveRequest, Client, PendingResponse, Server};
+    pub use crate::waitset::WaitSet;
     pub use ipc_derive::ShmMessage;
 }
 

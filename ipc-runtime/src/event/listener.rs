@@ -16,6 +16,8 @@ use super::channel::{Channel, LISTENER, ListenerRef, Membership, NOTIFIER, Optio
 use crate::error::{Error, Result};
 use crate::wait::{self, DefaultBackend, WaitBackend};
 
+mod waitset;
+
 /// How often a listener that watches its notifiers probes their liveness while it waits, unless
 /// set with [`ListenerBuilder::liveness_interval`].
 ///
@@ -45,9 +47,11 @@ pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 /// # Ok::<(), ipc_runtime::Error>(())
 /// ```
 pub struct Listener<B: WaitBackend = DefaultBackend> {
-    channel: Channel,
+    /// Shared with the async waiter while it sleeps on the slot's word.
+    channel: std::sync::Arc<Channel>,
     membership: Membership,
-    waiter: B::Waiter,
+    /// Shared with the async waiter while it sleeps on it.
+    waiter: std::sync::Arc<B::Waiter>,
     /// Wakes our own sleeper after a take had to put a bit back (see `clear_bit`).
     self_waker: B::Waker,
     spin: u32,
@@ -812,9 +816,9 @@ impl<B: WaitBackend> ListenerBuilder<B> {
                 Ok((waiter, self_waker, state))
             })?;
         Ok(Listener {
-            channel,
+            channel: std::sync::Arc::new(channel),
             membership,
-            waiter,
+            waiter: std::sync::Arc::new(waiter),
             self_waker,
             spin: self.spin,
             watch: self.watch,

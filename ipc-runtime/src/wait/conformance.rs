@@ -34,6 +34,7 @@ pub fn run<B: WaitBackend>() {
     one_wake_reaches_every_sleeper::<B>();
     flood_of_wakes_never_blocks::<B>();
     stale_objects_are_replaced_and_cleaned::<B>();
+    wait_many_wakes_on_any_entry::<B>();
     ping_pong::<B>(if cfg!(miri) { 20 } else { 2_000 });
 }
 
@@ -273,6 +274,72 @@ pub fn stale_objects_are_replaced_and_cleaned<B: WaitBackend>() {
     std::mem::forget(B::waiter(&channel, &word).unwrap());
     B::cleanup(&channel).unwrap_or_else(|e| panic!("{}: cleanup after a death: {e}", B::NAME));
     B::cleanup(&channel).unwrap_or_else(|e| panic!("{}: cleanup twice: {e}", B::NAME));
+}
+
+/// [`WaitBackend::wait_many`] on several waiters, each with its own word: returns at once when
+/// a word already moved, wakes when any one entry is notified (each in turn, from another
+/// thread), and otherwise sleeps until its timeout.
+///
+/// ```
+/// use ipc_runtime::wait::conformance;
+///
+/// conformance::wait_many_wakes_on_any_entry::<ipc_runtime::wait::Spin>();
+/// ```
+pub fn wait_many_wakes_on_any_entry<B: WaitBackend>() {
+    const N: usize = 3;
+    let channels: Vec<String> = (0..N).map(|_| unique_channel("many")).collect();
+    let words: Vec<WaitWord> = (0..N).map(|_| WaitWord::new()).collect();
+    let waiters: Vec<B::Waiter> =
+        channels.iter().zip(&words).map(|(c, w)| B::waiter(c, w).unwrap()).collect();
+    let wakers: Vec<B::Waker> =
+        channels.iter().zip(&words).map(|(c, w)| B::waker(c, w).unwrap()).collect();
+    let entries = |observed: &[u32]| -> Vec<(&B::Waiter, &WaitWord, u32)> {
+        (0..N).map(|i| (&waiters[i], &words[i], observed[i])).collect()
+    };
+    let seqs = || -> Vec<u32> { words.iter().map(|w| w.seq().load(Ordering::SeqCst)).collect() };
+
+    // A word that moved before the call: no sleep at all.
+    let mut stale = seqs();
+    stale[1] = stale[1].wrapping_sub(1);
+    let start = Instant::now();
+    B::wait_many(&entries(&stale), Some(Duration::from_secs(30))).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(20), "{}: slept on a moved word", B::NAME);
+
+    // Nothing happens: the calls (which may return early) add up to the timeout.
+    let start = Instant::now();
+    let observed = seqs();
+    while start.elapsed() < Duration::from_millis(20) {
+        let left = Duration::from_millis(20).saturating_sub(start.elapsed());
+        B::wait_many(&entries(&observed), Some(left)).unwrap();
+        assert_eq!(seqs(), observed, "{}: a word moved by itself", B::NAME);
+    }
+
+    // Each entry in turn wakes a sleeper that waits on all of them.
+    for target in 0..N {
+        let registered = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while registered.load(Ordering::SeqCst) == 0 {
+                    std::thread::yield_now();
+                }
+                words[target].seq().fetch_add(1, Ordering::SeqCst);
+                B::wake(&wakers[target], &words[target]).unwrap();
+            });
+            let observed = seqs();
+            registered.store(1, Ordering::SeqCst);
+            let start = Instant::now();
+            while seqs() == observed {
+                let left = Duration::from_secs(30).saturating_sub(start.elapsed());
+                assert!(!left.is_zero(), "{}: entry {target} never woke wait_many", B::NAME);
+                B::wait_many(&entries(&observed), Some(left)).unwrap();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{}: entry {target} woke wait_many late",
+                B::NAME
+            );
+        });
+    }
 }
 
 /// Two threads pass a token back and forth `rounds` times; a lost wake-up hangs (and fails the

@@ -51,6 +51,8 @@ pub use futex::Futex;
 pub use polling::Polling;
 pub use spin::Spin;
 #[cfg(all(unix, not(miri)))]
+pub(crate) use unix_socket::poll_many;
+#[cfg(all(unix, not(miri)))]
 pub use unix_socket::{SocketWaiter, SocketWaker, UnixSocket};
 #[cfg(all(windows, not(miri)))]
 pub use windows_event::{EventHandle, WindowsEvent};
@@ -109,6 +111,16 @@ impl WaitWord {
     /// ```
     pub fn clear_waiters(&self) {
         self.waiters.store(0, Ordering::SeqCst);
+    }
+
+    /// Registers one more sleeper (see [`wait_until`]).
+    pub(crate) fn register(&self) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends a registration made with [`register`](Self::register).
+    pub(crate) fn unregister(&self) {
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -240,6 +252,56 @@ pub trait WaitBackend: Send + Sync + 'static {
         }
     }
 
+    /// Sleeps while every `(waiter, word, observed)` entry still holds (each word's sequence
+    /// equals its observed value), at most `timeout` (forever if `None`); may return early.
+    /// Waits on many sources in one sleep: a [`WaitSet`](crate::waitset::WaitSet) and the
+    /// shared async waiter use it. Each entry may name a different waiter (one per source).
+    ///
+    /// The default: [`BROADCAST`](WaitBackend::BROADCAST) backends sleep on the words
+    /// themselves with [`wait_any`](WaitBackend::wait_any) (the waiters are not used); other
+    /// backends sleep on the first entry's waiter in slices of at most a millisecond, looking at
+    /// every word in between. Backends that can sleep on several OS objects at once override it
+    /// (Unix sockets: one `poll` on every socket; Windows events: one
+    /// `WaitForMultipleObjects`).
+    ///
+    /// # Errors
+    ///
+    /// What the backend's own `wait` returns: an OS failure while sleeping.
+    fn wait_many(
+        entries: &[(&Self::Waiter, &WaitWord, u32)],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        match entries {
+            [] => {
+                // Nothing to wake us: the timeout (an hour at most; callers re-check).
+                std::thread::sleep(timeout.unwrap_or(Duration::from_secs(3600)));
+                Ok(())
+            }
+            [(waiter, word, observed)] => Self::wait(waiter, word, *observed, timeout),
+            [(waiter, ..), ..] if Self::BROADCAST => {
+                let words: Vec<(&WaitWord, u32)> =
+                    entries.iter().map(|(_, word, observed)| (*word, *observed)).collect();
+                Self::wait_any(waiter, &words, timeout)
+            }
+            [(waiter, word, observed), ..] => {
+                let slice = Duration::from_millis(1);
+                let end = timeout.and_then(|t| Instant::now().checked_add(t));
+                loop {
+                    let left = end.map(|end| end.saturating_duration_since(Instant::now()));
+                    Self::wait(
+                        waiter,
+                        word,
+                        *observed,
+                        Some(left.map_or(slice, |l| l.min(slice))),
+                    )?;
+                    if any_moved(entries) || left.is_some_and(|l| l <= slice) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
     /// Removes the OS objects a waiter of `channel` left behind when it died without dropping
     /// its [`Waiter`](WaitBackend::Waiter). Called by whoever reaps a dead participant; must
     /// succeed when there is nothing to remove. Backends without per-waiter objects keep the
@@ -248,6 +310,11 @@ pub trait WaitBackend: Send + Sync + 'static {
         let _ = channel;
         Ok(())
     }
+}
+
+/// Whether the sequence of any entry's word moved past its observed value.
+pub(crate) fn any_moved<W>(entries: &[(&W, &WaitWord, u32)]) -> bool {
+    entries.iter().any(|(_, word, observed)| word.seq.load(Ordering::SeqCst) != *observed)
 }
 
 /// A backend's [`cleanup`](WaitBackend::cleanup) as a plain function.

@@ -218,6 +218,13 @@ impl WaitBackend for UnixSocket {
         }
     }
 
+    fn wait_many(
+        entries: &[(&SocketWaiter, &WaitWord, u32)],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        poll_many(entries, &[], timeout).map(drop)
+    }
+
     fn wake(waker: &SocketWaker, _word: &WaitWord) -> Result<()> {
         let sent = if waker.connected {
             waker.socket.send(&[1])
@@ -239,6 +246,56 @@ impl WaitBackend for UnixSocket {
             Err(e) => Err(Error::io(format!("removing {}", path.display()), e)),
         }
     }
+}
+
+/// Drains every entry's socket, re-checks the words, then sleeps in one `poll` on all the
+/// sockets and on `fds` (raw descriptors a [`WaitSet`](crate::waitset::WaitSet) watches for
+/// input). Returns, per descriptor of `fds`, whether `poll` reported it ready (all false when it
+/// did not poll).
+pub(crate) fn poll_many(
+    entries: &[(&SocketWaiter, &WaitWord, u32)],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> Result<Vec<bool>> {
+    // Several entries may share a waiter (a subscriber sleeping on several words): each
+    // socket once.
+    let mut sockets: Vec<&SocketWaiter> = Vec::with_capacity(entries.len());
+    for (waiter, ..) in entries {
+        if !sockets.iter().any(|s| std::ptr::eq(*s, *waiter)) {
+            sockets.push(waiter);
+        }
+    }
+    let mut sink = [0u8; 64];
+    for waiter in &sockets {
+        loop {
+            match waiter.socket.recv(&mut sink) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::io(format!("draining {}", waiter.path.display()), e));
+                }
+            }
+        }
+    }
+    if super::any_moved(entries) {
+        return Ok(vec![false; fds.len()]);
+    }
+    let timespec = timeout.map(|t| {
+        let t = t.min(Duration::from_secs(3600));
+        Timespec { tv_sec: t.as_secs() as _, tv_nsec: t.subsec_nanos() as _ }
+    });
+    let mut polled: Vec<PollFd<'_>> = sockets
+        .iter()
+        .map(|w| PollFd::new(&w.socket, PollFlags::IN))
+        .chain(fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)))
+        .collect();
+    match poll(&mut polled, timespec.as_ref()) {
+        Ok(_) => {}
+        Err(e) if e == rustix::io::Errno::INTR => {}
+        Err(e) => return Err(Error::io("polling wait sockets", e.into())),
+    }
+    Ok(polled[sockets.len()..].iter().map(|p| !p.revents().is_empty()).collect())
 }
 
 /// Errors that mean "no waiter to wake" (gone, not there yet) or "already woken" (buffer full).

@@ -23,6 +23,7 @@
 mod builder;
 mod conn;
 mod sleep;
+mod waitset;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -69,7 +70,8 @@ use sleep::{Baton, Sleeper};
 /// # Ok::<(), ipc_runtime::Error>(())
 /// ```
 pub struct Subscriber<M: ShmMessage, B: WaitBackend = DefaultBackend> {
-    topic: Topic,
+    /// Shared with the async waiter while it sleeps on the topic's words.
+    topic: Arc<Topic>,
     index: u32,
     /// Our port's key (what publishers write into the ring they give us).
     key: u64,
@@ -77,7 +79,8 @@ pub struct Subscriber<M: ShmMessage, B: WaitBackend = DefaultBackend> {
     port: SubPort,
     port_at: RelPtr,
     token: Option<Token>,
-    waiter: B::Waiter,
+    /// Shared with the async waiter while it sleeps on it.
+    waiter: Arc<B::Waiter>,
     baton: Baton,
     state: SpinLock<State<B>>,
     /// Whether the topic's overflow policy is `Block` (publishers may wait for us to consume).
@@ -231,13 +234,13 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
         let block = topic.layout.options.overflow == Overflow::Block;
         let subscriber = Subscriber {
             key: port.header().key.load(Ordering::Relaxed),
-            topic,
+            topic: Arc::new(topic),
             index,
             heap,
             port,
             port_at,
             token: Some(claim.token),
-            waiter,
+            waiter: Arc::new(waiter),
             baton: Baton::default(),
             state: SpinLock::new(State {
                 epoch: u64::MAX,
@@ -742,7 +745,7 @@ impl<M: ShmMessage, B: WaitBackend> Drop for Subscriber<M, B> {
         let header = self.port.header();
         header.state.store(super::layout::PORT_LEFT, Ordering::Release);
         header.key.store(0, Ordering::Release);
-        membership::release(&self.topic, SUBSCRIBER, self.index);
+        membership::release(&*self.topic, SUBSCRIBER, self.index);
         self.topic.bump_epoch();
         let st = self.state.lock();
         for conn in st.pubs.iter().flatten() {

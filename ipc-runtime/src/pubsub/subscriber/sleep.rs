@@ -29,6 +29,20 @@ pub(crate) struct Baton {
     handed_back: Condvar,
 }
 
+impl Baton {
+    /// Takes the baton if nobody holds it (a wait set about to sleep on the waiter).
+    pub fn try_take(&self) -> bool {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        !std::mem::replace(&mut *held, true)
+    }
+
+    /// Hands back a baton taken with [`try_take`](Self::try_take).
+    pub fn hand_back(&self) {
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.handed_back.notify_all();
+    }
+}
+
 /// Where and how a subscriber sleeps.
 pub(crate) struct Sleeper<'a, B: WaitBackend> {
     pub waiter: &'a B::Waiter,
