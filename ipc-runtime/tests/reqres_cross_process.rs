@@ -460,3 +460,97 @@ fn streams_arrive_in_order_and_end() {
         Some(other) => panic!("unknown role {other}"),
     }
 }
+
+#[test]
+fn a_waitset_serves_requests_and_notices_a_dead_server() {
+    let test = "a_waitset_serves_requests_and_notices_a_dead_server";
+    match support::role().as_deref() {
+        None => {
+            let domain = support::unique_domain("rr-waitset");
+            let mut server = spawn_held_role(test, "ws-server", &domain, &[]);
+            let mut server_out = stdout_lines(&mut server);
+            assert!(wait_for_line(&mut server_out, "ready"), "server did not start");
+            let mut client = spawn_held_role(test, "ws-client", &domain, &[]);
+            let mut client_out = stdout_lines(&mut client);
+            assert!(wait_for_line(&mut client_out, "served"), "requests were not served");
+            server.kill().unwrap();
+            let _ = server.wait();
+            let (status, stdout, stderr) = finish(client, Some(client_out));
+            assert!(status.success(), "client failed: {stdout}\n{stderr}");
+            assert!(stdout.contains("no-server"), "{stdout}");
+            support::assert_clean(&domain);
+        }
+        Some("ws-server") => {
+            // Serves from a WaitSet; the last request gets one response and then nothing
+            // (the parent kills us mid-stream).
+            let server = Server::<Job, Done>::new(SERVICE).unwrap();
+            let waitset = WaitSet::new();
+            let requests = waitset.attach(&server);
+            println!("ready");
+            let mut served = 0;
+            loop {
+                let ready = waitset.wait_timeout(Duration::from_secs(30)).unwrap();
+                assert!(ready.contains(&requests.id()), "woke with nothing ready");
+                while let Some(request) = server.try_receive().unwrap() {
+                    served += 1;
+                    let done = answer(0, &request);
+                    if served <= 20 {
+                        request.respond(done).unwrap();
+                    } else {
+                        request.send(done).unwrap();
+                        support::wait_for_parent();
+                        unreachable!("killed");
+                    }
+                }
+            }
+        }
+        Some("ws-client") => {
+            let client = Client::<Job, Done>::new(SERVICE).unwrap();
+            assert!(support::wait_until(Duration::from_secs(30), || client.servers() >= 1));
+            for seq in 1..=20 {
+                let pending = client.request(job(0, seq)).unwrap();
+                let waitset = WaitSet::new();
+                let attached = waitset.attach(&pending);
+                let done = loop {
+                    let ready = waitset.wait_timeout(Duration::from_secs(30)).unwrap();
+                    assert!(ready.contains(&attached.id()), "woke with nothing ready");
+                    if let Some(done) = pending.try_receive().unwrap() {
+                        break done;
+                    }
+                };
+                check(0, seq, &done);
+            }
+            let pending = client.request(job(0, 21)).unwrap();
+            let waitset = WaitSet::new();
+            let attached = waitset.attach(&pending);
+            let first = loop {
+                waitset.wait_timeout(Duration::from_secs(30)).unwrap();
+                if let Some(first) = pending.try_receive().unwrap() {
+                    break first;
+                }
+            };
+            check(0, 21, &first);
+            drop(first);
+            println!("served");
+            // The server is killed now: the wait set wakes for the probe and try_receive
+            // reports it.
+            let start = Instant::now();
+            let err = loop {
+                let ready = waitset.wait_timeout(Duration::from_secs(30)).unwrap();
+                assert!(start.elapsed() < Duration::from_secs(10), "not noticed");
+                if ready.contains(&attached.id()) {
+                    match pending.try_receive() {
+                        Err(err) => break err,
+                        Ok(Some(_)) => panic!("a response from a killed server"),
+                        Ok(None) => {}
+                    }
+                }
+            };
+            assert!(matches!(err, Error::NoServer { .. }), "{err}");
+            println!("no-server");
+            drop(attached);
+            support::wait_for_parent();
+        }
+        Some(other) => panic!("unknown role {other}"),
+    }
+}

@@ -93,6 +93,7 @@ mod envelope;
 mod pending;
 mod registry;
 mod server;
+mod waitset;
 
 use std::time::Duration;
 

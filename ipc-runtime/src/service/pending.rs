@@ -84,11 +84,21 @@ pub(crate) struct Stream<Resp: ShmMessage> {
     end_seen: bool,
     finished: bool,
     lost: bool,
+    /// When `try_receive` next asks whether the server is still there (`None`: one interval
+    /// after the first look).
+    next_probe: Option<Instant>,
 }
 
 impl<Resp: ShmMessage> Stream<Resp> {
     pub fn new(server: (u32, u32)) -> Self {
-        Stream { server, queue: VecDeque::new(), end_seen: false, finished: false, lost: false }
+        Stream {
+            server,
+            queue: VecDeque::new(),
+            end_seen: false,
+            finished: false,
+            lost: false,
+            next_probe: None,
+        }
     }
 }
 
@@ -241,6 +251,31 @@ impl<Resp: ShmMessage> Inbox<Resp> {
         }
     }
 
+    /// When stream `id`'s server is next due to be probed (`None`: the stream is over).
+    fn next_probe(&self, id: u64) -> Option<Instant> {
+        let mut st = self.lock();
+        let stream = st.streams.get_mut(&id)?;
+        Some(*stream.next_probe.get_or_insert_with(|| Instant::now() + self.interval))
+    }
+
+    /// Whether there is something for stream `id` without taking it from a ring: a parked
+    /// response, an end, a lost server.
+    fn has_news(&self, id: u64) -> bool {
+        self.lock().streams.get(&id).is_none_or(|s| !s.queue.is_empty() || s.finished || s.lost)
+    }
+
+    /// For non-blocking takes: probes stream `id`'s server once its interval has passed.
+    fn probe_if_due(&self, id: u64) -> Result<()> {
+        let now = Instant::now();
+        if self.next_probe(id).is_some_and(|at| now >= at) {
+            if let Some(stream) = self.lock().streams.get_mut(&id) {
+                stream.next_probe = Some(now + self.interval);
+            }
+            self.check_server(id)?;
+        }
+        Ok(())
+    }
+
     /// Fails the stream with [`Error::NoServer`] if its server is gone (after one more look
     /// for what it sent before going).
     fn check_server(&self, id: u64) -> Result<()> {
@@ -321,7 +356,8 @@ impl<'a, Resp: ShmMessage> PendingResponse<'a, Resp> {
     pub fn try_receive(&self) -> Result<Option<Sample<'a, Resp>>> {
         match self.inbox.poll(self.id)? {
             Polled::Got(sample) => Ok(Some(sample)),
-            Polled::Finished | Polled::Nothing => Ok(None),
+            Polled::Finished => Ok(None),
+            Polled::Nothing => self.inbox.probe_if_due(self.id).map(|()| None),
             Polled::Lost(server) => Err(self.inbox.no_server(self.id, server)),
         }
     }
@@ -364,11 +400,17 @@ impl<'a, Resp: ShmMessage> PendingResponse<'a, Resp> {
     }
 
     /// What a wait set sleeps on for this request: the client's response subscriber (a
-    /// response arrived) and its `end` subscriber (a stream ended without a last response).
-    /// Its server's death is noticed by probing: wake at least every liveness interval.
-    #[allow(dead_code)]
-    pub(crate) fn wait_sources(&self) -> (&'a Subscriber<Resp>, &'a Subscriber<u64>, Duration) {
-        (&self.inbox.responses, &self.inbox.ends, self.inbox.interval)
+    /// response arrived), its `end` subscriber (a stream ended without a last response), and
+    /// when the server is next due to be probed (`try_receive` probes it then).
+    pub(crate) fn wait_sources(
+        &self,
+    ) -> (&'a Subscriber<Resp>, &'a Subscriber<u64>, Option<Instant>) {
+        (&self.inbox.responses, &self.inbox.ends, self.inbox.next_probe(self.id))
+    }
+
+    /// Whether something for this request is known without a ring: parked, ended, lost.
+    pub(crate) fn has_news(&self) -> bool {
+        self.inbox.has_news(self.id)
     }
 }
 

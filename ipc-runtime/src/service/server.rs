@@ -413,7 +413,6 @@ impl<Req: ShmMessage, Resp: ShmMessage + Send> Server<Req, Resp> {
     }
 
     /// The subscriber requests arrive on (for a wait set: the server has work when it has data).
-    #[allow(dead_code)]
     pub(crate) fn request_subscriber(&self) -> &Subscriber<Envelope<Req>> {
         &self.requests
     }
