@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use super::port::{PubPort, SubPort};
-use super::topic::{PUBLISHER, SUBSCRIBER, Topic, read_heap_ref};
+use super::topic::{PUBLISHER, SUBSCRIBER, TopicSegment, read_heap_ref};
 use crate::error::Result;
 use crate::heap::HeapInfo;
 use crate::liveness::{self, Probe};
@@ -75,19 +75,19 @@ fn state_name(state: u32) -> &'static str {
     }
 }
 
-fn probe(topic: &Topic, role: Role, index: u32, generation: u32) -> Probe {
+fn probe(topic: &TopicSegment, role: Role, index: u32, generation: u32) -> Probe {
     liveness::probe(&topic.domain, &topic.token_name(role, index, generation))
         .unwrap_or(Probe::Alive)
 }
 
-fn pub_port(topic: &Topic, p: u32, generation: u32) -> Option<PubPort> {
+fn pub_port(topic: &TopicSegment, p: u32, generation: u32) -> Option<PubPort> {
     let entry = topic.publisher(p);
     let (domain, heap) = read_heap_ref(&entry.heap)?;
     let offset = entry.port.load(Ordering::Acquire);
     PubPort::map(&domain, heap, offset, topic.layout, p, generation).ok()
 }
 
-fn sub_port(topic: &Topic, s: u32, generation: u32) -> Option<SubPort> {
+fn sub_port(topic: &TopicSegment, s: u32, generation: u32) -> Option<SubPort> {
     let entry = topic.subscriber(s);
     let (domain, heap) = read_heap_ref(&entry.heap)?;
     let offset = entry.port.load(Ordering::Acquire);
@@ -96,7 +96,7 @@ fn sub_port(topic: &Topic, s: u32, generation: u32) -> Option<SubPort> {
 
 /// Everything about topic `name` in `domain`, read without changing anything.
 pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
-    let topic = Topic::open_existing(domain, name)?;
+    let topic = TopicSegment::open_existing(domain, name)?;
     let header = topic.header();
     let options = topic.layout.options;
     let backend = crate::wait::builtin_backend(header.backend_id)
@@ -187,8 +187,8 @@ pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
 /// [`crate::membership`], "Replace a corrupt object"); so is a lock held too long by another
 /// process.
 pub(crate) fn clean_topic(domain: &str, name: &str, removed: &mut Vec<String>) -> Result<()> {
-    let lock = Topic::lock(domain, name)?;
-    let topic = match Topic::open_existing(domain, name) {
+    let lock = TopicSegment::lock(domain, name)?;
+    let topic = match TopicSegment::open_existing(domain, name) {
         Ok(topic) => topic,
         Err(crate::Error::SegmentNotFound { .. }) => {
             // On Windows the name of a segment whose last process died may still be listed
@@ -201,7 +201,7 @@ pub(crate) fn clean_topic(domain: &str, name: &str, removed: &mut Vec<String>) -
             return Ok(());
         }
         Err(err) if membership::is_corruption(&err) => {
-            Topic::remove_corrupt(domain, name, &err)?;
+            TopicSegment::remove_corrupt(domain, name, &err)?;
             lock.remove();
             removed.push(format!("topic `{name}` (corrupt, no live participant: {err})"));
             return Ok(());
@@ -237,7 +237,7 @@ pub(crate) fn clean_topic(domain: &str, name: &str, removed: &mut Vec<String>) -
 }
 
 /// The heap segment a registry slot names, if it exists now.
-fn heap_segment(topic: &Topic, role: Role, index: u32) -> Option<SegmentName> {
+fn heap_segment(topic: &TopicSegment, role: Role, index: u32) -> Option<SegmentName> {
     let heap = if role == PUBLISHER {
         &topic.publisher(index).heap
     } else {

@@ -66,7 +66,7 @@ impl MessageType<'static> {
 
 /// A mapped, validated topic segment.
 #[derive(Debug)]
-pub(crate) struct Topic {
+pub(crate) struct TopicSegment {
     pub name: String,
     pub domain: String,
     object: String,
@@ -77,10 +77,10 @@ pub(crate) struct Topic {
 }
 
 // SAFETY: all shared state in the segment is accessed through atomics or is plain data written
-// before the segment was marked ready; the mapping lives as long as the `Topic`.
-unsafe impl Send for Topic {}
+// before the segment was marked ready; the mapping lives as long as the `TopicSegment`.
+unsafe impl Send for TopicSegment {}
 // SAFETY: as above.
-unsafe impl Sync for Topic {}
+unsafe impl Sync for TopicSegment {}
 
 fn segment_name(domain: &str, topic: &str) -> Result<SegmentName> {
     SegmentName::new(domain, SegmentKind::Topic, topic)
@@ -91,7 +91,7 @@ pub(crate) fn object_name(topic: &str) -> String {
     format!("topic.{}", domain::encode_name(topic))
 }
 
-impl Registry for Topic {
+impl Registry for TopicSegment {
     fn domain(&self) -> &str {
         &self.domain
     }
@@ -125,7 +125,7 @@ impl Registry for Topic {
     }
 }
 
-impl Topic {
+impl TopicSegment {
     /// Opens topic `name` in `domain`, creating it if needed, and checks that message type `M`,
     /// backend `B` and the requested options agree with it. Returns with the topic's lock held,
     /// so the caller can claim a slot before anyone can decide the topic is unused.
@@ -137,7 +137,7 @@ impl Topic {
         domain: &str,
         name: &str,
         request: &OptionRequest,
-    ) -> Result<(Topic, FileLock)> {
+    ) -> Result<(TopicSegment, FileLock)> {
         Self::join_as::<B>(domain, name, request, &MessageType::of::<M>())
     }
 
@@ -148,7 +148,7 @@ impl Topic {
         name: &str,
         request: &OptionRequest,
         ty: &MessageType<'_>,
-    ) -> Result<(Topic, FileLock)> {
+    ) -> Result<(TopicSegment, FileLock)> {
         domain::validate(name, "topic")?;
         request.check_consistent()?;
         let seg_name = segment_name(domain, name)?;
@@ -206,7 +206,7 @@ impl Topic {
         seg_name: &SegmentName,
         request: &OptionRequest,
         ty: &MessageType<'_>,
-    ) -> Result<Topic> {
+    ) -> Result<TopicSegment> {
         let options = request.resolve();
         options.validate()?;
         let layout = Layout::new(options, ty.inline);
@@ -247,7 +247,7 @@ impl Topic {
                 creation_pause_point();
             },
         )?;
-        Ok(Topic {
+        Ok(TopicSegment {
             name: name.to_owned(),
             domain: domain.to_owned(),
             object: object_name(name),
@@ -262,7 +262,7 @@ impl Topic {
         name: &str,
         segment: Segment,
         cleanup: crate::wait::ChannelCleanup,
-    ) -> Result<Topic> {
+    ) -> Result<TopicSegment> {
         let corrupted = |what: String| Error::Corrupted { what: format!("topic `{name}`: {what}") };
         if segment.len()
             < Layout::new(TopicOptions::default(), false).header + size_of::<TopicHeader>()
@@ -306,7 +306,7 @@ impl Topic {
                 layout.total
             )));
         }
-        Ok(Topic {
+        Ok(TopicSegment {
             name: name.to_owned(),
             domain: domain.to_owned(),
             object: object_name(name),
@@ -317,7 +317,7 @@ impl Topic {
     }
 
     /// Opens an existing topic without joining it or checking its type (for tools).
-    pub fn open_existing(domain: &str, name: &str) -> Result<Topic> {
+    pub fn open_existing(domain: &str, name: &str) -> Result<TopicSegment> {
         fn no_cleanup(_: &str) -> Result<()> {
             Ok(())
         }

@@ -10,7 +10,7 @@ use crate::liveness::Token;
 use crate::membership::{self, ACTIVE, CLOSING, Role};
 use crate::message::ShmMessage;
 use crate::pubsub::options::OptionRequest;
-use crate::pubsub::topic::{PUBLISHER, SUBSCRIBER, Topic};
+use crate::pubsub::topic::{PUBLISHER, SUBSCRIBER, TopicSegment};
 use crate::segment::{SegmentKind, SegmentName};
 use crate::wait::DefaultBackend;
 
@@ -23,7 +23,7 @@ pub(crate) const CLIENT: Role = SUBSCRIBER;
 #[derive(Debug)]
 pub(crate) struct Registry {
     pub service: String,
-    pub topic: Topic,
+    pub topic: TopicSegment,
     pub limits: Limits,
 }
 
@@ -61,9 +61,13 @@ impl Registry {
             overflow: None,
             max_borrowed: options.max_pending,
         };
-        let (topic, lock) =
-            Topic::join_as::<DefaultBackend>(domain, &registry_topic(service), &request, &ty)
-                .map_err(|err| rename(service, err))?;
+        let (topic, lock) = TopicSegment::join_as::<DefaultBackend>(
+            domain,
+            &registry_topic(service),
+            &request,
+            &ty,
+        )
+        .map_err(|err| rename(service, err))?;
         let o = topic.layout.options;
         let limits = Limits {
             max_servers: o.max_publishers,
@@ -173,8 +177,8 @@ impl Registry {
 
 /// Removes topic `name` if it exists and nobody alive uses it.
 fn remove_unused(domain: &str, name: &str) {
-    let Ok(lock) = Topic::lock(domain, name) else { return };
-    match Topic::open_existing(domain, name) {
+    let Ok(lock) = TopicSegment::lock(domain, name) else { return };
+    match TopicSegment::open_existing(domain, name) {
         Ok(topic) => {
             topic.remove_if_unused(lock);
         }

@@ -12,7 +12,7 @@ use super::super::layout::{InLine, SubSleep};
 use super::super::options::Overflow;
 use super::super::port::{PubPort, SubPort};
 use super::super::ring::{Completion, Corrupt, Delivery, INLINE_WORDS, Producer, Receipt, Revoked};
-use super::super::topic::{SUBSCRIBER, Topic, read_heap_ref};
+use super::super::topic::{SUBSCRIBER, TopicSegment, read_heap_ref};
 use super::books::{Holdings, Pool};
 use crate::barrier;
 use crate::error::{Error, Result};
@@ -91,7 +91,13 @@ impl<B: WaitBackend> std::fmt::Debug for Conn<B> {
 impl<B: WaitBackend> Conn<B> {
     /// Connects subscriber slot `s` (generation `generation`): maps its port, resets our ring
     /// towards it and announces the ring. Then the caller delivers history.
-    pub fn connect(topic: &Topic, ours: &PubPort, p: u32, s: u32, generation: u32) -> Result<Self> {
+    pub fn connect(
+        topic: &TopicSegment,
+        ours: &PubPort,
+        p: u32,
+        s: u32,
+        generation: u32,
+    ) -> Result<Self> {
         let layout = ours.layout;
         let entry = topic.subscriber(s);
         let (domain, heap) = read_heap_ref(&entry.heap).ok_or_else(|| Error::Corrupted {
@@ -158,7 +164,7 @@ impl<B: WaitBackend> Conn<B> {
         self.acked
     }
 
-    fn fail(&mut self, topic: &Topic, what: &str, corrupt: Corrupt) {
+    fn fail(&mut self, topic: &TopicSegment, what: &str, corrupt: Corrupt) {
         if !self.dead {
             tracing::error!(
                 topic = %topic.name,
@@ -172,7 +178,7 @@ impl<B: WaitBackend> Conn<B> {
     }
 
     /// Takes back what the subscriber returned or declined.
-    pub fn drain<M>(&mut self, topic: &Topic, pool: &mut Pool<M>) {
+    pub fn drain<M>(&mut self, topic: &TopicSegment, pool: &mut Pool<M>) {
         if self.dead || !self.acked() {
             return;
         }
@@ -211,7 +217,7 @@ impl<B: WaitBackend> Conn<B> {
     #[inline]
     pub fn deliver<M>(
         &mut self,
-        topic: &Topic,
+        topic: &TopicSegment,
         layout: &Layout,
         pool: &mut Pool<M>,
         i: u32,
@@ -269,7 +275,7 @@ impl<B: WaitBackend> Conn<B> {
     #[inline]
     pub fn deliver_inline(
         &mut self,
-        topic: &Topic,
+        topic: &TopicSegment,
         layout: &Layout,
         sequence: u64,
         payload: &[u64; INLINE_WORDS],
@@ -339,7 +345,7 @@ impl<B: WaitBackend> Conn<B> {
     }
 
     /// Wakes the subscriber on its own channel (backends that do not broadcast).
-    pub fn wake(&self, topic: &Topic) {
+    pub fn wake(&self, topic: &TopicSegment) {
         if let Some(waker) = &self.waker {
             let word = &topic.subscriber(self.slot).word;
             if let Err(err) = crate::wait::wake_word::<B>(waker, word) {

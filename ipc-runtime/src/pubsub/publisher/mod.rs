@@ -37,7 +37,7 @@ use super::port::PubPort;
 use super::ring::INLINE_WORDS;
 use super::sample::{SampleMut, SampleSlot};
 use super::service::{self, Serve, Serviced};
-use super::topic::{PUBLISHER, SUBSCRIBER, Topic, write_heap_ref};
+use super::topic::{PUBLISHER, SUBSCRIBER, TopicSegment, write_heap_ref};
 use crate::barrier;
 use crate::error::{Error, Result};
 use crate::heap::{self, Heap};
@@ -70,7 +70,7 @@ pub struct Publisher<M: ShmMessage + Send, B: WaitBackend = DefaultBackend> {
 }
 
 struct Core<M, B: WaitBackend> {
-    topic: Topic,
+    topic: TopicSegment,
     index: u32,
     heap: &'static Heap,
     port: PubPort,
@@ -162,7 +162,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
         };
         let heap = heap::default_heap()?;
         let light = barrier::register();
-        let (topic, lock) = Topic::join::<M, B>(&domain, &builder.topic, &builder.request)?;
+        let (topic, lock) = TopicSegment::join::<M, B>(&domain, &builder.topic, &builder.request)?;
         let claim = topic.claim(PUBLISHER)?;
         let index = claim.index;
         let core = match Core::new(topic, claim.index, claim.generation, heap, light, &builder) {
@@ -339,13 +339,13 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
 impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
     #[allow(clippy::result_large_err)]
     fn new(
-        topic: Topic,
+        topic: TopicSegment,
         index: u32,
         generation: u32,
         heap: &'static Heap,
         light: bool,
         builder: &PublisherBuilder<M, B>,
-    ) -> std::result::Result<Self, (Topic, Error)> {
+    ) -> std::result::Result<Self, (TopicSegment, Error)> {
         let layout = topic.layout;
         let entry = topic.publisher(index);
         let pool_len = layout.pool_len;

@@ -11,7 +11,7 @@ use super::super::layout::PubFlags;
 use super::super::port::{PeerHold, PubPort, SubPort};
 use super::super::ring::{Completion, Consumer, Delivery, INLINE_WORDS, Receipt, Take};
 use super::super::sample::SampleSlot;
-use super::super::topic::{PUBLISHER, Topic, read_heap_ref};
+use super::super::topic::{PUBLISHER, TopicSegment, read_heap_ref};
 use crate::barrier;
 use crate::error::{Error, Result};
 use crate::ptr::RelPtr;
@@ -64,7 +64,7 @@ unsafe impl<B: WaitBackend> Send for Conn<B> {}
 impl<B: WaitBackend> Conn<B> {
     /// Maps publisher slot `p`'s port and pool and resets our side of the pair for it.
     pub fn connect<M>(
-        topic: &Topic,
+        topic: &TopicSegment,
         ours: &SubPort,
         me: u32,
         p: u32,
@@ -180,7 +180,7 @@ impl<B: WaitBackend> Conn<B> {
 
     /// After a message was taken under `Overflow::Block`: wakes the publisher if it waits for
     /// room (after our head store: a light barrier first).
-    pub fn wake_publisher(&self, topic: &Topic) {
+    pub fn wake_publisher(&self, topic: &TopicSegment) {
         let p = self.p;
         let Some(waker) = &self.space_waker else { return };
         let flags = self.flags;

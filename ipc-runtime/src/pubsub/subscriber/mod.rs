@@ -38,7 +38,7 @@ use super::port::{self, PeerHold, SubPort};
 use super::publisher::DEFAULT_INTERVAL;
 use super::ring::{INLINE_WORDS, Take};
 use super::sample::{Held, Sample};
-use super::topic::{PUBLISHER, SUBSCRIBER, Topic, write_heap_ref};
+use super::topic::{PUBLISHER, SUBSCRIBER, TopicSegment, write_heap_ref};
 use crate::barrier;
 use crate::error::{Error, Result};
 use crate::heap::{self, Heap};
@@ -71,7 +71,7 @@ use sleep::{Baton, Sleeper};
 /// ```
 pub struct Subscriber<M: ShmMessage, B: WaitBackend = DefaultBackend> {
     /// Shared with the async waiter while it sleeps on the topic's words.
-    topic: Arc<Topic>,
+    topic: Arc<TopicSegment>,
     index: u32,
     /// Our port's key (what publishers write into the ring they give us).
     key: u64,
@@ -201,7 +201,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
         };
         let heap = heap::default_heap()?;
         let light = barrier::register();
-        let (topic, lock) = Topic::join::<M, B>(&domain, &builder.topic, &builder.request)?;
+        let (topic, lock) = TopicSegment::join::<M, B>(&domain, &builder.topic, &builder.request)?;
         let claim = topic.claim(SUBSCRIBER)?;
         let (index, generation) = (claim.index, claim.generation);
         let entry = topic.subscriber(index);
