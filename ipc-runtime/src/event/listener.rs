@@ -101,6 +101,9 @@ impl Listener {
     /// assert_eq!(listener.try_wait()?, None);
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`ListenerBuilder::create`].
     pub fn new(name: &str) -> Result<Listener> {
         Listener::with_backend(name)
     }
@@ -133,6 +136,9 @@ impl<B: WaitBackend> Listener<B> {
     /// let listener = Listener::<Polling>::with_backend(&name)?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`ListenerBuilder::create`].
     pub fn with_backend(name: &str) -> Result<Listener<B>> {
         ListenerBuilder::<B>::new(name).create()
     }
@@ -150,6 +156,13 @@ impl<B: WaitBackend> Listener<B> {
     /// assert_eq!(listener.try_wait()?, Some(EventId::new(2)));
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`](crate::Error::Corrupted) if the channel's shared state holds a
+    /// value no participant could have written; with
+    /// [`ListenerBuilder::report_dead_notifiers`] or [`ListenerBuilder::report_no_notifiers`],
+    /// [`Error::NotifierDied`](crate::Error::NotifierDied) and
+    /// [`Error::NoNotifiers`](crate::Error::NoNotifiers).
     pub fn try_wait(&self) -> Result<Option<EventId>> {
         self.wait_for(None, true, || self.take_one())
     }
@@ -169,6 +182,14 @@ impl<B: WaitBackend> Listener<B> {
     /// assert_eq!(listener.wait()?, EventId::new(8));
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`](crate::Error::Corrupted) if the channel's shared state holds a
+    /// value no participant could have written; the backend's error (usually
+    /// [`Error::Io`](crate::Error::Io)) if sleeping fails; and, only if this listener asked for
+    /// them ([`ListenerBuilder::report_dead_notifiers`], [`ListenerBuilder::report_no_notifiers`]),
+    /// [`Error::NotifierDied`](crate::Error::NotifierDied) and
+    /// [`Error::NoNotifiers`](crate::Error::NoNotifiers).
     pub fn wait(&self) -> Result<EventId> {
         loop {
             if let Some(id) = self.wait_for(None, false, || self.take_one())? {
@@ -187,6 +208,14 @@ impl<B: WaitBackend> Listener<B> {
     /// assert_eq!(listener.wait_timeout(Duration::from_millis(5))?, None);
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`](crate::Error::Corrupted) if the channel's shared state holds a
+    /// value no participant could have written; the backend's error (usually
+    /// [`Error::Io`](crate::Error::Io)) if sleeping fails; and, only if this listener asked for
+    /// them ([`ListenerBuilder::report_dead_notifiers`], [`ListenerBuilder::report_no_notifiers`]),
+    /// [`Error::NotifierDied`](crate::Error::NotifierDied) and
+    /// [`Error::NoNotifiers`](crate::Error::NoNotifiers).
     pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<EventId>> {
         self.wait_for(wait::deadline(Some(timeout)), false, || self.take_one())
     }
@@ -209,6 +238,13 @@ impl<B: WaitBackend> Listener<B> {
     /// assert_eq!(events, [(EventId::new(1), 1), (EventId::new(4), 3)]);
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`](crate::Error::Corrupted) if the channel's shared state holds a
+    /// value no participant could have written; with
+    /// [`ListenerBuilder::report_dead_notifiers`] or [`ListenerBuilder::report_no_notifiers`],
+    /// [`Error::NotifierDied`](crate::Error::NotifierDied) and
+    /// [`Error::NoNotifiers`](crate::Error::NoNotifiers).
     pub fn try_wait_all(&self, out: &mut Vec<(EventId, u64)>) -> Result<usize> {
         Ok(self.wait_for(None, true, || self.take_all(out))?.unwrap_or(0))
     }
@@ -226,6 +262,14 @@ impl<B: WaitBackend> Listener<B> {
     /// assert_eq!(listener.wait_all(&mut events)?, 1);
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`](crate::Error::Corrupted) if the channel's shared state holds a
+    /// value no participant could have written; the backend's error (usually
+    /// [`Error::Io`](crate::Error::Io)) if sleeping fails; and, only if this listener asked for
+    /// them ([`ListenerBuilder::report_dead_notifiers`], [`ListenerBuilder::report_no_notifiers`]),
+    /// [`Error::NotifierDied`](crate::Error::NotifierDied) and
+    /// [`Error::NoNotifiers`](crate::Error::NoNotifiers).
     pub fn wait_all(&self, out: &mut Vec<(EventId, u64)>) -> Result<usize> {
         loop {
             if let Some(n) = self.wait_for(None, false, || self.take_all(out))? {
@@ -245,6 +289,14 @@ impl<B: WaitBackend> Listener<B> {
     /// assert_eq!(listener.wait_all_timeout(&mut events, Duration::from_millis(5))?, 0);
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`](crate::Error::Corrupted) if the channel's shared state holds a
+    /// value no participant could have written; the backend's error (usually
+    /// [`Error::Io`](crate::Error::Io)) if sleeping fails; and, only if this listener asked for
+    /// them ([`ListenerBuilder::report_dead_notifiers`], [`ListenerBuilder::report_no_notifiers`]),
+    /// [`Error::NotifierDied`](crate::Error::NotifierDied) and
+    /// [`Error::NoNotifiers`](crate::Error::NoNotifiers).
     pub fn wait_all_timeout(
         &self,
         out: &mut Vec<(EventId, u64)>,
@@ -267,6 +319,13 @@ impl<B: WaitBackend> Listener<B> {
     /// assert_eq!(listener.notifiers_alive()?, 0);
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// The errors of taking the channel's lock, which probing needs:
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout) if another process holds it longer than
+    /// the [lock timeout](crate::liveness::lock_timeout), and
+    /// [`Error::UntrustedObject`](crate::Error::UntrustedObject) or [`Error::Io`](crate::Error::Io)
+    /// if its file is not ours or cannot be opened or locked.
     pub fn notifiers_alive(&self) -> Result<usize> {
         let mut state = self.state();
         self.probe(&mut state)?;
@@ -786,6 +845,25 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// let listener = ipc_runtime::event::Listener::builder(&name).create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// * [`Error::InvalidName`](crate::Error::InvalidName) for an invalid event name (or one
+    ///   longer than [`MAX_EVENT_NAME_LEN`](super::MAX_EVENT_NAME_LEN)) or domain, or a wait
+    ///   channel name the backend cannot use.
+    /// * [`Error::LockTimeout`](crate::Error::LockTimeout) if another process holds the channel's
+    ///   lock longer than the [lock timeout](crate::liveness::lock_timeout).
+    /// * When this listener creates the channel: [`Error::Unsupported`](crate::Error::Unsupported)
+    ///   for a `max_event_id` or participant count out of range.
+    /// * When the channel exists: [`Error::EventBackendMismatch`](crate::Error::EventBackendMismatch)
+    ///   if it uses another backend than `B`,
+    ///   [`Error::EventOptionMismatch`](crate::Error::EventOptionMismatch) if a size set on this
+    ///   builder differs from the channel's, and [`Error::EventFull`](crate::Error::EventFull) if
+    ///   live processes hold every listener slot.
+    /// * [`Error::Corrupted`](crate::Error::Corrupted) if the channel's segment is corrupt and a
+    ///   live process may still use it (a corrupt segment nobody uses is replaced).
+    /// * [`Error::UntrustedObject`](crate::Error::UntrustedObject) if the segment, the lock file or
+    ///   a token file is not ours, and [`Error::Io`](crate::Error::Io) if the OS fails to create,
+    ///   open or lock one of them, or the backend cannot make this listener's waiter.
     pub fn create(self) -> Result<Listener<B>> {
         let (channel, membership, (waiter, self_waker, state)) =
             Channel::join::<B, _>(&self.name, &self.options, LISTENER, |ch, slot, generation| {

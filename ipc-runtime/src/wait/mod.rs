@@ -196,13 +196,26 @@ pub trait WaitBackend: Send + Sync + 'static {
     type Waker: Send + Sync + fmt::Debug;
 
     /// Prepares to wait on `word` as channel `channel`.
+    ///
+    /// # Errors
+    /// Implementations return [`Error::Io`](crate::Error::Io) when the OS object cannot be made
+    /// (a socket, an event), and [`Error::InvalidName`](crate::Error::InvalidName) for a channel
+    /// name they cannot use (too long for a socket path or an event name).
     fn waiter(channel: &str, word: &WaitWord) -> Result<Self::Waiter>;
 
     /// Prepares to wake the waiter of channel `channel`.
+    ///
+    /// # Errors
+    /// As [`waiter`](Self::waiter): [`Error::Io`](crate::Error::Io) or
+    /// [`Error::InvalidName`](crate::Error::InvalidName).
     fn waker(channel: &str, word: &WaitWord) -> Result<Self::Waker>;
 
     /// Sleeps while `word`'s sequence equals `observed`, at most `timeout` (forever if `None`).
     /// May return early (spuriously); callers re-check.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the OS call fails for another reason than a timeout,
+    /// a wake-up or an interruption (those return `Ok`).
     fn wait(
         waiter: &Self::Waiter,
         word: &WaitWord,
@@ -211,6 +224,10 @@ pub trait WaitBackend: Send + Sync + 'static {
     ) -> Result<()>;
 
     /// Wakes every waiter sleeping on `word`. Called after the sequence was bumped.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the OS call fails (a waiter that is gone is not an
+    /// error: the wake goes nowhere).
     fn wake(waker: &Self::Waker, word: &WaitWord) -> Result<()>;
 
     /// [`BROADCAST`](WaitBackend::BROADCAST) backends: sleeps while every `(word, observed)`
@@ -220,6 +237,9 @@ pub trait WaitBackend: Send + Sync + 'static {
     /// The default sleeps on the first word in slices of at most a millisecond, looking at the
     /// others in between; backends that can wait on several words natively override it (the
     /// futex uses `futex_waitv`).
+    ///
+    /// # Errors
+    /// As [`wait`](Self::wait).
     fn wait_any(
         waiter: &Self::Waiter,
         words: &[(&WaitWord, u32)],
@@ -306,6 +326,9 @@ pub trait WaitBackend: Send + Sync + 'static {
     /// its [`Waiter`](WaitBackend::Waiter). Called by whoever reaps a dead participant; must
     /// succeed when there is nothing to remove. Backends without per-waiter objects keep the
     /// default, which does nothing.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if an object that exists cannot be removed.
     fn cleanup(channel: &str) -> Result<()> {
         let _ = channel;
         Ok(())
@@ -347,6 +370,9 @@ pub fn builtin_backend(id: u32) -> Option<(&'static str, ChannelCleanup)> {
 
 /// Tells the waiters of `word` that their condition may have changed. Call it *after* making the
 /// change visible (for example after pushing to a queue).
+///
+/// # Errors
+/// The backend's [`wake`](WaitBackend::wake) error.
 #[inline]
 pub fn notify<B: WaitBackend>(waker: &B::Waker, word: &WaitWord) -> Result<()> {
     // Pairs with the SeqCst increment of `waiters` in `wait_until`: either the waiter sees our
@@ -370,6 +396,9 @@ pub(crate) fn wake_word<B: WaitBackend>(waker: &B::Waker, word: &WaitWord) -> Re
 ///
 /// Spins `spin` times first (cheap polls, for latency-critical users), then sleeps through the
 /// backend. `ready` must be a cheap check of shared state that [`notify`] callers change.
+///
+/// # Errors
+/// The backend's [`wait`](WaitBackend::wait) error.
 pub fn wait_until<B: WaitBackend>(
     waiter: &B::Waiter,
     word: &WaitWord,

@@ -160,6 +160,9 @@ unsafe impl<M: ShmMessage + Sync, B: WaitBackend> Sync for Subscriber<M, B> {}
 
 impl<M: ShmMessage> Subscriber<M> {
     /// A subscriber on `topic` with default options (see [`Subscriber::builder`]).
+    ///
+    /// # Errors
+    /// As [`SubscriberBuilder::create`].
     pub fn new(topic: &str) -> Result<Self> {
         Self::builder(topic).create()
     }
@@ -525,6 +528,12 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     }
 
     /// Waits for the next message without spinning (after the configured spin).
+    ///
+    /// # Errors
+    /// As [`try_receive`](Self::try_receive); also
+    /// [`Error::NoPublisher`](crate::Error::NoPublisher) if the subscriber was built with
+    /// [`fail_without_publishers`](SubscriberBuilder::fail_without_publishers) and no publisher is
+    /// alive, and the backend's error (usually [`Error::Io`](crate::Error::Io)) if sleeping fails.
     pub fn receive(&self) -> Result<Sample<'_, M, B>> {
         loop {
             if let Some(sample) = self.receive_until(None)? {
@@ -534,6 +543,12 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     }
 
     /// Waits up to `timeout` for the next message; `None` if none came.
+    ///
+    /// # Errors
+    /// As [`try_receive`](Self::try_receive); also
+    /// [`Error::NoPublisher`](crate::Error::NoPublisher) if the subscriber was built with
+    /// [`fail_without_publishers`](SubscriberBuilder::fail_without_publishers) and no publisher is
+    /// alive, and the backend's error (usually [`Error::Io`](crate::Error::Io)) if sleeping fails.
     pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<Sample<'_, M, B>>> {
         self.receive_until(wait::deadline(Some(timeout)))
     }
@@ -552,6 +567,12 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     /// assert_eq!(doubled, Some(10));
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`try_receive`](Self::try_receive); also
+    /// [`Error::NoPublisher`](crate::Error::NoPublisher) if the subscriber was built with
+    /// [`fail_without_publishers`](SubscriberBuilder::fail_without_publishers) and no publisher is
+    /// alive, and the backend's error (usually [`Error::Io`](crate::Error::Io)) if sleeping fails.
     pub fn receive_with<R>(&self, f: impl FnOnce(&M) -> R, timeout: Duration) -> Result<Option<R>> {
         Ok(self.receive_timeout(timeout)?.map(|sample| f(&sample)))
     }
@@ -651,6 +672,13 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     /// Probes publishers now and reclaims the slots of dead ones (see
     /// [`publishers_alive`](Self::publishers_alive)); unmaps the heaps of peers found dead
     /// since this process last read from them (once no sample of theirs is out).
+    ///
+    /// # Errors
+    /// The errors of taking the topic's lock, which reaping needs:
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout) if another process holds it longer than
+    /// the [lock timeout](crate::liveness::lock_timeout), and
+    /// [`Error::UntrustedObject`](crate::Error::UntrustedObject) or [`Error::Io`](crate::Error::Io)
+    /// if its file is not ours or cannot be opened or locked.
     pub fn cleanup(&self) -> Result<()> {
         self.publishers_alive();
         port::sweep_dead_peers();
