@@ -36,7 +36,8 @@ pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 /// use std::time::Duration;
 /// use ipc_runtime::prelude::*;
 ///
-/// # let name = format!("doc-listener-{}", std::process::id());
+/// # ipc_runtime::domain::set_current(&format!("doc-listener-{}", std::process::id())).unwrap();
+/// let name = "alarms";
 /// let listener = Listener::new(&name)?;
 /// let notifier = Notifier::new(&name)?;
 /// std::thread::scope(|s| {
@@ -96,7 +97,8 @@ impl Listener {
     /// backend, creating the channel (with default options) if needed.
     ///
     /// ```
-    /// # let name = format!("doc-listener-new-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-listener-new-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::new(&name)?;
     /// assert_eq!(listener.try_wait()?, None);
     /// # Ok::<(), ipc_runtime::Error>(())
@@ -113,7 +115,8 @@ impl Listener {
     /// ```
     /// use std::time::Duration;
     ///
-    /// # let name = format!("doc-listener-builder-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-listener-builder-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::builder(&name)
     ///     .report_dead_notifiers(true)
     ///     .liveness_interval(Duration::from_millis(50))
@@ -132,7 +135,8 @@ impl<B: WaitBackend> Listener<B> {
     /// use ipc_runtime::event::Listener;
     /// use ipc_runtime::wait::Polling;
     ///
-    /// # let name = format!("doc-listener-with-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-listener-with-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = Listener::<Polling>::with_backend(&name)?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
@@ -148,7 +152,8 @@ impl<B: WaitBackend> Listener<B> {
     /// ```
     /// use ipc_runtime::prelude::*;
     ///
-    /// # let name = format!("doc-try-wait-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-try-wait-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = Listener::new(&name)?;
     /// let notifier = Notifier::new(&name)?;
     /// assert_eq!(listener.try_wait()?, None);
@@ -175,7 +180,8 @@ impl<B: WaitBackend> Listener<B> {
     /// ```
     /// use ipc_runtime::prelude::*;
     ///
-    /// # let name = format!("doc-wait-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-wait-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = Listener::new(&name)?;
     /// let notifier = Notifier::new(&name)?;
     /// notifier.notify(EventId::new(8))?;
@@ -203,7 +209,8 @@ impl<B: WaitBackend> Listener<B> {
     /// ```
     /// use std::time::Duration;
     ///
-    /// # let name = format!("doc-wait-timeout-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-wait-timeout-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::new(&name)?;
     /// assert_eq!(listener.wait_timeout(Duration::from_millis(5))?, None);
     /// # Ok::<(), ipc_runtime::Error>(())
@@ -227,7 +234,8 @@ impl<B: WaitBackend> Listener<B> {
     /// ```
     /// use ipc_runtime::prelude::*;
     ///
-    /// # let name = format!("doc-try-wait-all-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-try-wait-all-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = Listener::new(&name)?;
     /// let notifier = Notifier::new(&name)?;
     /// for id in [4, 1, 4, 4] {
@@ -254,7 +262,8 @@ impl<B: WaitBackend> Listener<B> {
     /// ```
     /// use ipc_runtime::prelude::*;
     ///
-    /// # let name = format!("doc-wait-all-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-wait-all-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = Listener::new(&name)?;
     /// let notifier = Notifier::new(&name)?;
     /// notifier.notify(EventId::new(0))?;
@@ -283,7 +292,8 @@ impl<B: WaitBackend> Listener<B> {
     /// ```
     /// use std::time::Duration;
     ///
-    /// # let name = format!("doc-wait-all-timeout-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-wait-all-timeout-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::new(&name)?;
     /// let mut events = Vec::new();
     /// assert_eq!(listener.wait_all_timeout(&mut events, Duration::from_millis(5))?, 0);
@@ -310,7 +320,8 @@ impl<B: WaitBackend> Listener<B> {
     /// ```
     /// use ipc_runtime::prelude::*;
     ///
-    /// # let name = format!("doc-notifiers-alive-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-notifiers-alive-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = Listener::new(&name)?;
     /// assert_eq!(listener.notifiers_alive()?, 0);
     /// let notifier = Notifier::new(&name)?;
@@ -335,7 +346,8 @@ impl<B: WaitBackend> Listener<B> {
     /// The channel's name (without the domain).
     ///
     /// ```
-    /// # let name = format!("doc-listener-name-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-listener-name-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::new(&name)?;
     /// assert_eq!(listener.name(), name);
     /// # Ok::<(), ipc_runtime::Error>(())
@@ -347,7 +359,8 @@ impl<B: WaitBackend> Listener<B> {
     /// The largest id the channel accepts.
     ///
     /// ```
-    /// # let name = format!("doc-listener-max-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-listener-max-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::builder(&name).max_event_id(7).create()?;
     /// assert_eq!(listener.max_event_id(), 7);
     /// # Ok::<(), ipc_runtime::Error>(())
@@ -672,7 +685,8 @@ impl Drop for Turn<'_> {
 /// use std::time::Duration;
 /// use ipc_runtime::event::Listener;
 ///
-/// # let name = format!("doc-listener-b-{}", std::process::id());
+/// # ipc_runtime::domain::set_current(&format!("doc-listener-b-{}", std::process::id())).unwrap();
+/// let name = "alarms";
 /// let listener = Listener::builder(&name)
 ///     .max_event_id(63)
 ///     .spin(1000)
@@ -702,7 +716,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// Uses domain `domain` instead of the process's (`IPC_DOMAIN`).
     ///
     /// ```
-    /// # let name = format!("doc-lb-domain-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-lb-domain-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::builder(&name).domain("robot-b").create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
@@ -715,7 +730,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// existing channel is an error.
     ///
     /// ```
-    /// # let name = format!("doc-lb-max-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-lb-max-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::builder(&name).max_event_id(3).create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
@@ -727,7 +743,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// Number of listener slots of the channel. Fixed by the creator.
     ///
     /// ```
-    /// # let name = format!("doc-lb-listeners-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-lb-listeners-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::builder(&name).max_listeners(1).create()?;
     /// assert!(ipc_runtime::event::Listener::new(&name).is_err()); // the one slot is taken
     /// # Ok::<(), ipc_runtime::Error>(())
@@ -740,7 +757,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// Number of notifier slots of the channel. Fixed by the creator.
     ///
     /// ```
-    /// # let name = format!("doc-lb-notifiers-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-lb-notifiers-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::builder(&name).max_notifiers(3).create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
@@ -752,7 +770,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// Uses backend `B2` to sleep (all participants of a channel must agree).
     ///
     /// ```
-    /// # let name = format!("doc-lb-backend-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-lb-backend-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::builder(&name)
     ///     .backend::<ipc_runtime::wait::Polling>()
     ///     .create()?;
@@ -775,7 +794,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// core of its own: on a busy machine it takes CPU from the process it is waiting for.
     ///
     /// ```
-    /// # let name = format!("doc-lb-spin-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-lb-spin-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::builder(&name).spin(10_000).create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```
@@ -789,7 +809,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// [`liveness_interval`](Self::liveness_interval) while waiting. Off by default.
     ///
     /// ```
-    /// # let name = format!("doc-lb-dead-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-lb-dead-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener =
     ///     ipc_runtime::event::Listener::builder(&name).report_dead_notifiers(true).create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
@@ -806,7 +827,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// ```
     /// use ipc_runtime::prelude::*;
     ///
-    /// # let name = format!("doc-lb-none-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-lb-none-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = Listener::builder(&name).report_no_notifiers(true).create()?;
     /// let notifier = Notifier::new(&name)?;
     /// notifier.notify(EventId::new(1))?;
@@ -826,7 +848,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// ```
     /// use std::time::Duration;
     ///
-    /// # let name = format!("doc-lb-interval-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-lb-interval-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::builder(&name)
     ///     .report_dead_notifiers(true)
     ///     .liveness_interval(Duration::from_millis(20))
@@ -841,7 +864,8 @@ impl<B: WaitBackend> ListenerBuilder<B> {
     /// Joins (creating if needed) the channel.
     ///
     /// ```
-    /// # let name = format!("doc-lb-create-{}", std::process::id());
+    /// # ipc_runtime::domain::set_current(&format!("doc-lb-create-{}", std::process::id())).unwrap();
+    /// let name = "alarms";
     /// let listener = ipc_runtime::event::Listener::builder(&name).create()?;
     /// # Ok::<(), ipc_runtime::Error>(())
     /// ```

@@ -26,9 +26,9 @@
 //! Linux, event objects on Windows, Unix domain sockets on other Unix systems (macOS, which has
 //! no public cross-process futex; that combination is compiled but not run by CI).
 //!
-//! A user's own backend implements the same trait (see `examples/src/fifo.rs` in the repository
-//! for one built on named pipes) and proves itself with the public [`conformance`] suite, the
-//! same suite every built-in backend passes in this module's tests.
+//! A user's own backend implements the same trait (the example below is a complete one; the
+//! repository's `custom_backend` example builds one on named pipes) and proves itself with the
+//! public [`conformance`] suite, the same suite every built-in backend passes.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
