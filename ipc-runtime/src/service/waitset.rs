@@ -8,9 +8,9 @@
 //! # ipc_runtime::domain::set_current(&format!("doc-service-ws-{}", std::process::id())).unwrap();
 //! let server = Server::<u64, u64>::new("double")?;
 //! let client = Client::<u64, u64>::new("double")?;
-//! let waitset = WaitSet::new();
-//! let requests = waitset.attach(&server);
 //! let pending = client.request(21)?;
+//! let waitset = WaitSet::new(); // after what it waits on: it borrows them
+//! let requests = waitset.attach(&server);
 //! let responses = waitset.attach(&pending);
 //! loop {
 //!     let ready = waitset.wait_timeout(Duration::from_secs(5))?;
