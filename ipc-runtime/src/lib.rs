@@ -68,6 +68,7 @@ mod trust;
 pub mod wait;
 
 pub use containers::{ShmBox, ShmString, ShmVec};
+pub use containers::{ShmHashMap, ShmHashSet};
 pub use error::{Error, Result};
 pub use event::{EventId, Listener, Notifier};
 pub use heap::{HeapStats, heap_stats, init_heap};
@@ -81,6 +82,7 @@ pub use ipc_derive::ShmMessage;
 /// Everything a user of the framework needs: `use ipc_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::containers::{ShmBox, ShmString, ShmVec};
+    pub use crate::containers::{ShmHashMap, ShmHashSet};
     pub use crate::error::Error;
     pub use crate::event::{EventId, Listener, Notifier};
     pub use crate::message::{ShmMessage, ShmSafe, Topic};
