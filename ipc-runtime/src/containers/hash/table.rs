@@ -367,6 +367,14 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
         }
     }
 
+    /// The largest bucket mask whose block fits this platform's `isize` (`buckets * (slot size
+    /// + 1) + GROUP` bytes), so that a mask checked against it needs no overflow checks.
+    const MAX_MASK: u64 = {
+        let limit = (isize::MAX as u64 - GROUP as u64) / (size_of::<Slot<K, V>>() as u64 + 1);
+        // The mask of the largest power of two of buckets within the limit.
+        (1u64 << (63 - limit.leading_zeros())) - 1
+    };
+
     /// The table resolved for reading, from the header read once (so a header another process
     /// changes meanwhile is never half-used): `None` without a block. Bounds-checked for the
     /// whole block, and under the trust rule of [`RelPtr::resolve_held`].
@@ -376,12 +384,15 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
         if ptr.is_null() {
             return Ok(None);
         }
-        let buckets = mask.wrapping_add(1);
-        if !buckets.is_power_of_two() || buckets < GROUP as u64 {
-            return Err(self.corrupt("bucket count is not a power of two of at least 8"));
+        // A power of two of at least GROUP buckets, whose block fits `isize`.
+        if mask & mask.wrapping_add(1) != 0 || mask < GROUP as u64 - 1 || mask > Self::MAX_MASK {
+            return Err(self.corrupt(
+                "bucket count is not a power of two of at least 8 that fits this platform",
+            ));
         }
-        let (bytes, ctrl_at) = block_bytes::<K, V>(buckets)
-            .ok_or_else(|| self.corrupt("bucket count too large for this platform"))?;
+        let buckets = mask as usize + 1;
+        let ctrl_at = buckets * size_of::<Slot<K, V>>();
+        let bytes = ctrl_at + buckets + GROUP;
         let holder = (self as *const Self).cast::<u8>();
         let base = ptr.resolve_held(holder, bytes, align_of::<Slot<K, V>>())?.as_ptr();
         Ok(Some(Raw {
@@ -610,7 +621,7 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
         debug_assert!(self.ptr.is_null() && buckets.is_power_of_two() && buckets >= GROUP);
         let (bytes, ctrl_at) = block_bytes::<K, V>(buckets as u64).ok_or_else(overflow)?;
         let heap = heap::default_heap()?;
-        let ptr = heap.try_allocate(bytes, align_of::<Slot<K, V>>().max(1))?;
+        let ptr = heap.try_allocate(bytes, align_of::<Slot<K, V>>())?;
         let base = heap.address(ptr).as_ptr();
         // SAFETY: a fresh block of `bytes = ctrl_at + buckets + GROUP` bytes of our heap.
         unsafe { ptr::write_bytes(base.add(ctrl_at), EMPTY, buckets + GROUP) };
