@@ -242,7 +242,12 @@ fn hash_map_bench(quick: bool) {
     let mut insert = [h(), h(), h()];
     let mut get = [h(), h(), h()];
 
-    fn run_std<S: BuildHasher>(keys: &[u64], build: S, insert: &mut Histogram<u64>, get: &mut Histogram<u64>) {
+    fn run_std<S: BuildHasher>(
+        keys: &[u64],
+        build: S,
+        insert: &mut Histogram<u64>,
+        get: &mut Histogram<u64>,
+    ) {
         let mut m = HashMap::with_hasher(build);
         insert
             .record(time_ns(|| {
@@ -291,7 +296,9 @@ fn hash_map_bench(quick: bool) {
         }
     }
 
-    println!("\n# hash maps: u64 -> u64, 10^6 keys, {reps} interleaved repetitions (ms per 10^6)\n");
+    println!(
+        "\n# hash maps: u64 -> u64, 10^6 keys, {reps} interleaved repetitions (ms per 10^6)\n"
+    );
     println!("| operation | map | p50 | p99 | throughput vs ShmHashMap (p50) |");
     println!("|---|---|---|---|---|");
     for (op, hist) in [("insert 10^6", &insert), ("get 10^6", &get)] {

@@ -1,42 +1,8 @@
 //! The fixed hash function of [`ShmHashMap`](super::ShmHashMap) and
 //! [`ShmHashSet`](super::ShmHashSet).
 //!
-//! A reader in another process must find the keys the writer put in, so the hash of a key may
-//! depend on nothing but the key's bytes (as its `Hash` impl feeds them) and the seed in the
-//! map's header: not on the process, the build, the platform's word size or its byte order.
-//! std's `RandomState` is random per process and SipHash's output is not specified as stable,
-//! so neither will do; this module's hasher is small, written down here, and the same
-//! everywhere.
-//!
-//! # The function
-//!
-//! A *folded multiply* hasher, the construction of foldhash and wyhash: with
-//! `fold(a, b) = lo64(a * b) ^ hi64(a * b)` (a full 64×64→128-bit product),
-//!
-//! * the state starts as the map's 64-bit seed;
-//! * every integer write (`u8` … `u64`, `usize`, and `i*` as their bit patterns) is widened to
-//!   a `u64` and absorbed as `state = fold(state ^ x, M)`; a `u128` is absorbed as its low then
-//!   its high half; `usize` is always absorbed as a `u64`, so 32- and 64-bit processes agree;
-//! * a byte string (`write(&[u8])`, which `str` and slices of bytes use) is absorbed 8 bytes at a
-//!   time, little-endian, the last 0–7 bytes zero-padded into one more word, then its length
-//!   as one more word;
-//! * `finish()` is `fold(state, F)`.
-//!
-//! `M = 0x5851_f42d_4c95_7f2d` and `F = 0x2d35_8dcc_aa6c_78a5` (odd 64-bit constants of PCG and
-//! wyhash). One multiply per word: for `u64` keys a hash costs two multiplies.
-//!
-//! Why this and not SipHash-1-3 with fixed keys: a map in shared memory is rebuilt from keys a
-//! process chose itself (or received from a peer that maps its data read-only anyway), and its
-//! seed is random per map (see [`ShmHashMap::new`](super::ShmHashMap::new)), so the attack
-//! SipHash defends against — an outsider who picks keys that collide — needs the seed, which
-//! only processes mapping the map can read. Against that, the table's lookups are on the
-//! subscriber's hot path, and a folded multiply is several times cheaper than SipHash on short
-//! keys. The function is not cryptographic; a reader's lookup in a map built with a hostile
-//! seed is still bounded (every probe sequence ends after the table's number of groups).
-//!
-//! Keys hash alike in every process only if their `Hash` impls feed the same writes: true for
-//! the same type built from the same source (integers, `str`, [`ShmString`](crate::ShmString),
-//! which hashes as its `str`, tuples and derived impls of those).
+//! The function, and why it was chosen over std's `RandomState` and SipHash with fixed keys,
+//! is documented on [`ShmBuildHasher`], which users see.
 
 use core::hash::{BuildHasher, Hasher};
 
@@ -52,7 +18,7 @@ fn fold(a: u64, b: u64) -> u64 {
 }
 
 /// The hasher of the shared hash containers: the same function in every process, build and
-/// platform (see the [module documentation](self)).
+/// platform (see [`ShmBuildHasher`] for the function and why it was chosen).
 ///
 /// ```
 /// use core::hash::{BuildHasher, Hash, Hasher};
@@ -142,6 +108,40 @@ impl Hasher for ShmHasher {
 /// Builds [`ShmHasher`]s with one seed: the hash function of a map with that seed, usable with
 /// std's `HashMap` too (`HashMap::with_hasher(ShmBuildHasher::with_seed(s))` hashes exactly as
 /// a `ShmHashMap` with seed `s`).
+///
+/// A reader in another process must find the keys the writer put in, so the hash of a key
+/// depends on nothing but the key's bytes (as its `Hash` impl feeds them) and the seed in the
+/// map's header: not on the process, the build, the platform's word size or its byte order.
+///
+/// # The function
+///
+/// A *folded multiply* hasher, the construction of foldhash and wyhash: with
+/// `fold(a, b) = lo64(a * b) ^ hi64(a * b)` (a full 64×64→128-bit product),
+///
+/// * the state starts as the map's 64-bit seed;
+/// * every integer write (`u8` … `u64`, `usize`, and `i*` as their bit patterns) is widened to
+///   a `u64` and absorbed as `state = fold(state ^ x, M)`; a `u128` is absorbed as its low then
+///   its high half; `usize` is always absorbed as a `u64`, so 32- and 64-bit processes agree;
+/// * a byte string (`write(&[u8])`, which `str` and slices of bytes use) is absorbed 8 bytes at a
+///   time, little-endian, the last 0–7 bytes zero-padded into one more word, then its length
+///   as one more word;
+/// * `finish()` is `fold(state, F)`.
+///
+/// `M = 0x5851_f42d_4c95_7f2d` and `F = 0x2d35_8dcc_aa6c_78a5` (odd 64-bit constants of PCG and
+/// wyhash). One multiply per word: for `u64` keys a hash costs two multiplies.
+///
+/// Why this and not SipHash-1-3 with fixed keys: a map in shared memory is rebuilt from keys a
+/// process chose itself (or received from a peer that maps its data read-only anyway), and its
+/// seed is random per map (see [`ShmHashMap::new`](crate::ShmHashMap::new)), so the attack
+/// SipHash defends against — an outsider who picks keys that collide — needs the seed, which
+/// only processes mapping the map can read. Against that, the table's lookups are on the
+/// subscriber's hot path, and a folded multiply is several times cheaper than SipHash on short
+/// keys. The function is not cryptographic; a reader's lookup in a map built with a hostile
+/// seed is still bounded (every probe sequence ends after the table's number of groups).
+///
+/// Keys hash alike in every process only if their `Hash` impls feed the same writes: true for
+/// the same type built from the same source (integers, `str`, [`ShmString`](crate::ShmString),
+/// which hashes as its `str`, tuples and derived impls of those).
 ///
 /// ```
 /// use std::collections::HashMap;

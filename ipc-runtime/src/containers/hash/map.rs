@@ -13,7 +13,7 @@ use crate::ptr::RelPtr;
 use super::entry::{Entry, OccupiedEntry, VacantEntry};
 use super::hasher::{ShmBuildHasher, fresh_seed, hash_one};
 use super::iter::{Drain, IntoIter, IntoKeys, IntoValues, Iter, IterMut, Keys, Values, ValuesMut};
-use super::table::{Raw, RawTable, Slot, fail};
+use super::table::{Placed, RawTable, Slot, fail};
 
 /// A hash map in shared memory, with the API and feel of std's
 /// [`HashMap`](std::collections::HashMap).
@@ -81,7 +81,8 @@ fn check_slot<K: ShmSafe, V: ShmSafe>(
 ) -> core::result::Result<(), InvalidValue> {
     if K::MAY_BE_INVALID {
         // SAFETY: `slot` is a full bucket of a resolved block: readable, initialised bytes.
-        unsafe { K::check_bits(core::ptr::addr_of!((*slot).key)) }.map_err(|e| e.in_field("key"))?;
+        unsafe { K::check_bits(core::ptr::addr_of!((*slot).key)) }
+            .map_err(|e| e.in_field("key"))?;
     }
     if V::MAY_BE_INVALID {
         // SAFETY: as above.
@@ -172,6 +173,20 @@ impl<K: ShmSafe, V: ShmSafe> ShmHashMap<K, V> {
     /// ```
     pub fn iter(&self) -> Iter<'_, K, V> {
         Iter::new(self.table.iter())
+    }
+
+    /// Like [`iter`](Self::iter), but a map (of another process) whose header does not
+    /// resolve is an error rather than a panic.
+    ///
+    /// ```
+    /// let m: ipc_runtime::ShmHashMap<u8, u8> = [(1, 10)].into_iter().collect();
+    /// assert_eq!(m.try_iter().unwrap().count(), 1);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] or [`Error::OutOfBounds`] naming the map's segment and offset.
+    pub fn try_iter(&self) -> Result<Iter<'_, K, V>> {
+        Ok(Iter::new(self.table.try_iter()?))
     }
 
     /// An iterator over the items with mutable values.
@@ -412,12 +427,7 @@ impl<K: ShmSafe + Hash + Eq, V: ShmSafe> ShmHashMap<K, V> {
     }
 
     /// Inserts a key known to be absent; returns the table's view and the key's bucket.
-    pub(super) fn insert_absent_raw(
-        &mut self,
-        hash: u64,
-        key: K,
-        value: V,
-    ) -> core::result::Result<(Raw<K, V>, usize), (K, V, Error)> {
+    pub(super) fn insert_absent_raw(&mut self, hash: u64, key: K, value: V) -> Placed<K, V> {
         let seed = self.table.seed();
         self.table.insert_new(hash, key, value, |k| hash_one(seed, k))
     }

@@ -26,7 +26,9 @@ pub use set::ShmHashSet;
 
 /// The iterators of [`ShmHashSet`].
 pub mod set_iter {
-    pub use super::set::{Difference, Drain, Intersection, IntoIter, Iter, SymmetricDifference, Union};
+    pub use super::set::{
+        Difference, Drain, Intersection, IntoIter, Iter, SymmetricDifference, Union,
+    };
 }
 
 #[cfg(test)]

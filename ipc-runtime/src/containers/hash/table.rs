@@ -56,6 +56,10 @@ pub(super) const DELETED: u8 = 0x80;
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
+/// Where an insertion put its item (the table's view and the bucket), or the key and value
+/// given back with the error when the table could not grow.
+pub(super) type Placed<K, V> = core::result::Result<(Raw<K, V>, usize), (K, V, Error)>;
+
 /// One bucket: a key and its value.
 #[repr(C)]
 pub(super) struct Slot<K, V> {
@@ -449,6 +453,14 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
         }
     }
 
+    /// Full buckets, for reading, or the error resolving the table.
+    pub(super) fn try_iter(&self) -> Result<RawIter<K, V>> {
+        Ok(match self.view()? {
+            Some(raw) => raw.full_buckets(self.len()),
+            None => RawIter::EMPTY,
+        })
+    }
+
     /// Full buckets, for writing.
     pub(super) fn iter_mut(&mut self) -> RawIter<K, V> {
         let items = self.len();
@@ -460,7 +472,11 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
 
     /// The bucket of the key `eq` accepts, for reading.
     #[inline]
-    pub(super) fn find(&self, hash: u64, eq: impl FnMut(&K) -> bool) -> Result<Option<(Raw<K, V>, usize)>> {
+    pub(super) fn find(
+        &self,
+        hash: u64,
+        eq: impl FnMut(&K) -> bool,
+    ) -> Result<Option<(Raw<K, V>, usize)>> {
         Ok(match self.view()? {
             Some(raw) => raw.find(hash, eq).map(|i| (raw, i)),
             None => None,
@@ -469,7 +485,11 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
 
     /// The bucket of the key `eq` accepts, for writing.
     #[inline]
-    pub(super) fn find_mut(&mut self, hash: u64, eq: impl FnMut(&K) -> bool) -> Option<(Raw<K, V>, usize)> {
+    pub(super) fn find_mut(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(&K) -> bool,
+    ) -> Option<(Raw<K, V>, usize)> {
         let raw = self.view_mut()?;
         raw.find(hash, eq).map(|i| (raw, i))
     }
@@ -483,8 +503,9 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
         key: K,
         value: V,
         hasher: impl Fn(&K) -> u64,
-    ) -> core::result::Result<(Raw<K, V>, usize), (K, V, Error)> {
-        let free = |table: &mut Self| table.view_mut().and_then(|raw| Some((raw, raw.find_free(hash)?)));
+    ) -> Placed<K, V> {
+        let free =
+            |table: &mut Self| table.view_mut().and_then(|raw| Some((raw, raw.find_free(hash)?)));
         let mut found = free(self);
         let needs_room = match found {
             None => true,
@@ -566,7 +587,11 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
     }
 
     /// Shrinks the table as far as its items and `min_capacity` allow.
-    pub(super) fn shrink_to(&mut self, min_capacity: usize, hasher: impl Fn(&K) -> u64) -> Result<()> {
+    pub(super) fn shrink_to(
+        &mut self,
+        min_capacity: usize,
+        hasher: impl Fn(&K) -> u64,
+    ) -> Result<()> {
         let target = self.len().max(min_capacity);
         if target == 0 {
             self.free_block();
@@ -599,7 +624,9 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
         for (_, src) in self.iter_mut() {
             // SAFETY: `src` is a full slot of our own table.
             let hash = hasher(unsafe { &(*src).key });
-            let Some(i) = dst.find_free(hash) else { fail(self.corrupt("resizing: no free bucket")) };
+            let Some(i) = dst.find_free(hash) else {
+                fail(self.corrupt("resizing: no free bucket"))
+            };
             // SAFETY: `i` is free in the new table (nothing is ever removed from it here);
             // the item is copied bitwise, and the old table forgets it below.
             unsafe {
@@ -733,7 +760,9 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
         if ptr.is_null() {
             if (mask, items, growth_left) != (0, 0, 0) {
                 return bad(
-                    format!("no buckets with a mask of {mask:#x}, {items} items, {growth_left} to grow"),
+                    format!(
+                        "no buckets with a mask of {mask:#x}, {items} items, {growth_left} to grow"
+                    ),
                     "an empty table without buckets",
                 );
             }
@@ -746,12 +775,13 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
         let Some((bytes, ctrl_at)) = block_bytes::<K, V>(buckets) else {
             return bad(format!("{buckets} buckets"), "a bucket count that fits in memory");
         };
-        let base = ptr.resolve_held(value.cast(), bytes, align_of::<Slot<K, V>>()).map_err(|err| {
-            InvalidValue::new(
-                format!("a pointer that does not resolve ({err})"),
-                "a pointer into its publisher's heap",
-            )
-        })?;
+        let base =
+            ptr.resolve_held(value.cast(), bytes, align_of::<Slot<K, V>>()).map_err(|err| {
+                InvalidValue::new(
+                    format!("a pointer that does not resolve ({err})"),
+                    "a pointer into its publisher's heap",
+                )
+            })?;
         let buckets = buckets as usize;
         let raw = Raw::<K, V> {
             slots: base.as_ptr().cast(),
@@ -766,7 +796,10 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
             if i >= buckets {
                 if byte != raw.ctrl(i - buckets) {
                     return bad(
-                        format!("control byte {byte:#04x} at {i}, a copy of bucket {}'s", i - buckets),
+                        format!(
+                            "control byte {byte:#04x} at {i}, a copy of bucket {}'s",
+                            i - buckets
+                        ),
                         "a copy equal to the bucket's own control byte",
                     );
                 }
@@ -788,12 +821,17 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
             }
         }
         if full != items {
-            return bad(format!("{items} items in {full} full buckets"), "as many items as full buckets");
+            return bad(
+                format!("{items} items in {full} full buckets"),
+                "as many items as full buckets",
+            );
         }
         let capacity = capacity_of(buckets) as u64;
         if items.checked_add(deleted).and_then(|n| n.checked_add(growth_left)) != Some(capacity) {
             return bad(
-                format!("{items} items, {deleted} deleted and {growth_left} to grow in {buckets} buckets"),
+                format!(
+                    "{items} items, {deleted} deleted and {growth_left} to grow in {buckets} buckets"
+                ),
                 &format!("a total of {capacity} (7/8 of the buckets)"),
             );
         }

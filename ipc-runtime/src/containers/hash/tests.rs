@@ -62,7 +62,7 @@ fn map_basics() {
         assert_eq!(m[&7], 2);
         assert_eq!(m.get_key_value(&7), Some((&7, &2)));
         for i in (0..n()).step_by(2) {
-            assert_eq!(m.remove(&i).is_some(), true);
+            assert!(m.remove(&i).is_some());
         }
         assert_eq!(m.len(), n() as usize / 2);
         check(&m).unwrap();
@@ -263,11 +263,12 @@ fn derive_accepts_maps_and_sets() {
         shards: ShmVec<ShmHashMap<u64, bool>>,
     }
     let _guard = serial();
-    let mut msg = Index { by_name: ShmHashMap::new(), tags: ShmHashSet::new(), shards: ShmVec::new() };
+    let mut msg =
+        Index { by_name: ShmHashMap::new(), tags: ShmHashSet::new(), shards: ShmVec::new() };
     msg.by_name.insert("a".into(), ShmVec::from_slice(&[1.0]));
     msg.tags.insert("t".into());
     msg.shards.push([(1, true)].into_iter().collect());
-    assert!(<Index as ShmSafe>::MAY_BE_INVALID);
+    const { assert!(<Index as ShmSafe>::MAY_BE_INVALID) };
     // SAFETY: a valid, initialised message.
     unsafe { <Index as ShmSafe>::check_bits(&msg) }.unwrap();
     // A bool value that is not 0 or 1, in a full bucket of the nested map: named by its path.
@@ -433,7 +434,10 @@ fn map_in_a_peer_segment_is_read_and_held_to_the_trust_rule() {
     // SAFETY: the peer segment stays mapped and holds valid maps' bytes at these offsets; only
     // `&` is formed, and the maps are never dropped.
     let (theirs, forged) = unsafe {
-        (&*read_only.cast::<ShmHashMap<u64, u64>>(), &*read_only.add(64).cast::<ShmHashMap<u64, u64>>())
+        (
+            &*read_only.cast::<ShmHashMap<u64, u64>>(),
+            &*read_only.add(64).cast::<ShmHashMap<u64, u64>>(),
+        )
     };
     check(theirs).unwrap();
     for i in 0..10 {
