@@ -384,7 +384,15 @@ impl<K: ShmSafe, V: ShmSafe> RawTable<K, V> {
     /// whole block, and under the trust rule of [`RelPtr::resolve_held`].
     #[inline]
     pub(super) fn view(&self) -> Result<Option<Raw<K, V>>> {
-        let (ptr, mask) = (self.ptr, self.bucket_mask);
+        // Volatile: each field is read exactly once, even if the compiler would rather read it
+        // again later (another process may change it in between).
+        // SAFETY: both fields are plain integers of `self`, readable and aligned.
+        let (ptr, mask) = unsafe {
+            (
+                ptr::addr_of!(self.ptr).read_volatile(),
+                ptr::addr_of!(self.bucket_mask).read_volatile(),
+            )
+        };
         if ptr.is_null() {
             return Ok(None);
         }
