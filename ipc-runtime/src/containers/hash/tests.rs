@@ -349,27 +349,35 @@ fn forged_control_bytes_are_refused_and_lookups_stay_bounded() {
     let raw = m.table_mut_for_tests().view_mut().unwrap();
     let buckets = raw.buckets();
     let ctrl = raw.ctrl_ptr_for_tests();
-    // SAFETY: the block is ours: `buckets` slots, then `buckets + GROUP` control bytes.
-    let (slots, ctrl_bytes) = unsafe {
-        (
-            core::slice::from_raw_parts_mut(raw.slot(0).cast::<u8>(), buckets * 16),
-            core::slice::from_raw_parts_mut(ctrl, buckets + GROUP),
-        )
-    };
-    let saved = ctrl_bytes.to_vec();
+    let slots = raw.slot(0).cast::<u8>();
+    let len = buckets + GROUP;
+    // Writes go through raw pointers into our own block (`buckets` slots of 16 bytes, then
+    // `buckets + GROUP` control bytes), never through a `&mut` that reads by the map would
+    // invalidate.
+    // SAFETY (this and the next closures): in bounds of the block, which stays allocated (the
+    // map is never dropped before the end of the test).
+    let set = |i: usize, b: u8| unsafe { ctrl.add(i).write(b) };
+    // SAFETY: as above.
+    let get = |i: usize| unsafe { ctrl.add(i).read() };
+    // SAFETY: as above.
+    let fill = |b: u8| unsafe { core::ptr::write_bytes(ctrl, b, len) };
+    let saved: Vec<u8> = (0..len).map(get).collect();
+    // SAFETY: as above; `saved` holds `len` bytes.
+    let restore = || unsafe { core::ptr::copy_nonoverlapping(saved.as_ptr(), ctrl, len) };
     // An invalid control byte.
-    ctrl_bytes[2] = 0x90;
+    set(2, 0x90);
     assert!(check(&m).unwrap_err().to_string().contains("control byte 0x90"));
-    ctrl_bytes.copy_from_slice(&saved);
+    restore();
     // A copy that differs from its bucket's byte.
-    ctrl_bytes[buckets] ^= 0x7f;
+    set(buckets, get(buckets) ^ 0x7f);
     assert!(check(&m).unwrap_err().to_string().contains("copy"));
-    ctrl_bytes.copy_from_slice(&saved);
+    restore();
     // No empty bucket anywhere: every bucket "full" with the h2 of every probe, keys zeroed
     // (initialised). Lookups of absent keys end after `buckets / 8` groups.
-    slots.fill(0);
+    // SAFETY: as above, for the slots.
+    unsafe { core::ptr::write_bytes(slots, 0, buckets * 16) };
     for h2 in [0u8, 0x11, 0x7f] {
-        ctrl_bytes.fill(h2);
+        fill(h2);
         for key in 1..50 {
             assert_eq!(m.get(&key), None);
         }
@@ -385,17 +393,17 @@ fn forged_control_bytes_are_refused_and_lookups_stay_bounded() {
         forge_header(&mut m, words);
     }
     // Tombstones everywhere: lookups end too.
-    ctrl_bytes.fill(DELETED);
+    fill(DELETED);
     assert_eq!(m.get(&1), None);
-    ctrl_bytes.fill(EMPTY);
+    fill(EMPTY);
     assert_eq!(m.get(&1), None);
     // A clone of a corrupt map is a consistent map of this process (its own counts).
-    ctrl_bytes.fill(0);
+    fill(0);
     let copy = m.try_clone().unwrap();
     assert_eq!(copy.len(), buckets);
     check(&copy).unwrap_or_else(|e| assert!(e.to_string().contains("7/8"), "{e}"));
     drop(copy);
-    ctrl_bytes.copy_from_slice(&saved);
+    restore();
     // SAFETY: the control bytes are the map's own again; the keys were zeroed (u64: any bits).
     unsafe { core::mem::ManuallyDrop::drop(&mut m) };
 }
