@@ -354,8 +354,8 @@ fn forged_control_bytes_are_refused_and_lookups_stay_bounded() {
     // Writes go through raw pointers into our own block (`buckets` slots of 16 bytes, then
     // `buckets + GROUP` control bytes), never through a `&mut` that reads by the map would
     // invalidate.
-    // SAFETY (this and the next closures): in bounds of the block, which stays allocated (the
-    // map is never dropped before the end of the test).
+    // SAFETY: in bounds of the block, which stays allocated (the map is never dropped before
+    // the end of the test); the same for the next closures.
     let set = |i: usize, b: u8| unsafe { ctrl.add(i).write(b) };
     // SAFETY: as above.
     let get = |i: usize| unsafe { ctrl.add(i).read() };
