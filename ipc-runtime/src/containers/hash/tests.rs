@@ -181,7 +181,7 @@ fn set_basics() {
         assert!(!s.remove("2"));
         assert_eq!(s.replace("3".into()).unwrap(), "3");
         s.retain(|v| v.len() == 1);
-        assert_eq!(s.len(), 9);
+        assert_eq!(s.len(), (0..n() / 10).filter(|&i| i < 10 && i != 2).count());
         let c = s.clone();
         assert_eq!(c, s);
         let a: ShmHashSet<u32> = (0..10).collect();
