@@ -498,11 +498,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn cases() -> u32 {
-    if cfg!(miri) { 3 } else { 256 }
+    if cfg!(miri) { 2 } else { 256 }
 }
 
 fn ops_len() -> std::ops::Range<usize> {
-    if cfg!(miri) { 0..40 } else { 0..300 }
+    if cfg!(miri) { 0..24 } else { 0..300 }
 }
 
 fn key(k: u8) -> String {
