@@ -4,7 +4,6 @@
 //! under Miri.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use proptest::prelude::*;
 
@@ -14,11 +13,10 @@ use crate::heap;
 use crate::message::ShmSafe;
 use crate::{ShmString, ShmVec};
 
-/// Tests that compare heap usage before and after run one at a time (they share the heap with
-/// every other test of the crate, so they also hold the containers' lock).
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+/// Tests that compare heap usage before and after run one at a time: they share the heap
+/// with the other container tests, so they take the same lock.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    crate::containers::tests::serial()
 }
 
 fn in_use() -> u64 {
