@@ -216,6 +216,8 @@ fn main() {
         );
     }
     ordered_and_deque::run(quick);
+    // ShmHashMap vs std HashMap (block below).
+    hash_map_bench(quick);
 }
 
 // ---- ShmBTreeMap and ShmVecDeque vs std (issue: maps, sets and a deque in shared memory) ----
@@ -462,3 +464,108 @@ mod ordered_and_deque {
         }
     }
 }
+
+// ---- ShmHashMap / ShmHashSet benchmark (hash containers) -------------------------------------
+
+/// `ShmHashMap<u64, u64>` against std's `HashMap` with the same hash function
+/// (`ShmBuildHasher`, same seed) and with std's default hasher (SipHash-1-3, `RandomState`):
+/// insert 10^6 keys into an empty map (growing as it goes), then get each of them once.
+/// Repetitions interleaved, the order rotated; times per whole operation.
+fn hash_map_bench(quick: bool) {
+    use std::collections::HashMap;
+    use std::hash::{BuildHasher, RandomState};
+
+    use ipc_runtime::ShmHashMap;
+    use ipc_runtime::containers::ShmBuildHasher;
+
+    const N: u64 = 1_000_000;
+    let reps = if quick { 3 } else { 20 };
+    // Distinct keys spread over the whole range, in a fixed order.
+    let keys: Vec<u64> = (0..N).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5555).collect();
+    let seed = 0x1234_5678;
+    let h = || Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let names = ["ShmHashMap", "std HashMap + ShmBuildHasher", "std HashMap + RandomState"];
+    let mut insert = [h(), h(), h()];
+    let mut get = [h(), h(), h()];
+
+    fn run_std<S: BuildHasher>(
+        keys: &[u64],
+        build: S,
+        insert: &mut Histogram<u64>,
+        get: &mut Histogram<u64>,
+    ) {
+        let mut m = HashMap::with_hasher(build);
+        insert
+            .record(time_ns(|| {
+                for &k in keys {
+                    m.insert(k, k);
+                }
+            }))
+            .unwrap();
+        get.record(time_ns(|| {
+            let mut sum = 0u64;
+            for k in keys {
+                sum = sum.wrapping_add(*m.get(black_box(k)).unwrap());
+            }
+            black_box(sum);
+        }))
+        .unwrap();
+        black_box(&m);
+    }
+
+    for rep in 0..reps {
+        for turn in 0..3 {
+            match (rep + turn) % 3 {
+                0 => {
+                    let mut m: ShmHashMap<u64, u64> = ShmHashMap::with_seed(seed);
+                    insert[0]
+                        .record(time_ns(|| {
+                            for &k in &keys {
+                                m.insert(k, k);
+                            }
+                        }))
+                        .unwrap();
+                    get[0]
+                        .record(time_ns(|| {
+                            let mut sum = 0u64;
+                            for k in &keys {
+                                sum = sum.wrapping_add(*m.get(black_box(k)).unwrap());
+                            }
+                            black_box(sum);
+                        }))
+                        .unwrap();
+                    black_box(&m);
+                }
+                1 => run_std(&keys, ShmBuildHasher::with_seed(seed), &mut insert[1], &mut get[1]),
+                _ => run_std(&keys, RandomState::new(), &mut insert[2], &mut get[2]),
+            }
+        }
+    }
+
+    println!(
+        "\n# hash maps: u64 -> u64, 10^6 keys, {reps} interleaved repetitions (ms per 10^6)\n"
+    );
+    println!("| operation | map | p50 | p99 | throughput vs ShmHashMap (p50) |");
+    println!("|---|---|---|---|---|");
+    for (op, hist) in [("insert 10^6", &insert), ("get 10^6", &get)] {
+        for (i, name) in names.iter().enumerate() {
+            let (p50, p99) = (hist[i].value_at_quantile(0.5), hist[i].value_at_quantile(0.99));
+            println!(
+                "| {op} | {name} | {:.2} | {:.2} | {:.2} |",
+                p50 as f64 / 1e6,
+                p99 as f64 / 1e6,
+                hist[0].value_at_quantile(0.5) as f64 / p50 as f64
+            );
+        }
+    }
+    println!();
+    for (op, hist) in [("insert", &insert), ("get", &get)] {
+        let same = hist[1].value_at_quantile(0.5) as f64 / hist[0].value_at_quantile(0.5) as f64;
+        let default = hist[2].value_at_quantile(0.5) as f64 / hist[0].value_at_quantile(0.5) as f64;
+        println!(
+            "ShmHashMap {op} throughput = {same:.2} x std HashMap with the same hasher (target >= 0.7), \
+             {default:.2} x std HashMap with RandomState"
+        );
+    }
+}
+// ---- end of the hash containers' benchmark ----------------------------------------------------

@@ -72,7 +72,7 @@
 //! | [`segment`] | named shared-memory segments, their header and validation, the OS seam |
 //! | [`ptr`] | relocatable pointers and the process-local segment table |
 //! | [`heap`] | the TLSF allocator inside a segment, the default heap |
-//! | [`containers`] | `ShmVec`, `ShmString`, `ShmBox` |
+//! | [`containers`] | `ShmVec`, `ShmString`, `ShmBox`, `ShmHashMap`/`Set`, `ShmBTreeMap`/`Set`, `ShmVecDeque` |
 //! | [`message`] | `ShmSafe`, `ShmMessage`, fingerprints, validity checks |
 //! | [`pubsub`] | `Publisher`, `Subscriber`, samples, queues, topic segments |
 //! | [`service`] | request/response: `Server`, `Client`, `ActiveRequest`, `PendingResponse` |
@@ -122,8 +122,9 @@ mod readme {}
 #[doc = include_str!("../../docs/ARCHITECTURE.md")]
 mod architecture {}
 
-pub use containers::{ShmBTreeMap, ShmBTreeSet, ShmVecDeque};
-pub use containers::{ShmBox, ShmString, ShmVec};
+pub use containers::{
+    ShmBTreeMap, ShmBTreeSet, ShmBox, ShmHashMap, ShmHashSet, ShmString, ShmVec, ShmVecDeque,
+};
 pub use error::{Error, Result};
 pub use event::{EventId, Listener, Notifier};
 pub use heap::{HeapStats, heap_stats, init_heap};
@@ -138,8 +139,9 @@ pub use ipc_derive::ShmMessage;
 
 /// Everything a user of the framework needs: `use ipc_runtime::prelude::*;`.
 pub mod prelude {
-    pub use crate::containers::{ShmBTreeMap, ShmBTreeSet, ShmVecDeque};
-    pub use crate::containers::{ShmBox, ShmString, ShmVec};
+    pub use crate::containers::{
+        ShmBTreeMap, ShmBTreeSet, ShmBox, ShmHashMap, ShmHashSet, ShmString, ShmVec, ShmVecDeque,
+    };
     pub use crate::error::Error;
     pub use crate::event::{EventId, Listener, Notifier};
     pub use crate::message::{ShmMessage, ShmSafe};

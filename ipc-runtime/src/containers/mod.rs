@@ -1,5 +1,5 @@
 //! Growable containers in the shared heap: [`ShmVec`], [`ShmString`], [`ShmBox`],
-//! [`ShmBTreeMap`], [`ShmBTreeSet`], [`ShmVecDeque`].
+//! [`ShmHashMap`], [`ShmHashSet`], [`ShmBTreeMap`], [`ShmBTreeSet`], [`ShmVecDeque`].
 //!
 //! They feel like `Vec`, `String` and `Box`, nest freely (`ShmVec<ShmString>`,
 //! `ShmBox<ShmVec<u64>>`, `ShmVec<MyMessage>`), and are themselves [`ShmSafe`](crate::ShmSafe):
@@ -13,6 +13,7 @@
 mod boxed;
 pub mod btree;
 pub mod deque;
+mod hash;
 mod string;
 mod vec;
 
@@ -21,6 +22,23 @@ pub use btree::{ShmBTreeMap, ShmBTreeSet};
 pub use deque::ShmVecDeque;
 pub use string::ShmString;
 pub use vec::{IntoIter, ShmVec};
+
+pub use hash::{ShmBuildHasher, ShmHashMap, ShmHashSet, ShmHasher};
+
+/// The entry and iterator types of [`ShmHashMap`] (as `std::collections::hash_map`).
+pub mod hash_map {
+    pub use super::hash::{
+        Drain, Entry, IntoIter, IntoKeys, IntoValues, Iter, IterMut, Keys, OccupiedEntry,
+        VacantEntry, Values, ValuesMut,
+    };
+}
+
+/// The iterator types of [`ShmHashSet`] (as `std::collections::hash_set`).
+pub mod hash_set {
+    pub use super::hash::set_iter::{
+        Difference, Drain, Intersection, IntoIter, Iter, SymmetricDifference, Union,
+    };
+}
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use super::*;
 use crate::heap;
 
 /// Tests that compare heap usage before and after run one at a time (they share the heap; the
-/// B-tree and deque tests take this lock too).
+/// hash map, B-tree and deque tests take this lock too).
 pub(super) fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(PoisonError::into_inner)
