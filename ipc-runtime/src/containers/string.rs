@@ -86,6 +86,11 @@ impl ShmString {
     /// ```
     /// assert_eq!(ipc_runtime::ShmString::try_from_str("x").unwrap(), "x");
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the heap cannot hold `s` (saying
+    /// which `IPC_HEAP_SIZE` would), and on first use the errors of creating the process's
+    /// heap ([`heap::default_heap`](crate::heap::default_heap)).
     pub fn try_from_str(s: &str) -> Result<Self> {
         let mut bytes = ShmVec::try_with_capacity(s.len())?;
         bytes.extend_from_slice(s.as_bytes());
@@ -172,6 +177,10 @@ impl ShmString {
     /// ```
     /// assert!(ipc_runtime::ShmString::new().try_reserve(8).is_ok());
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::CapacityOverflow`](crate::Error::CapacityOverflow) if the size overflows,
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the heap cannot hold it.
     pub fn try_reserve(&mut self, additional: usize) -> Result<()> {
         self.bytes.try_reserve(additional)
     }
@@ -307,6 +316,36 @@ impl From<&String> for ShmString {
     #[track_caller]
     fn from(s: &String) -> Self {
         ShmString::from(s.as_str())
+    }
+}
+
+/// A copy of the string in the shared heap (the `String` is freed: its heap is process-local).
+///
+/// ```
+/// use ipc_runtime::ShmString;
+///
+/// let name = String::from("robot-") + "arm";
+/// assert_eq!(ShmString::from(name), "robot-arm");
+/// ```
+impl From<String> for ShmString {
+    #[track_caller]
+    fn from(s: String) -> Self {
+        ShmString::from(s.as_str())
+    }
+}
+
+/// A copy of the string in the shared heap.
+///
+/// ```
+/// use ipc_runtime::ShmString;
+///
+/// let boxed: Box<str> = "camera-0".into();
+/// assert_eq!(ShmString::from(boxed), "camera-0");
+/// ```
+impl From<Box<str>> for ShmString {
+    #[track_caller]
+    fn from(s: Box<str>) -> Self {
+        ShmString::from(&*s)
     }
 }
 
