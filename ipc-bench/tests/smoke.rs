@@ -78,10 +78,11 @@ fn full_quick_run_prints_tables_and_plot_and_cleans_up() {
     ] {
         assert!(stdout.contains(needle), "output lacks {needle:?}:\n{stdout}");
     }
-    // Issue 7's five, ≤ 2 × floor, ≥ 10 × Unix datagrams, the one-thread cost; with iceoryx2 also
-    // its four (busy p50, busy p99, throughput, blocking p50).
+    // Issue 7's five, ≤ 2 × floor, ≥ 10 × Unix datagrams, the one-thread cost, request/response
+    // against ping-pong (busy-poll and blocking), WaitSet-16 and async against a blocking
+    // receive; with iceoryx2 also its four (busy p50, busy p99, throughput, blocking p50).
     let targets = stdout.matches("| pass |").count() + stdout.matches("| MISS |").count();
-    assert_eq!(targets, if ICEORYX2 { 12 } else { 8 }, "{stdout}");
+    assert_eq!(targets, if ICEORYX2 { 16 } else { 12 }, "{stdout}");
     assert_eq!(stdout.contains("### ours vs iceoryx2 (same run)"), ICEORYX2, "{stdout}");
     if ICEORYX2 {
         for row in ["busy-poll 8 B", "busy-poll 64 KiB", "blocking 8 B", "blocking 64 KiB"] {
