@@ -70,6 +70,7 @@ mod plot;
 mod report;
 #[cfg(unix)]
 mod reqres;
+#[cfg(unix)]
 mod wakeup;
 
 /// Any error of the benchmark.
