@@ -390,6 +390,8 @@ impl Tlsf {
         let c = self.ctl();
         let in_use = c.in_use.load(Ordering::Relaxed) + size + HDR;
         c.in_use.store(in_use, Ordering::Relaxed);
+        #[cfg(test)]
+        thread_account(size + HDR);
         bump(&c.allocations, 1);
         if in_use > c.high_water.load(Ordering::Relaxed) {
             c.high_water.store(in_use, Ordering::Relaxed);
@@ -507,6 +509,8 @@ impl Tlsf {
         let size = self.size(b);
         let c = self.ctl();
         bump(&c.in_use, (size + HDR).wrapping_neg());
+        #[cfg(test)]
+        thread_account((size + HDR).wrapping_neg());
         bump(&c.allocations, u64::MAX);
         let flags = self.flags(b);
         // Marks it free and clears its tag, so a second free of it is told apart.
@@ -583,6 +587,8 @@ impl Tlsf {
         let c = self.ctl();
         let in_use = c.in_use.load(Ordering::Relaxed) + grown;
         c.in_use.store(in_use, Ordering::Relaxed);
+        #[cfg(test)]
+        thread_account(grown);
         if in_use > c.high_water.load(Ordering::Relaxed) {
             c.high_water.store(in_use, Ordering::Relaxed);
         }
@@ -671,6 +677,24 @@ pub unsafe fn read_counters(base: NonNull<u8>, control: u64) -> Counters {
             allocations: (*ptr::addr_of!((*c).allocations)).load(Ordering::Relaxed),
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes this thread's allocations hold, over every heap (`in_use`'s per-thread part).
+    static THREAD_IN_USE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn thread_account(delta: u64) {
+    THREAD_IN_USE.with(|c| c.set(c.get().wrapping_add(delta)));
+}
+
+/// Bytes held by what this thread allocated and has not freed (tests only): leak checks that
+/// other tests, using the same heaps on other threads, cannot disturb.
+#[cfg(test)]
+pub(crate) fn thread_in_use() -> u64 {
+    THREAD_IN_USE.with(std::cell::Cell::get)
 }
 
 #[cfg(test)]
