@@ -1,6 +1,6 @@
 //! Model check of the pub/sub ring protocol (`src/pubsub/ring.rs`, included as is) under loom.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test --release -p ipc-runtime --test loom_ring`
+//! Run with `RUSTFLAGS="--cfg ipc_loom" cargo test --release -p ipc-runtime --test loom_ring`
 //! (without the cfg this file is empty). Each scenario prints how many executions loom explored
 //! and which paths they took (`-- --nocapture`). `LOOM_MAX_PREEMPTIONS` overrides the
 //! preemption bound a scenario sets; `LOOM_RING_TRACE=1` prints what both sides did in a failing
@@ -30,7 +30,7 @@
 //! membarrier guarantees): the model checks the protocol built on them, not the kernel's
 //! promise, and so does not check the `fenced` flag's episode logic. Loom treats `SeqCst`
 //! accesses as `AcqRel` (the ring uses none that matter) and does not explore load buffering.
-#![cfg(loom)]
+#![cfg(ipc_loom)]
 
 mod atomic {
     pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};

@@ -701,7 +701,7 @@ impl Consumer {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(ipc_loom)))]
 mod tests {
     use super::*;
 
