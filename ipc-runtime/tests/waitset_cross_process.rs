@@ -10,9 +10,9 @@
 
 mod support;
 
+use support::{Proc, line_from_parent};
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
 use ipc_runtime::event::{Listener, Notifier};
@@ -39,77 +39,6 @@ macro_rules! with_backend {
             other => panic!("unknown backend {other}"),
         }
     };
-}
-
-/// A child process with line access to its stdout and a pipe to its stdin.
-struct Proc {
-    what: String,
-    child: Child,
-    out: BufReader<ChildStdout>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(test: &str, role: &str, domain: &str, envs: &[(&str, String)]) -> Proc {
-        let mut cmd = support::role_command(test, role, domain);
-        cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn child");
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Proc { what: format!("{role} ({envs:?})"), child, out, seen: Vec::new() }
-    }
-
-    fn expect(&mut self, line: &str) {
-        loop {
-            let mut buf = String::new();
-            if self.out.read_line(&mut buf).unwrap() == 0 {
-                let mut err = String::new();
-                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!(
-                    "{} exited before printing `{line}`\n--- stdout\n{}\n--- stderr\n{err}",
-                    self.what,
-                    self.seen.join("\n")
-                );
-            }
-            let got = buf.trim_end().to_owned();
-            self.seen.push(got.clone());
-            if got == line {
-                return;
-            }
-        }
-    }
-
-    fn say(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn finish(mut self) -> BTreeMap<String, String> {
-        drop(self.child.stdin.take());
-        let mut rest = String::new();
-        self.out.read_to_string(&mut rest).unwrap();
-        self.seen.extend(rest.lines().map(str::to_owned));
-        let mut err = String::new();
-        let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "{} failed with {status}\n--- stdout\n{}\n--- stderr\n{err}",
-            self.what,
-            self.seen.join("\n")
-        );
-        self.seen
-            .iter()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-            .collect()
-    }
-}
-
-fn line_from_parent() -> String {
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).unwrap();
-    line.trim_end().to_owned()
 }
 
 fn parent(test: &str, backend: &str) {

@@ -245,3 +245,78 @@ pub fn field(out: &Output, key: &str) -> Option<String> {
         .lines()
         .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
 }
+
+/// A child process with line access to its stdout and a pipe to its stdin.
+pub struct Proc {
+    what: String,
+    child: Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    pub fn spawn(test: &str, role: &str, domain: &str, envs: &[(&str, String)]) -> Proc {
+        let mut cmd = role_command(test, role, domain);
+        cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn child");
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        Proc { what: format!("{role} ({envs:?})"), child, out, seen: Vec::new() }
+    }
+
+    pub fn expect(&mut self, line: &str) {
+        use std::io::{BufRead, Read};
+        loop {
+            let mut buf = String::new();
+            if self.out.read_line(&mut buf).unwrap() == 0 {
+                let mut err = String::new();
+                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!(
+                    "{} exited before printing `{line}`\n--- stdout\n{}\n--- stderr\n{err}",
+                    self.what,
+                    self.seen.join("\n")
+                );
+            }
+            let got = buf.trim_end().to_owned();
+            self.seen.push(got.clone());
+            if got == line {
+                return;
+            }
+        }
+    }
+
+    pub fn say(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn finish(mut self) -> std::collections::BTreeMap<String, String> {
+        use std::io::Read;
+        drop(self.child.stdin.take());
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).unwrap();
+        self.seen.extend(rest.lines().map(str::to_owned));
+        let mut err = String::new();
+        let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "{} failed with {status}\n--- stdout\n{}\n--- stderr\n{err}",
+            self.what,
+            self.seen.join("\n")
+        );
+        self.seen
+            .iter()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect()
+    }
+}
+
+/// One line the parent wrote to this role's stdin (see [`Proc::say`]).
+pub fn line_from_parent() -> String {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    line.trim_end().to_owned()
+}
