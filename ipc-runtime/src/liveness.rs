@@ -1,25 +1,41 @@
 //! Liveness: who is alive, decided by the operating system.
 //!
-//! Every participant (publisher, subscriber, notifier, listener) holds a [`Token`]: an exclusive
-//! lock on a small file in the domain's lock directory. The OS releases the lock when the process
-//! dies, however it dies, so "is participant X alive?" is answered by trying to take its lock:
-//! success means the holder is gone. Process ids are never trusted (they are reused).
+//! Every process holds one [`ProcessToken`] per domain it takes part in: an exclusive lock on a
+//! small file in the domain's lock directory (`<domain>.lock.proc.<id>`), taken by its first
+//! participant there (publisher, subscriber, notifier, listener, server, client, pipe side),
+//! shared by all the others, and released — its file removed — by the last one to go. Each
+//! registry slot records the token's id (see [`crate::membership`]). The OS releases the lock
+//! when the process dies, however it dies, so "is the process of token X alive?" is answered by
+//! trying to take its lock: success means the holder is gone ([`is_process_alive`],
+//! [`probe_process`]). Process ids are never trusted (they are reused): the id is the pid plus
+//! a random nonce, and it is the lock that tells. A process with thousands of participants
+//! holds one descriptor per domain for its liveness, not one per participant.
 //!
-//! The same files serve as short-lived mutexes between processes ([`FileLock`]), for example
-//! around creating a topic, so that a creator killed half-way never blocks the next one. Waiting
-//! for one is bounded ([`lock_timeout`], 5 s by default): a live process that keeps the file
-//! locked makes the others fail with [`Error::LockTimeout`] instead of hanging, and code that
-//! runs in `Drop` waits only briefly and leaves what needs the lock to whoever comes next.
+//! [`Token`] is the same mechanism under a name of the caller's choice (a heap's owner holds
+//! one named after the heap). The same files serve as short-lived mutexes between processes
+//! ([`FileLock`]), for example around creating a topic, so that a creator killed half-way never
+//! blocks the next one; a `FileLock` is closed when dropped. Waiting for one is bounded
+//! ([`lock_timeout`], 5 s by default): a live process that keeps the file locked makes the
+//! others fail with [`Error::LockTimeout`] instead of hanging, and code that runs in `Drop`
+//! waits only briefly and leaves what needs the lock to whoever comes next.
 //!
 //! Lock files live in `/dev/shm` on Linux (next to the segments, so one listing shows everything
 //! a domain owns) and in `<temp dir>/ipc-rs` elsewhere (created mode 0700 and checked to be
 //! ours and not a link on every open), named `<domain>.lock.<name>` (see [`crate::domain`]).
 //!
-//! Every lock file is opened with `O_NOFOLLOW` and checked with `fstat` to be a regular file of
-//! this user that nobody else may write, and created with `O_CREAT | O_EXCL` (see
-//! `crate::trust`): a symbolic link or another user's file at one of our paths is refused with
-//! [`Error::UntrustedObject`], never followed, joined or removed. A token we may not judge
-//! that way reads as [`Probe::Unknown`] — not alive, not dead.
+//! Every lock file is opened with `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` and checked with
+//! `fstat` to be a regular file of this user that nobody else may write, and created with
+//! `O_CREAT | O_EXCL` (see `crate::trust`): a symbolic link, a FIFO or another user's file at one
+//! of our paths is refused with [`Error::UntrustedObject`], never followed, waited on, joined or
+//! removed. A token we may not judge that way reads as [`Probe::Unknown`] — not alive, not
+//! dead. Token ids read from shared memory are only ever formatted into
+//! `<domain>.lock.proc.<16 hex digits>` ([`process_token_name`]): whatever a peer writes, a
+//! probe looks at a file of that form in the lock directory and nowhere else.
+//!
+//! A probe of this process's own token from this process reads alive: its current token is
+//! answered from memory, and a second handle's lock would conflict with the first anyway
+//! (`flock` and `LockFileEx` locks belong to the open file, not the process). A child forked
+//! without `exec` inherits the descriptor (see [`ProcessToken`], "fork").
 //!
 //! On Windows, `File::try_lock` is `LockFileEx`: the lock belongs to the handle, so a second
 //! handle in the same process is refused like another process, and the kernel releases it when
@@ -114,8 +130,8 @@ fn open_checked(path: &Path, create_new: bool) -> io::Result<File> {
     {
         use std::os::fd::AsFd;
         use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK: a FIFO planted at a token's name must not hang the opener (the check
-        // below then refuses it, like anything but a regular file).
+        // std adds O_CLOEXEC. O_NONBLOCK: a FIFO planted at a token's name must not hang the
+        // opener (the check below then refuses it, like anything but a regular file).
         let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
         options.mode(0o600).custom_flags(flags.bits() as i32);
         let file = options.open(path).map_err(|e| crate::trust::explain_open_error(path, e))?;
@@ -312,8 +328,8 @@ pub struct ProcessToken {
 static PROCESS_TOKENS: std::sync::Mutex<Vec<(String, std::sync::Weak<ProcessToken>)>> =
     std::sync::Mutex::new(Vec::new());
 
-fn process_tokens()
--> std::sync::MutexGuard<'static, Vec<(String, std::sync::Weak<ProcessToken>)>> {
+fn process_tokens() -> std::sync::MutexGuard<'static, Vec<(String, std::sync::Weak<ProcessToken>)>>
+{
     PROCESS_TOKENS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

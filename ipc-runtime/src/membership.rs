@@ -400,8 +400,7 @@ pub(crate) fn token_alive(reg: &impl Registry, token: u64) -> bool {
 
 /// What the OS says about the holder of slot `index` of `role`, changing nothing (for tools).
 pub(crate) fn probe_holder(reg: &impl Registry, role: Role, index: u32) -> Probe {
-    liveness::probe_process(reg.domain(), reg.member(role, index).token())
-        .unwrap_or(Probe::Alive)
+    liveness::probe_process(reg.domain(), reg.member(role, index).token()).unwrap_or(Probe::Alive)
 }
 
 /// Whether the holder of slot `index` of `role` at `generation` is alive: the slot still has
@@ -672,6 +671,38 @@ mod tests {
         assert_eq!(probes.made, 1, "one probe for the hundred slots of one process");
         assert!(!path.exists(), "the dead token's file went with the first probe");
         assert!(!in_use(&reg));
+    }
+
+    #[cfg(not(miri))]
+    #[test]
+    fn corrupt_objects_are_kept_while_a_process_may_use_them() {
+        let reg = fake("corrupt", 2);
+        let d = reg.domain.clone();
+        let name = SegmentName::new(&d, SegmentKind::Raw, "absent").unwrap();
+        let old = Error::WrongVersion { segment: "s".into(), found: 4, expected: 5 };
+        let replace = |problem: &Error| replace_corrupt(&d, "fake.f", &[P], &name, problem);
+        // Nobody: replaced (the segment does not exist; the decision is what counts here).
+        replace(&old).unwrap();
+        // A process of an older build holds a per-participant token of the object: refused,
+        // naming the version and the token.
+        let legacy = liveness::Token::acquire(&d, "fake.f.p0.3").unwrap();
+        let err = replace(&old).unwrap_err().to_string();
+        assert!(err.contains("fake.f.p0.3") && err.contains("version"), "{err}");
+        // A creator that died half-way proves itself gone (we would hold the lock).
+        replace(&Error::NotReady { segment: "s".into(), creator_pid: 1 }).unwrap();
+        replace(&Error::TooSmall { segment: "s".into(), size: 0, min: 64 }).unwrap();
+        drop(legacy);
+        // Our own process token counts only while we have a participant in the object.
+        let elsewhere = ProcessToken::acquire(&d).unwrap();
+        replace(&old).unwrap();
+        let member = claim(&reg, P).unwrap();
+        let err = replace(&old).unwrap_err().to_string();
+        assert!(err.contains(&liveness::process_token_name(member.token.id())), "{err}");
+        release(&reg, P, member.index);
+        drop(member);
+        replace(&old).unwrap();
+        drop(elsewhere);
+        assert!(liveness::list(&d).unwrap().is_empty());
     }
 
     #[cfg(not(miri))]

@@ -154,9 +154,8 @@ fn killed_processes_with_many_topics_are_cleaned_up() {
                 publisher.publish(1).unwrap();
             }
             let baseline: Vec<usize> = publishers.iter().map(|p| p.samples_in_use()).collect();
-            let subscribers: Vec<Subscriber<u64>> = (0..TOPICS)
-                .map(|i| Subscriber::<u64>::new(&format!("in/{i}")).unwrap())
-                .collect();
+            let subscribers: Vec<Subscriber<u64>> =
+                (0..TOPICS).map(|i| Subscriber::<u64>::new(&format!("in/{i}")).unwrap()).collect();
 
             let mut borrower = spawn_held_role(test, "borrower", &domain, &[]);
             let mut borrower_out = stdout_lines(&mut borrower);
@@ -191,8 +190,7 @@ fn killed_processes_with_many_topics_are_cleaned_up() {
             for (i, publisher) in publishers.iter().enumerate() {
                 let reclaimed = support::wait_until(Duration::from_secs(30), || {
                     publisher.cleanup().unwrap();
-                    publisher.subscriber_count() == 0
-                        && publisher.samples_in_use() == baseline[i]
+                    publisher.subscriber_count() == 0 && publisher.samples_in_use() == baseline[i]
                 });
                 assert!(
                     reclaimed,
@@ -211,10 +209,7 @@ fn killed_processes_with_many_topics_are_cleaned_up() {
             drop(publishers);
             // What is left is this process's own heap (removed when it exits).
             let left = support::leftovers(&domain);
-            assert!(
-                left.iter().all(|n| n.contains(".heap.") || n.contains(".bell.")),
-                "{left:?}"
-            );
+            assert!(left.iter().all(|n| n.contains(".heap.") || n.contains(".bell.")), "{left:?}");
         }
         Some("borrower") => {
             let subscribers: Vec<Subscriber<u64>> = (0..TOPICS)

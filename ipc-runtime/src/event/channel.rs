@@ -226,8 +226,7 @@ fn read_config(seg_name: &SegmentName, segment: &Segment) -> Result<(Layout, Con
 /// judge counts as neither). Reads without changing anything.
 pub(crate) fn holders(domain: &str, name: &str) -> Result<(usize, usize)> {
     let seg_name = Channel::segment_name(domain, name)?;
-    let segment =
-        Segment::open(&seg_name, SegmentKind::Event, crate::segment::Access::ReadOnly)?;
+    let segment = Segment::open(&seg_name, SegmentKind::Event, crate::segment::Access::ReadOnly)?;
     let (layout, config) = read_config(&seg_name, &segment)?;
     let channel = Channel {
         domain: domain.to_owned(),
@@ -258,7 +257,13 @@ pub(crate) fn holders(domain: &str, name: &str) -> Result<(usize, usize)> {
 /// [`membership::replace_corrupt`]).
 pub(crate) fn remove_corrupt(domain: &str, name: &str, problem: &Error) -> Result<()> {
     let seg_name = Channel::segment_name(domain, name)?;
-    membership::replace_corrupt(domain, &object_name(name), &[NOTIFIER, LISTENER], &seg_name, problem)
+    membership::replace_corrupt(
+        domain,
+        &object_name(name),
+        &[NOTIFIER, LISTENER],
+        &seg_name,
+        problem,
+    )
 }
 
 impl Channel {

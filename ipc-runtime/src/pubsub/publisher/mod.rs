@@ -502,9 +502,8 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
             let generation = entry.member.generation.load(Ordering::Acquire);
             if let Some(conn) = &st.conns[s as usize] {
                 let same = conn.generation == generation && state == ACTIVE;
-                let gone = conn.dead
-                    || conn.left()
-                    || (!same && !self.topic.token_alive(conn.token));
+                let gone =
+                    conn.dead || conn.left() || (!same && !self.topic.token_alive(conn.token));
                 if !gone {
                     continue;
                 }
