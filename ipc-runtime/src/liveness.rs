@@ -4,7 +4,7 @@
 //! small file in the domain's lock directory (`<domain>.lock.proc.<id>`), taken by its first
 //! participant there (publisher, subscriber, notifier, listener, server, client, pipe side),
 //! shared by all the others, and released — its file removed — by the last one to go. Each
-//! registry slot records the token's id (see [`crate::membership`]). The OS releases the lock
+//! registry slot records the token's id (see `crate::membership`). The OS releases the lock
 //! when the process dies, however it dies, so "is the process of token X alive?" is answered by
 //! trying to take its lock: success means the holder is gone ([`is_process_alive`],
 //! [`probe_process`]). Process ids are never trusted (they are reused): the id is the pid plus
@@ -280,13 +280,15 @@ fn pid_of(id: u64) -> u32 {
 /// This process's liveness token in a domain, shared by all of its participants there.
 ///
 /// The first participant of a process in a domain takes it ([`ProcessToken::acquire`]); the
-/// others share it (an [`Arc`]); the last one to go releases it and removes its file. Its id
+/// others share it (an [`Arc`](std::sync::Arc)); the last one to go releases it and removes its file. Its id
 /// is 64 bits: the taker's pid in the high half and a random, non-zero 32-bit nonce in the low
 /// half (never 0 as a whole, so 0 can mean "no token"); its file is
 /// `<domain>.lock.proc.<id in hex>` ([`process_token_name`]). The file is created with
 /// `O_EXCL` (an id whose file exists, held or left by a dead process, is never reused), opened
 /// close-on-exec, and checked after locking to still be the file at that name (a prober that
-/// found it unlocked in between may have removed it; then another id is taken).
+/// found it unlocked in between may have removed it; then another id is taken). Taking a token
+/// also removes the domain's tokens left by processes that died (one listing of the lock
+/// directory per process and domain).
 ///
 /// Whether its process lives is [`probe_process`] / [`is_process_alive`]: the OS releases the
 /// lock with the process, however it dies. A probe from the process itself reads it alive
@@ -335,7 +337,7 @@ fn process_tokens() -> std::sync::MutexGuard<'static, Vec<(String, std::sync::We
 
 impl ProcessToken {
     /// This process's token in `domain`: the one its participants there share, or a new one if
-    /// it has none (taken now, released when the last holder of the returned [`Arc`] drops it).
+    /// it has none (taken now, released when the last holder of the returned [`Arc`](std::sync::Arc) drops it).
     ///
     /// # Errors
     /// [`Error::InvalidName`] for an invalid domain; [`Error::UntrustedObject`] if the lock
@@ -361,6 +363,8 @@ impl ProcessToken {
         }
         let token = std::sync::Arc::new(Self::create(domain, pid)?);
         tokens.push((domain.to_owned(), std::sync::Arc::downgrade(&token)));
+        drop(tokens);
+        sweep_dead_process_tokens(domain);
         Ok(token)
     }
 
@@ -430,6 +434,20 @@ impl Drop for ProcessToken {
         // As `Token`: the name goes first, then the lock.
         let _ = fs::remove_file(&self.path);
         drop(file);
+    }
+}
+
+/// Removes the files of `domain`'s process tokens whose processes died. Done by each process
+/// when it takes its token in a domain: a token is otherwise removed by whoever probes it
+/// through a slot that records it, and on Windows a segment goes with its last process, so
+/// after everyone in it crashed nobody would find the tokens its slots named. Probing a live
+/// token changes nothing; a token being created (not yet locked) that this removes is noticed
+/// by its creator, which takes another id (see [`ProcessToken`]).
+fn sweep_dead_process_tokens(domain: &str) {
+    for name in list(domain).unwrap_or_default() {
+        if parse_process_token(&name).is_some() {
+            let _ = is_alive(domain, &name);
+        }
     }
 }
 

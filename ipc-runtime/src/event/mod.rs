@@ -67,7 +67,7 @@
 //!
 //! # Liveness and cleanup
 //!
-//! Membership follows the protocol topics follow too ([`crate::membership`]). Each slot records
+//! Membership follows the protocol topics follow too (`crate::membership`). Each slot records
 //! its holder's [process token](crate::liveness::ProcessToken) (one per process and domain,
 //! shared by all of the process's participants) and a generation bumped by every new holder,
 //! so a new holder's leftovers are never confused with an old one's. Who is in the
