@@ -352,11 +352,25 @@ pub(crate) fn replace_corrupt(
 #[derive(Debug, Default)]
 pub(crate) struct Probes {
     seen: Vec<(u64, bool)>,
+    looked: Vec<(u64, Probe)>,
     /// Probes of the OS made (for tests).
     pub made: usize,
 }
 
 impl Probes {
+    /// What the OS says about process token `token` of `domain`, changing nothing (for tools,
+    /// which may share one `Probes` over many slots and objects); a probe that fails reads
+    /// [`Probe::Alive`].
+    pub fn look(&mut self, domain: &str, token: u64) -> Probe {
+        if let Some(&(_, probe)) = self.looked.iter().find(|(t, _)| *t == token) {
+            return probe;
+        }
+        self.made += 1;
+        let probe = liveness::probe_process(domain, token).unwrap_or(Probe::Alive);
+        self.looked.push((token, probe));
+        probe
+    }
+
     /// Whether the process of token `token` (an id read from a slot) is alive. Id 0 is no
     /// token: dead. A probe that fails is logged and answered "alive": wrongly reaping a live
     /// member is worse than keeping a dead one. A token that is not ours (another user's, a
@@ -400,7 +414,7 @@ pub(crate) fn token_alive(reg: &impl Registry, token: u64) -> bool {
 
 /// What the OS says about the holder of slot `index` of `role`, changing nothing (for tools).
 pub(crate) fn probe_holder(reg: &impl Registry, role: Role, index: u32) -> Probe {
-    liveness::probe_process(reg.domain(), reg.member(role, index).token()).unwrap_or(Probe::Alive)
+    Probes::default().look(reg.domain(), reg.member(role, index).token())
 }
 
 /// Whether the holder of slot `index` of `role` at `generation` is alive: the slot still has
