@@ -47,17 +47,18 @@
 //!   caller.
 //! * **Replace a corrupt object.** Any other segment that fails validation (bad magic, layout
 //!   version, kind or size, truncated, a header no creator could have written: see
-//!   [`is_corruption`]) has no registry to trust, so nothing says which processes use it. The
-//!   decision is made on the domain's tokens ([`replace_corrupt`]): if no process token of the
-//!   domain is held by a live process — this process's own counting only if it has a
-//!   participant in the object — and no token of the old per-participant naming
-//!   (`<object>.<letter><slot>.<generation>`, held by processes of builds before process
-//!   tokens) is held for the object, nobody can be using the segment and it is removed (with a
-//!   `tracing` warning naming the problem) for the caller to create a fresh one; otherwise the
-//!   segment may be in use and joining fails with [`Error::Corrupted`] naming the problem and
-//!   the token. This is conservative: in a domain where other processes live, a corrupt object
-//!   is refused until they are gone (removing a segment in use would split its participants);
-//!   `ipc clean` removes it then. Checked under the lock, like everything here.
+//!   [`is_corruption`]) has no layout to trust, so [`replace_corrupt`] looks for members in it
+//!   without one: it is kept, and joining fails with [`Error::Corrupted`] naming the problem
+//!   and the token, if this process has a participant in the object, if a token of the old
+//!   per-participant naming (`<object>.<letter><slot>.<generation>`, held by processes of builds
+//!   before process tokens, which then get the layout-version error) is held for the object, or
+//!   if a live process token of the domain is recorded in the segment: a [`Member`] head at any
+//!   8-aligned position (where every registry places its slots) that is not [`FREE`] and names
+//!   the token's pid and nonce. Otherwise nobody alive can be using it and it is removed (with a
+//!   `tracing` warning naming the problem) for the caller to create a fresh one. A segment whose
+//!   slots were wiped or cut off (truncated, emptied) records nobody and is replaced even if a
+//!   process still maps it; that process keeps its mapping, and newcomers use the new segment.
+//!   Checked under the lock, like everything here.
 //! * **Bounded waits.** The lock is taken with a bounded wait ([`FileLock::lock`], failing with
 //!   [`Error::LockTimeout`]). Leaving, which runs in `Drop`, waits at most [`LEAVE_WAIT`]
 //!   ([`lock_to_leave`]): a member that cannot get the lock still frees its slot and drops its
@@ -318,33 +319,72 @@ pub(crate) fn replace_corrupt(
         unlink(name);
         return Ok(());
     }
-    let ours_counts = joined_here(domain, object);
+    let refuse = |token: &str, why: &str| Error::Corrupted {
+        what: format!(
+            "`{object}` is corrupt ({problem}); not replaced, as it may still be in use: liveness token `{token}` {why}"
+        ),
+    };
+    if joined_here(domain, object) {
+        let token = ProcessToken::acquire(domain)?;
+        return Err(refuse(
+            &liveness::process_token_name(token.id()),
+            "is held by a live process (this one, which has a participant in it)",
+        ));
+    }
+    let mut live = Vec::new();
     for token in liveness::list(domain)? {
-        let alive = if let Some(id) = liveness::parse_process_token(&token) {
-            if !ours_counts && liveness::is_own_token(domain, id) {
-                // This process: it has no participant in the object.
-                continue;
+        if let Some(id) = liveness::parse_process_token(&token) {
+            // A token that cannot be probed counts as live.
+            if liveness::is_process_alive(domain, id).unwrap_or(true) {
+                live.push(id);
             }
-            liveness::is_process_alive(domain, id)
         } else if is_legacy_token_of(&token, object, roles) {
-            liveness::is_alive(domain, &token)
-        } else {
-            continue;
-        };
-        let in_use = match alive {
-            Ok(false) => continue,
-            Ok(true) => "is held by a live process".to_owned(),
-            Err(err) => format!("cannot be probed ({err})"),
-        };
-        return Err(Error::Corrupted {
-            what: format!(
-                "`{object}` is corrupt ({problem}); not replaced, as it may still be in use: liveness token `{token}` {in_use}"
-            ),
-        });
+            match liveness::is_alive(domain, &token) {
+                Ok(false) => {}
+                Ok(true) => return Err(refuse(&token, "is held by a live process")),
+                Err(err) => return Err(refuse(&token, &format!("cannot be probed ({err})"))),
+            }
+        }
+    }
+    if let Some(id) = recorded_holder(name, &live) {
+        return Err(refuse(
+            &liveness::process_token_name(id),
+            "is held by a live process (recorded in the segment as a member)",
+        ));
     }
     tracing::warn!(segment = %name, "replacing corrupt `{object}` (no live process uses it): {problem}");
     unlink(name);
     Ok(())
+}
+
+/// Which of `tokens` (live process token ids) a registry slot of segment `name` records as a
+/// holder, if any: a [`Member`] head anywhere in the segment whose state is not [`FREE`] and
+/// whose pid and nonce are one of the tokens. The object's layout is not trusted (the segment
+/// failed validation): every 8-aligned position is looked at, as every registry places its
+/// slots there, bounded by the segment's real size. A segment that cannot be mapped records
+/// nobody.
+fn recorded_holder(name: &SegmentName, tokens: &[u64]) -> Option<u64> {
+    if tokens.is_empty() {
+        return None;
+    }
+    let map = crate::segment::platform().open(name.as_str(), Access::ReadOnly).ok()?;
+    let (base, len) = (map.ptr().as_ptr(), map.len());
+    let word = |at: usize| {
+        // SAFETY: callers pass `at + 4 <= len`: inside the readable mapping, 4-aligned (the
+        // mapping is page-aligned, `at` a multiple of 4); any bits are a valid u32. Volatile:
+        // a peer may be writing there.
+        unsafe { std::ptr::read_volatile(base.add(at).cast::<u32>()) }
+    };
+    let mut at = 0;
+    while at + size_of::<Member>() <= len {
+        let (state, pid, nonce) = (word(at), word(at + 8), word(at + 12));
+        let id = (u64::from(pid) << 32) | u64::from(nonce);
+        if state != FREE && nonce != 0 && tokens.contains(&id) {
+            return Some(id);
+        }
+        at += 8;
+    }
+    None
 }
 
 /// Liveness answers within one pass over a registry: each process token is probed once, so
