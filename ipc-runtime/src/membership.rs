@@ -755,6 +755,27 @@ mod tests {
         release(&reg, P, member.index);
         drop(member);
         replace(&old).unwrap();
+        // A live token recorded in a slot of the segment (found without a layout) keeps it;
+        // the same bytes in a free slot do not.
+        let seg = SegmentName::new(&d, SegmentKind::Raw, "garbage").unwrap();
+        let map = crate::segment::platform().create(seg.as_str(), 4096).unwrap();
+        let at = 1000; // 8-aligned, anywhere
+        let id = elsewhere.id();
+        // SAFETY: bytes `at..at + 16` are inside the fresh 4096-byte read-write mapping,
+        // 8-aligned; plain integers.
+        unsafe {
+            let base = map.ptr().as_ptr().add(at).cast::<u32>();
+            base.write_volatile(ACTIVE);
+            base.add(2).write_volatile((id >> 32) as u32);
+            base.add(3).write_volatile(id as u32);
+        }
+        let kept = replace_corrupt(&d, "fake.g", &[P], &seg, &old).unwrap_err().to_string();
+        assert!(kept.contains(&liveness::process_token_name(id)), "{kept}");
+        // SAFETY: as above.
+        unsafe { map.ptr().as_ptr().add(at).cast::<u32>().write_volatile(FREE) };
+        replace_corrupt(&d, "fake.g", &[P], &seg, &old).unwrap();
+        assert!(crate::segment::platform().open(seg.as_str(), Access::ReadOnly).is_err());
+        drop(map);
         drop(elsewhere);
         assert!(liveness::list(&d).unwrap().is_empty());
     }
