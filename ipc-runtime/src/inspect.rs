@@ -19,9 +19,9 @@ use crate::segment::{self, Segment, SegmentKind, SegmentName};
 pub struct EventInfo {
     /// Channel name.
     pub name: String,
-    /// Participants whose token is held.
+    /// Participants whose process token is held.
     pub alive: usize,
-    /// Participants whose token is left but not held.
+    /// Participants whose process token is not held (their process died).
     pub dead: usize,
 }
 
@@ -170,21 +170,9 @@ fn heap_ids(domain: &str) -> Result<Vec<u64>> {
         .collect())
 }
 
-/// Tokens (lock-file names without the domain prefix) whose name starts with `prefix`.
-fn tokens_of(domain: &str, prefix: &str) -> Result<Vec<String>> {
-    Ok(liveness::list(domain)?.into_iter().filter(|t| t.starts_with(prefix)).collect())
-}
-
 fn event_info(domain: &str, name: &str) -> Result<EventInfo> {
-    let mut info = EventInfo { name: name.to_owned(), alive: 0, dead: 0 };
-    for token in tokens_of(domain, &format!("{}.", event_object(name)))? {
-        match liveness::probe(domain, &token)? {
-            Probe::Alive => info.alive += 1,
-            Probe::Dead => info.dead += 1,
-            Probe::Missing | Probe::Unknown => {}
-        }
-    }
-    Ok(info)
+    let (alive, dead) = crate::event::channel::holders(domain, name)?;
+    Ok(EventInfo { name: name.to_owned(), alive, dead })
 }
 
 /// Everything in `domain`, read without changing anything.
@@ -292,16 +280,18 @@ pub fn clean(domain: &str) -> Result<CleanReport> {
 /// Removes event channel `name` if no participant of it is alive; returns whether it did.
 fn clean_event(domain: &str, name: &str) -> Result<bool> {
     let lock = FileLock::lock(domain, &event_object(name))?;
-    let info = event_info(domain, name)?;
-    if info.alive > 0 {
-        return Ok(false);
-    }
-    match Segment::unlink(&SegmentName::new(domain, SegmentKind::Event, name)?) {
-        Ok(()) | Err(Error::SegmentNotFound { .. }) => {}
+    match crate::event::channel::holders(domain, name) {
+        Ok((alive, _)) if alive > 0 => return Ok(false),
+        Ok(_) | Err(Error::SegmentNotFound { .. }) => {
+            match Segment::unlink(&SegmentName::new(domain, SegmentKind::Event, name)?) {
+                Ok(()) | Err(Error::SegmentNotFound { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Err(err) if crate::membership::is_corruption(&err) => {
+            crate::event::channel::remove_corrupt(domain, name, &err)?;
+        }
         Err(err) => return Err(err),
-    }
-    for token in tokens_of(domain, &format!("{}.", event_object(name)))? {
-        let _ = liveness::is_alive(domain, &token);
     }
     lock.remove();
     Ok(true)

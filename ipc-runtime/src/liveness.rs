@@ -1,25 +1,41 @@
 //! Liveness: who is alive, decided by the operating system.
 //!
-//! Every participant (publisher, subscriber, notifier, listener) holds a [`Token`]: an exclusive
-//! lock on a small file in the domain's lock directory. The OS releases the lock when the process
-//! dies, however it dies, so "is participant X alive?" is answered by trying to take its lock:
-//! success means the holder is gone. Process ids are never trusted (they are reused).
+//! Every process holds one [`ProcessToken`] per domain it takes part in: an exclusive lock on a
+//! small file in the domain's lock directory (`<domain>.lock.proc.<id>`), taken by its first
+//! participant there (publisher, subscriber, notifier, listener, server, client, pipe side),
+//! shared by all the others, and released — its file removed — by the last one to go. Each
+//! registry slot records the token's id (see `crate::membership`). The OS releases the lock
+//! when the process dies, however it dies, so "is the process of token X alive?" is answered by
+//! trying to take its lock: success means the holder is gone ([`is_process_alive`],
+//! [`probe_process`]). Process ids are never trusted (they are reused): the id is the pid plus
+//! a random nonce, and it is the lock that tells. A process with thousands of participants
+//! holds one descriptor per domain for its liveness, not one per participant.
 //!
-//! The same files serve as short-lived mutexes between processes ([`FileLock`]), for example
-//! around creating a topic, so that a creator killed half-way never blocks the next one. Waiting
-//! for one is bounded ([`lock_timeout`], 5 s by default): a live process that keeps the file
-//! locked makes the others fail with [`Error::LockTimeout`] instead of hanging, and code that
-//! runs in `Drop` waits only briefly and leaves what needs the lock to whoever comes next.
+//! [`Token`] is the same mechanism under a name of the caller's choice (a heap's owner holds
+//! one named after the heap). The same files serve as short-lived mutexes between processes
+//! ([`FileLock`]), for example around creating a topic, so that a creator killed half-way never
+//! blocks the next one; a `FileLock` is closed when dropped. Waiting for one is bounded
+//! ([`lock_timeout`], 5 s by default): a live process that keeps the file locked makes the
+//! others fail with [`Error::LockTimeout`] instead of hanging, and code that runs in `Drop`
+//! waits only briefly and leaves what needs the lock to whoever comes next.
 //!
 //! Lock files live in `/dev/shm` on Linux (next to the segments, so one listing shows everything
 //! a domain owns) and in `<temp dir>/ipc-rs` elsewhere (created mode 0700 and checked to be
 //! ours and not a link on every open), named `<domain>.lock.<name>` (see [`crate::domain`]).
 //!
-//! Every lock file is opened with `O_NOFOLLOW` and checked with `fstat` to be a regular file of
-//! this user that nobody else may write, and created with `O_CREAT | O_EXCL` (see
-//! `crate::trust`): a symbolic link or another user's file at one of our paths is refused with
-//! [`Error::UntrustedObject`], never followed, joined or removed. A token we may not judge
-//! that way reads as [`Probe::Unknown`] — not alive, not dead.
+//! Every lock file is opened with `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` and checked with
+//! `fstat` to be a regular file of this user that nobody else may write, and created with
+//! `O_CREAT | O_EXCL` (see `crate::trust`): a symbolic link, a FIFO or another user's file at one
+//! of our paths is refused with [`Error::UntrustedObject`], never followed, waited on, joined or
+//! removed. A token we may not judge that way reads as [`Probe::Unknown`] — not alive, not
+//! dead. Token ids read from shared memory are only ever formatted into
+//! `<domain>.lock.proc.<16 hex digits>` ([`process_token_name`]): whatever a peer writes, a
+//! probe looks at a file of that form in the lock directory and nowhere else.
+//!
+//! A probe of this process's own token from this process reads alive: its current token is
+//! answered from memory, and a second handle's lock would conflict with the first anyway
+//! (`flock` and `LockFileEx` locks belong to the open file, not the process). A child forked
+//! without `exec` inherits the descriptor (see [`ProcessToken`], "fork").
 //!
 //! On Windows, `File::try_lock` is `LockFileEx`: the lock belongs to the handle, so a second
 //! handle in the same process is refused like another process, and the kernel releases it when
@@ -114,7 +130,10 @@ fn open_checked(path: &Path, create_new: bool) -> io::Result<File> {
     {
         use std::os::fd::AsFd;
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        // std adds O_CLOEXEC. O_NONBLOCK: a FIFO planted at a token's name must not hang the
+        // opener (the check below then refuses it, like anything but a regular file).
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        options.mode(0o600).custom_flags(flags.bits() as i32);
         let file = options.open(path).map_err(|e| crate::trust::explain_open_error(path, e))?;
         crate::trust::check_fd(file.as_fd(), &path.display().to_string())?;
         Ok(file)
@@ -224,6 +243,256 @@ pub fn is_alive(domain: &str, name: &str) -> Result<bool> {
         }
         Err(TryLockError::Error(e)) => Err(Error::io(format!("probing {}", path.display()), e)),
     }
+}
+
+/// Name of the process token with id `id`, without the domain prefix: `proc.<id>` with the id
+/// in 16 lowercase hexadecimal digits (see [`ProcessToken`]). Made from the number alone, so an
+/// id read from a peer's memory always names a file of the domain in the lock directory.
+///
+/// ```
+/// assert_eq!(ipc_runtime::liveness::process_token_name(0xab), "proc.00000000000000ab");
+/// ```
+pub fn process_token_name(id: u64) -> String {
+    format!("proc.{id:016x}")
+}
+
+/// The id of process token `name` (a lock-file name without the domain prefix, as [`list`]
+/// gives it); `None` for any other lock file.
+///
+/// ```
+/// use ipc_runtime::liveness::{parse_process_token, process_token_name};
+///
+/// assert_eq!(parse_process_token(&process_token_name(42)), Some(42));
+/// assert_eq!(parse_process_token("topic.t"), None);
+/// ```
+pub fn parse_process_token(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("proc.")?;
+    (hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()
+}
+
+/// The process part of a process token id (the high 32 bits: the pid of its taker).
+fn pid_of(id: u64) -> u32 {
+    (id >> 32) as u32
+}
+
+/// This process's liveness token in a domain, shared by all of its participants there.
+///
+/// The first participant of a process in a domain takes it ([`ProcessToken::acquire`]); the
+/// others share it (an [`Arc`](std::sync::Arc)); the last one to go releases it and removes its file. Its id
+/// is 64 bits: the taker's pid in the high half and a random, non-zero 32-bit nonce in the low
+/// half (never 0 as a whole, so 0 can mean "no token"); its file is
+/// `<domain>.lock.proc.<id in hex>` ([`process_token_name`]). The file is created with
+/// `O_EXCL` (an id whose file exists, held or left by a dead process, is never reused), opened
+/// close-on-exec, and checked after locking to still be the file at that name (a prober that
+/// found it unlocked in between may have removed it; then another id is taken). Taking a token
+/// also removes the domain's tokens left by processes that died (one listing of the lock
+/// directory per process and domain).
+///
+/// Whether its process lives is [`probe_process`] / [`is_process_alive`]: the OS releases the
+/// lock with the process, however it dies. A probe from the process itself reads it alive
+/// (a second handle's lock conflicts with the first, `flock` and `LockFileEx` alike; this
+/// process's own current token is answered without a system call).
+///
+/// **fork.** A child forked without `exec` inherits the token's descriptor (and so keeps the
+/// lock held while it lives: the parent's participants read alive until the child exits or
+/// calls `exec`, which closes it). The child does not use the parent's token: a participant
+/// created in the child takes a fresh token of its own (the token remembers its taker's pid),
+/// and the child closes its copy of the parent's descriptor then. Participants created before
+/// the fork belong to the parent.
+///
+/// ```
+/// use ipc_runtime::liveness::{self, Probe, ProcessToken};
+///
+/// let domain = format!("doc-proc-{}", std::process::id());
+/// let token = ProcessToken::acquire(&domain)?;
+/// let again = ProcessToken::acquire(&domain)?;
+/// assert_eq!(token.id(), again.id(), "one token per process and domain");
+/// assert_eq!(liveness::probe_process(&domain, token.id())?, Probe::Alive);
+/// let id = token.id();
+/// drop((token, again));
+/// assert_eq!(liveness::probe_process(&domain, id)?, Probe::Missing);
+/// # Ok::<(), ipc_runtime::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ProcessToken {
+    domain: String,
+    id: u64,
+    path: PathBuf,
+    /// The process that took it: a child forked without exec has a copy of this value but not
+    /// the token.
+    pid: u32,
+    file: std::sync::Mutex<Option<File>>,
+}
+
+/// The process tokens of this process, by domain (held weakly: the participants own them).
+static PROCESS_TOKENS: std::sync::Mutex<Vec<(String, std::sync::Weak<ProcessToken>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn process_tokens() -> std::sync::MutexGuard<'static, Vec<(String, std::sync::Weak<ProcessToken>)>>
+{
+    PROCESS_TOKENS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ProcessToken {
+    /// This process's token in `domain`: the one its participants there share, or a new one if
+    /// it has none (taken now, released when the last holder of the returned [`Arc`](std::sync::Arc) drops it).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for an invalid domain; [`Error::UntrustedObject`] if the lock
+    /// directory is not ours (outside Linux); [`Error::Io`] if no token file can be created and
+    /// locked.
+    pub fn acquire(domain: &str) -> Result<std::sync::Arc<ProcessToken>> {
+        domain::validate_domain(domain)?;
+        let pid = std::process::id();
+        let mut tokens = process_tokens();
+        tokens.retain(|(_, token)| token.strong_count() > 0);
+        if let Some(at) = tokens.iter().position(|(d, _)| d == domain) {
+            if let Some(token) = tokens[at].1.upgrade() {
+                if token.pid == pid {
+                    return Ok(token);
+                }
+                // Forked: the parent's token is not ours. Close our copy of its descriptor
+                // (the parent keeps its lock); its file stays (see `Drop`).
+                let inherited =
+                    token.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                drop(inherited);
+            }
+            tokens.remove(at);
+        }
+        let token = std::sync::Arc::new(Self::create(domain, pid)?);
+        tokens.push((domain.to_owned(), std::sync::Arc::downgrade(&token)));
+        drop(tokens);
+        sweep_dead_process_tokens(domain);
+        Ok(token)
+    }
+
+    fn create(domain: &str, pid: u32) -> Result<ProcessToken> {
+        let mut last = None;
+        for _ in 0..64 {
+            let nonce = (crate::segment::fresh_id() as u32).max(1);
+            let id = (u64::from(pid) << 32) | u64::from(nonce);
+            let path = lock_path(domain, &process_token_name(id))?;
+            if !cfg!(target_os = "linux") {
+                ensure_lock_dir().map_err(|e| Error::io("preparing the lock directory", e))?;
+            }
+            let file = match open_checked(&path, true) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(format!("creating {}", path.display()), e)),
+            };
+            match file.try_lock() {
+                Ok(()) if same_file(&file, &path) => {
+                    return Ok(ProcessToken {
+                        domain: domain.to_owned(),
+                        id,
+                        path,
+                        pid,
+                        file: std::sync::Mutex::new(Some(file)),
+                    });
+                }
+                // Removed by a prober between creation and locking: take another id.
+                Ok(()) | Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => {
+                    let _ = fs::remove_file(&path);
+                    last = Some(Error::io(format!("locking {}", path.display()), e));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::io(
+                format!("creating a process token of domain `{domain}`"),
+                io::Error::other("every id tried was taken"),
+            )
+        }))
+    }
+
+    /// The token's id (what registry slots record).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The domain it belongs to.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// Where its file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ProcessToken {
+    fn drop(&mut self) {
+        let file = self.file.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if self.pid != std::process::id() {
+            // A forked child's copy of its parent's token: the file is the parent's.
+            return;
+        }
+        // As `Token`: the name goes first, then the lock.
+        let _ = fs::remove_file(&self.path);
+        drop(file);
+    }
+}
+
+/// Removes the files of `domain`'s process tokens whose processes died. Done by each process
+/// when it takes its token in a domain: a token is otherwise removed by whoever probes it
+/// through a slot that records it, and on Windows a segment goes with its last process, so
+/// after everyone in it crashed nobody would find the tokens its slots named. Probing a live
+/// token changes nothing; a token being created (not yet locked) that this removes is noticed
+/// by its creator, which takes another id (see [`ProcessToken`]).
+fn sweep_dead_process_tokens(domain: &str) {
+    for name in list(domain).unwrap_or_default() {
+        if parse_process_token(&name).is_some() {
+            let _ = is_alive(domain, &name);
+        }
+    }
+}
+
+/// Whether `id` is this process's current token in `domain` (no system call).
+pub(crate) fn is_own_token(domain: &str, id: u64) -> bool {
+    let pid = std::process::id();
+    if pid_of(id) != pid {
+        return false;
+    }
+    process_tokens().iter().any(|(d, token)| {
+        d == domain && token.upgrade().is_some_and(|t| t.id == id && t.pid == pid)
+    })
+}
+
+/// Looks at process token `id` of `domain` without changing anything (see [`probe`]). Id 0 is
+/// no token ([`Probe::Missing`]). The file probed is always `<domain>.lock.proc.<id>` in the
+/// lock directory, whatever the id: an id read from a peer's memory cannot lead elsewhere.
+///
+/// # Errors
+/// As [`probe`].
+pub fn probe_process(domain: &str, id: u64) -> Result<Probe> {
+    if id == 0 {
+        domain::validate_domain(domain)?;
+        return Ok(Probe::Missing);
+    }
+    if is_own_token(domain, id) {
+        return Ok(Probe::Alive);
+    }
+    probe(domain, &process_token_name(id))
+}
+
+/// Whether the process that took token `id` of `domain` is alive (see [`is_alive`]: a token
+/// left by a dead process is removed as a side effect). Id 0 is no token: not alive.
+///
+/// # Errors
+/// As [`is_alive`].
+pub fn is_process_alive(domain: &str, id: u64) -> Result<bool> {
+    if id == 0 {
+        domain::validate_domain(domain)?;
+        return Ok(false);
+    }
+    if is_own_token(domain, id) {
+        return Ok(true);
+    }
+    is_alive(domain, &process_token_name(id))
 }
 
 /// What [`probe`] found about a token.

@@ -3,9 +3,9 @@
 //!
 //! The membership protocol is [`crate::membership`]'s, written once for topics and event
 //! channels, and [`Channel`] is its [`Registry`] (notifier and listener slots): the channel's
-//! lock (`<domain>.lock.event.<name>`), claiming a slot under it, generations and the liveness
-//! tokens named after them (`event.<name>.n3.<generation>` for notifier slot 3, `.l3.<...>`
-//! for listener slot 3), reaping slots whose token is no longer held, replacing a segment left
+//! lock (`<domain>.lock.event.<name>`), claiming a slot under it, generations, the process
+//! token each slot records (its holder's process's, shared by all of that process's
+//! participants), reaping slots whose token is no longer held, replacing a segment left
 //! half-created by a creator that died, and removal of the segment and the lock file by the
 //! last one out.
 //!
@@ -32,8 +32,8 @@ use super::EventId;
 use super::layout::{Config, Layout, ListenerHead, NotifierSlot, Shared};
 use crate::domain;
 use crate::error::{Error, Result};
-use crate::liveness::{FileLock, Token};
-use crate::membership::{self, ACTIVE, CLAIMING, Dead, FREE, Member, Registry, Role};
+use crate::liveness::FileLock;
+use crate::membership::{self, ACTIVE, CLAIMING, Dead, FREE, Member, Presence, Registry, Role};
 use crate::segment::{Segment, SegmentKind, SegmentName};
 use crate::wait::{WaitBackend, WaitWord};
 
@@ -89,7 +89,7 @@ pub(crate) const LISTENER: Role = Role { letter: 'l', plural: "listeners" };
 pub(crate) struct Membership {
     pub role: Role,
     pub slot: usize,
-    token: Option<Token>,
+    token: Option<Presence>,
 }
 
 /// What a reap found.
@@ -205,6 +205,67 @@ impl Registry for Channel {
     }
 }
 
+/// Reads and checks the config of event segment `segment` (named `seg_name`).
+fn read_config(seg_name: &SegmentName, segment: &Segment) -> Result<(Layout, Config)> {
+    let config_ptr = segment.base().as_ptr().wrapping_add(Layout::config_offset());
+    if segment.len() < Layout::config_offset() + size_of::<Config>() {
+        return Err(Error::Corrupted {
+            what: format!("event segment `{seg_name}` is too small for its config"),
+        });
+    }
+    // SAFETY: the mapping is at least config_offset + size_of::<Config>() bytes (checked
+    // above), the offset is 64-aligned, and Config is plain data valid for any bits. A volatile
+    // copy: another process may be writing garbage right now.
+    let config = unsafe { std::ptr::read_volatile(config_ptr.cast::<Config>()) };
+    let layout = Layout::from_config(seg_name.as_str(), &config, segment.len())?;
+    Ok((layout, config))
+}
+
+/// For tools: how many occupied slots of event channel `name` in `domain` have a holder whose
+/// process token is held, and how many one whose token is not (a token that is not ours to
+/// judge counts as neither). Reads without changing anything.
+pub(crate) fn holders(domain: &str, name: &str) -> Result<(usize, usize)> {
+    let seg_name = Channel::segment_name(domain, name)?;
+    let segment = Segment::open(&seg_name, SegmentKind::Event, crate::segment::Access::ReadOnly)?;
+    let (layout, config) = read_config(&seg_name, &segment)?;
+    let channel = Channel {
+        domain: domain.to_owned(),
+        name: name.to_owned(),
+        object: object_name(name),
+        segment,
+        layout,
+        backend_name: String::from_utf8_lossy(&config.backend_name).into_owned(),
+    };
+    let (mut alive, mut dead) = (0, 0);
+    for &role in channel.roles() {
+        for index in 0..channel.slots(role) {
+            if channel.member(role, index).state.load(Ordering::Acquire) == FREE {
+                continue;
+            }
+            match membership::probe_holder(&channel, role, index) {
+                crate::liveness::Probe::Alive => alive += 1,
+                crate::liveness::Probe::Dead | crate::liveness::Probe::Missing => dead += 1,
+                crate::liveness::Probe::Unknown => {}
+            }
+        }
+    }
+    Ok((alive, dead))
+}
+
+/// For tools, with the channel's lock held: removes an event segment that failed validation
+/// with `problem` if nobody can be using it, else fails naming the problem (the rule of
+/// [`membership::replace_corrupt`]).
+pub(crate) fn remove_corrupt(domain: &str, name: &str, problem: &Error) -> Result<()> {
+    let seg_name = Channel::segment_name(domain, name)?;
+    membership::replace_corrupt(
+        domain,
+        &object_name(name),
+        &[NOTIFIER, LISTENER],
+        &seg_name,
+        problem,
+    )
+}
+
 impl Channel {
     /// Joins channel `name` as `role`, creating or replacing the segment when needed.
     ///
@@ -267,21 +328,7 @@ impl Channel {
         else {
             return Ok(None);
         };
-        let read_config = || {
-            let config_ptr = segment.base().as_ptr().wrapping_add(Layout::config_offset());
-            if segment.len() < Layout::config_offset() + size_of::<Config>() {
-                return Err(Error::Corrupted {
-                    what: format!("event segment `{seg_name}` is too small for its config"),
-                });
-            }
-            // SAFETY: the mapping is at least config_offset + size_of::<Config>() bytes
-            // (checked above), the offset is 64-aligned, and Config is plain data valid for any
-            // bits. A volatile copy: another process may be writing garbage right now.
-            let config = unsafe { std::ptr::read_volatile(config_ptr.cast::<Config>()) };
-            let layout = Layout::from_config(seg_name.as_str(), &config, segment.len())?;
-            Ok((layout, config))
-        };
-        let (layout, config) = match read_config() {
+        let (layout, config) = match read_config(&seg_name, &segment) {
             Ok(found) => found,
             Err(err) if membership::is_corruption(&err) => {
                 membership::replace_corrupt(domain, &object, roles, &seg_name, &err)?;
@@ -440,9 +487,10 @@ impl Channel {
     /// them. Must be called under the channel lock.
     pub fn reap<B: WaitBackend>(&self) -> Reaped {
         let mut reaped = Reaped::default();
+        let mut probes = membership::Probes::default();
         for &role in self.roles() {
             for index in 0..self.slots(role) {
-                if let Some(dead) = membership::reap_dead(self, role, index) {
+                if let Some(dead) = membership::reap_dead(self, role, index, &mut probes) {
                     self.bury::<B>(role, index, dead, &mut reaped);
                     continue;
                 }

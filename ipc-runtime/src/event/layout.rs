@@ -8,7 +8,7 @@
 //!       128  Shared          (64 B)  epochs and counters every participant updates
 //!       192  NotifierSlot × max_notifiers (16 B each)
 //!   aligned  ListenerSlot × max_listeners, `stride` bytes each, 64-aligned:
-//!              +0   Member: state, generation, pid (12 B), WaitWord (8 B)
+//!              +0   Member: state, generation, pid, token nonce (16 B), WaitWord (8 B)
 //!              +24  pending bits of ids 0..63 (a hint: "this id's counter may be > 0")
 //!              +32  counters of ids 0..3 (the truth: events not yet taken)
 //!              +64  pending bits of ids 64.. (one u64 per 64 ids)
@@ -36,11 +36,12 @@ use crate::membership::Member;
 use crate::segment::HEADER_SIZE;
 use crate::wait::WaitWord;
 
-/// Magic bytes at the start of [`Config`] ("IPC event layout, version 2"). Version 2 has the
-/// memory layout of version 1 and the membership protocol of [`crate::membership`], whose token
-/// names carry the slot's generation: a version-1 process would take every version-2 member for
-/// dead (and the reverse), so the two must not share a channel.
-pub(crate) const MAGIC: [u8; 8] = *b"IPCEVT\x00\x02";
+/// Magic bytes at the start of [`Config`] ("IPC event layout, version 3"). Version 2 had the
+/// memory layout of version 1 and the membership protocol of [`crate::membership`] with a token
+/// per participant; version 3 records the holder's process token in each slot (the [`Member`]
+/// grew to 16 bytes, into what was the notifier slot's reserved word). Processes of different
+/// versions would take each other's members for dead, so they must not share a channel.
+pub(crate) const MAGIC: [u8; 8] = *b"IPCEVT\x00\x03";
 
 /// Largest accepted `max_event_id`: ids 0..=65535, 512 KiB of counters per listener.
 ///
@@ -98,7 +99,6 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 pub(crate) struct NotifierSlot {
     pub member: Member,
-    _reserved: u32,
 }
 
 /// The fixed head of one listener's slot.
@@ -124,19 +124,18 @@ const MORE_BITS_OFFSET: usize = 64;
 const _: () = assert!(size_of::<Config>() == 64 && size_of::<Shared>() == 64);
 const _: () = assert!(size_of::<NotifierSlot>() == 16);
 const _: () = assert!(size_of::<ListenerHead>() <= BITS_OFFSET);
-// The slot heads keep the layout they had before `Member` (state, generation, pid, then the
-// rest): a `Member` must keep those offsets.
+// The slot heads: a `Member` (state, generation, pid, token nonce), then the rest.
 const _: () = assert!(
-    size_of::<Member>() == 12
+    size_of::<Member>() == 16
         && offset_of!(Member, state) == 0
         && offset_of!(Member, generation) == 4
         && offset_of!(Member, pid) == 8
+        && offset_of!(Member, nonce) == 12
 );
+const _: () = assert!(offset_of!(NotifierSlot, member) == 0);
 const _: () =
-    assert!(offset_of!(NotifierSlot, member) == 0 && offset_of!(NotifierSlot, _reserved) == 12);
-const _: () =
-    assert!(offset_of!(ListenerHead, member) == 0 && offset_of!(ListenerHead, word) == 12);
-const _: () = assert!(size_of::<ListenerHead>() == 20);
+    assert!(offset_of!(ListenerHead, member) == 0 && offset_of!(ListenerHead, word) == 16);
+const _: () = assert!(size_of::<ListenerHead>() == 24);
 const _: () =
     assert!(BITS_OFFSET + 8 == HOT_OFFSET && HOT_OFFSET + HOT_IDS * 8 == MORE_BITS_OFFSET);
 

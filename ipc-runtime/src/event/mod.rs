@@ -67,13 +67,13 @@
 //!
 //! # Liveness and cleanup
 //!
-//! Membership follows the protocol topics follow too. Each participant holds a
-//! [`liveness::Token`](crate::liveness::Token) named after its slot and the slot's generation
-//! (`<domain>.lock.event.<name>.n3.<generation>` for notifier slot 3, `.l3.<generation>` for
-//! listener slot 3), so a new holder of a slot never reuses an old holder's token. Who is in the
+//! Membership follows the protocol topics follow too (`crate::membership`). Each slot records
+//! its holder's [process token](crate::liveness::ProcessToken) (one per process and domain,
+//! shared by all of the process's participants) and a generation bumped by every new holder,
+//! so a new holder's leftovers are never confused with an old one's. Who is in the
 //! channel changes only under a [file lock](crate::liveness::FileLock)
 //! (`<domain>.lock.event.<name>`): creating or replacing the segment, claiming or freeing a slot,
-//! and probing tokens. Joining and leaving reap slots whose token is no longer held. A segment
+//! and probing tokens. Joining and leaving reap slots whose process token is no longer held. A segment
 //! whose creator died before marking it ready, or whose participants are all dead, is replaced
 //! by the next participant. The last participant to leave removes the segment and the lock file,
 //! so a domain whose processes all exit is left empty.
@@ -89,7 +89,7 @@
 //! hear about a killed notifier. A notifier that leaves normally wakes the listeners at once.
 //! Listeners that do not opt in never probe and never wake up for nothing.
 
-mod channel;
+pub(crate) mod channel;
 mod layout;
 mod listener;
 mod notifier;

@@ -2,10 +2,9 @@
 //! joining as the writer or the reader, and leaving.
 //!
 //! Membership follows [`crate::membership`] like topics and event channels: the pipe's lock
-//! (`<domain>.lock.pipe.<name>`), one slot per role, liveness tokens named after slot and
-//! generation (`pipe.<name>.w0.<generation>` for the writer, `.r0.<...>` for the reader), a
-//! segment left half-made or with only dead members replaced, the last one out removing the
-//! segments and the lock file.
+//! (`<domain>.lock.pipe.<name>`), one slot per role recording its holder's process token and
+//! generation, a segment left half-made or with only dead members replaced, the last one out
+//! removing the segments and the lock file.
 
 use std::fmt;
 use std::io;
@@ -15,8 +14,8 @@ use std::sync::atomic::Ordering;
 use super::layout::{CONFIG_OFFSET, CONTROL_OFFSET, CONTROL_SIZE, Config, Control, check_capacity};
 use crate::domain;
 use crate::error::{Error, Result};
-use crate::liveness::{self, Probe, Token};
-use crate::membership::{self, ACTIVE, FREE, Member, Registry, Role};
+use crate::liveness::{self, Probe};
+use crate::membership::{self, ACTIVE, FREE, Member, Presence, Registry, Role};
 use crate::segment::mirror::Mirror;
 use crate::segment::{Segment, SegmentKind, SegmentName};
 use crate::wait::{DefaultBackend, WaitBackend};
@@ -62,7 +61,7 @@ impl fmt::Debug for Channel {
 pub(crate) struct Membership {
     pub role: Role,
     pub generation: u32,
-    token: Option<Token>,
+    token: Option<Presence>,
 }
 
 fn role_word(role: Role) -> &'static str {
@@ -364,15 +363,16 @@ impl Channel {
         }
         let member = self.member(peer, 0);
         let state = member.state.load(Ordering::Acquire);
-        let generation = member.generation.load(Ordering::Acquire);
         if state == FREE {
             return true;
         }
         if state != ACTIVE {
             return false;
         }
-        let token = membership::token_name(&self.object, peer, 0, generation);
-        matches!(liveness::probe(&self.domain, &token), Ok(Probe::Dead | Probe::Missing))
+        matches!(
+            liveness::probe_process(&self.domain, member.token()),
+            Ok(Probe::Dead | Probe::Missing)
+        )
     }
 
     /// The wait channel of `role`'s holder at `generation`.

@@ -30,8 +30,9 @@ use crate::wait::WaitWord;
 
 /// Magic bytes of a pipe's config.
 pub(crate) const PIPE_MAGIC: [u8; 8] = *b"IPCPIPE\x01";
-/// Version of the layout below.
-pub(crate) const PIPE_VERSION: u32 = 1;
+/// Version of the layout below. Version 2: member slots record their holder's process token
+/// (`crate::membership`).
+pub(crate) const PIPE_VERSION: u32 = 2;
 /// Size of the control segment.
 pub(crate) const CONTROL_SIZE: usize = 4096;
 /// Offset of [`Config`].

@@ -30,8 +30,8 @@
 //! * Reader gone (dropped or dead) → writes fail with
 //!   [`io::ErrorKind::BrokenPipe`](std::io::ErrorKind::BrokenPipe). A writer blocked on a full
 //!   ring whose reader is killed notices within about 50 ms: a blocked side sleeps in slices
-//!   and, between them, asks the OS whether its peer's liveness token
-//!   ([`crate::liveness`]) is still held. A clean drop wakes the other side at once.
+//!   and, between them, asks the OS whether its peer's process token
+//!   ([`crate::liveness::ProcessToken`]) is still held. A clean drop wakes the other side at once.
 //! * A pipe's stream is one stream: once its writer (or its reader) came and went while the
 //!   other side is still attached, a new writer (reader) is refused with
 //!   [`Error::PipeClosed`](crate::Error::PipeClosed). When both sides are gone, the last one

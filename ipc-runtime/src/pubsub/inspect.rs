@@ -9,7 +9,7 @@ use super::port::{PubPort, SubPort};
 use super::topic::{PUBLISHER, SUBSCRIBER, TopicSegment, read_heap_ref};
 use crate::error::Result;
 use crate::heap::HeapInfo;
-use crate::liveness::{self, Probe};
+use crate::liveness::Probe;
 use crate::membership::{self, ACTIVE, CLAIMING, CLOSING, FREE, Registry, Role};
 use crate::segment::{Access, Segment, SegmentKind, SegmentName};
 
@@ -75,9 +75,8 @@ fn state_name(state: u32) -> &'static str {
     }
 }
 
-fn probe(topic: &TopicSegment, role: Role, index: u32, generation: u32) -> Probe {
-    liveness::probe(&topic.domain, &topic.token_name(role, index, generation))
-        .unwrap_or(Probe::Alive)
+fn probe(topic: &TopicSegment, role: Role, index: u32, _generation: u32) -> Probe {
+    topic.probe_holder(role, index)
 }
 
 fn pub_port(topic: &TopicSegment, p: u32, generation: u32) -> Option<PubPort> {

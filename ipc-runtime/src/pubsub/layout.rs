@@ -52,8 +52,9 @@ use crate::membership::Member;
 use crate::segment::HEADER_SIZE;
 use crate::wait::WaitWord;
 
-/// Version of this layout (topic segment and ports); bumped whenever either changes.
-pub(crate) const LAYOUT_VERSION: u32 = 4;
+/// Version of this layout (topic segment and ports); bumped whenever either changes. Version 5:
+/// registry slots record their holder's process token (`crate::membership`).
+pub(crate) const LAYOUT_VERSION: u32 = 5;
 
 /// Extra pool slots for samples loaned but not yet published.
 pub(crate) const MAX_LOANS: u32 = 4;
@@ -116,7 +117,6 @@ pub(crate) struct HeapRef {
 #[repr(C, align(64))]
 pub(crate) struct PublisherEntry {
     pub member: Member,
-    pub _pad: u32,
     pub heap: HeapRef,
     /// Offset of its port in its heap.
     pub port: AtomicU64,
@@ -130,7 +130,6 @@ pub(crate) struct PublisherEntry {
 #[repr(C, align(64))]
 pub(crate) struct SubscriberEntry {
     pub member: Member,
-    pub _pad: u32,
     pub heap: HeapRef,
     /// Offset of its port in its heap.
     pub port: AtomicU64,

@@ -83,7 +83,8 @@
 //!   joiner rings the doorbell of the publisher's process, whose service thread (one per
 //!   process, asleep until rung) connects it. The same thread finishes a
 //!   publisher dropped while its samples were still held elsewhere.
-//! * **Crash safety.** Every participant holds a [liveness token](crate::liveness). A publisher
+//! * **Crash safety.** Every participant shares its process's
+//!   [liveness token](crate::liveness::ProcessToken), recorded in its slot. A publisher
 //!   reclaims everything a dead subscriber held; subscribers (and new publishers) reclaim a dead
 //!   publisher's slot while the samples they already received stay readable.
 //!

@@ -486,14 +486,22 @@ impl TopicSegment {
         }
     }
 
-    /// Whether the participant in slot `index` at `generation` is alive.
+    /// Whether the participant in slot `index` at `generation` is alive (the slot still has
+    /// that generation and its process token is held).
     pub fn alive(&self, role: Role, index: u32, generation: u32) -> bool {
         membership::alive(self, role, index, generation)
     }
 
-    /// Name of a participant's liveness token (for tools).
-    pub fn token_name(&self, role: Role, index: u32, generation: u32) -> String {
-        membership::token_name(&self.object, role, index, generation)
+    /// Whether the process of token `token` (read from a peer's slot when it was connected)
+    /// is alive.
+    pub fn token_alive(&self, token: u64) -> bool {
+        membership::token_alive(self, token)
+    }
+
+    /// What the OS says about the process token of slot `index`'s holder, changing nothing
+    /// (for tools).
+    pub fn probe_holder(&self, role: Role, index: u32) -> crate::liveness::Probe {
+        membership::probe_holder(self, role, index)
     }
 
     /// Claims a slot of `role` (call with the topic's lock held), cleaning up after a dead
@@ -535,8 +543,9 @@ impl TopicSegment {
                 // A dead slot naming this very process's heap is garbage (we are alive and
                 // did not hold the slot): nothing to remove, and nothing to wait for.
             } else if role == PUBLISHER {
-                // A publisher's token dies before its process only in `exit` (it lingered), so
-                // a heap still alive here belongs to a process about to be gone. (A forged
+                // A publisher's slot reads dead before its process is gone only in `exit` (it
+                // lingered and disowned the slot), so a heap still alive here belongs to a
+                // process about to be gone. (A forged
                 // slot naming a live heap costs this wait once; the bound keeps it short.)
                 crate::heap::remove_once_dead(&domain, id, std::time::Duration::from_secs(2));
             } else {

@@ -6,8 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Limits, ServiceOptions, envelope, registry_topic};
 use crate::error::{Error, Result};
-use crate::liveness::Token;
-use crate::membership::{self, ACTIVE, CLOSING, Role};
+use crate::membership::{self, ACTIVE, CLOSING, Presence, Role};
 use crate::message::ShmMessage;
 use crate::pubsub::options::OptionRequest;
 use crate::pubsub::topic::{PUBLISHER, SUBSCRIBER, TopicSegment};
@@ -33,7 +32,7 @@ pub(crate) struct Membership {
     pub role: Role,
     pub index: u32,
     pub generation: u32,
-    token: Option<Token>,
+    token: Option<Presence>,
 }
 
 impl Registry {
@@ -183,14 +182,7 @@ fn remove_unused(domain: &str, name: &str) {
             topic.remove_if_unused(lock);
         }
         Err(Error::SegmentNotFound { .. }) => {
-            // Gone with its last user (Windows), but the dead members' tokens are files.
-            let object = crate::pubsub::topic::object_name(name);
-            let roles = [PUBLISHER, SUBSCRIBER];
-            for token in membership::tokens(domain, &object, &roles).unwrap_or_default() {
-                // Removes the token's file if its holder is dead.
-                let _ = crate::liveness::is_alive(domain, &token);
-            }
-            // A stale name (Windows: its registry file) of an object gone with its users.
+            // Gone with its last user (Windows). A stale name (Windows: its registry file) of an object gone with its users.
             if let Ok(seg_name) = SegmentName::new(domain, SegmentKind::Topic, name) {
                 membership::unlink(&seg_name);
             }

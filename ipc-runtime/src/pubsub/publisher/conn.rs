@@ -58,6 +58,8 @@ pub(crate) struct Conn<B: WaitBackend> {
     /// Its generation (its port says the same).
     pub generation: u32,
     pub pid: u32,
+    /// Its process token, as its slot recorded it when we connected (see `crate::membership`).
+    pub token: u64,
     port: SubPort,
     /// Our ring towards it (our memory).
     delivery: Delivery<'static>,
@@ -104,6 +106,7 @@ impl<B: WaitBackend> Conn<B> {
             what: format!("topic `{}`: subscriber {s} names no valid heap", topic.name),
         })?;
         let offset = entry.port.load(Ordering::Acquire);
+        let token = entry.member.token();
         let port = SubPort::map(&domain, heap, offset, layout, s, generation)?;
         let header = port.header();
         let pid = header.pid;
@@ -131,6 +134,7 @@ impl<B: WaitBackend> Conn<B> {
             slot: s,
             generation,
             pid,
+            token,
             receipt: port.receipt(p),
             input: port.input(p),
             sleep: port.sleep(),

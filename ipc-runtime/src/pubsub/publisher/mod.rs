@@ -41,8 +41,7 @@ use super::topic::{PUBLISHER, SUBSCRIBER, TopicSegment, write_heap_ref};
 use crate::barrier;
 use crate::error::{Error, Result};
 use crate::heap::{self, Heap};
-use crate::liveness::Token;
-use crate::membership::{self, ACTIVE, CLOSING, Registry};
+use crate::membership::{self, ACTIVE, CLOSING, Presence, Registry};
 use crate::message::ShmMessage;
 use crate::ptr::RelPtr;
 use crate::spin::{Guard, SpinLock};
@@ -104,7 +103,7 @@ struct State<M, B: WaitBackend> {
     /// A publish is under way (it may have stepped out of the lock to wait for room).
     publishing: bool,
     finished: bool,
-    token: Option<Token>,
+    token: Option<Presence>,
     to_wake: Vec<u32>,
 }
 
@@ -462,8 +461,8 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
         if probe {
             for k in (0..st.connected.len()).rev() {
                 let s = st.connected[k];
-                let generation = st.conns[s as usize].as_ref().map_or(0, |c| c.generation);
-                if !self.topic.alive(SUBSCRIBER, s, generation) {
+                let token = st.conns[s as usize].as_ref().map_or(0, |c| c.token);
+                if !self.topic.token_alive(token) {
                     self.topic.reap(SUBSCRIBER, s);
                     self.disconnect(st, s);
                 }
@@ -503,9 +502,8 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
             let generation = entry.member.generation.load(Ordering::Acquire);
             if let Some(conn) = &st.conns[s as usize] {
                 let same = conn.generation == generation && state == ACTIVE;
-                let gone = conn.dead
-                    || conn.left()
-                    || (!same && !self.topic.alive(SUBSCRIBER, s, conn.generation));
+                let gone =
+                    conn.dead || conn.left() || (!same && !self.topic.token_alive(conn.token));
                 if !gone {
                     continue;
                 }
@@ -722,8 +720,8 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
             if conn.has_room(&self.topic.layout) {
                 return Ok(());
             }
-            let (generation, pid) = (conn.generation, conn.pid);
-            if !self.topic.alive(SUBSCRIBER, s, generation) {
+            let (token, pid) = (conn.token, conn.pid);
+            if !self.topic.token_alive(token) {
                 self.topic.reap(SUBSCRIBER, s);
                 self.disconnect(st, s);
                 return Ok(());
@@ -797,8 +795,9 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
 
     /// At process exit with samples still out: stop, but leave the slot `CLOSING` and the
     /// heap's segment in place, so subscribers can still read what we queued for them (their
-    /// mapping of our heap keeps it alive). Once our token is gone, whoever finds the slot dead
-    /// reclaims it and removes the heap segment and, if nobody is left, the topic.
+    /// mapping of our heap keeps it alive). The slot is disowned (it records no token, see
+    /// `membership::disown`): whoever finds it dead reclaims it and removes the heap segment
+    /// (once our process is gone) and, if nobody is left, the topic.
     fn abandon(&self) {
         // The service thread may be finishing us right now (its sections are short): wait for
         // it, so the process does not exit half-way through; but not forever.
@@ -816,6 +815,9 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
             return;
         }
         st.finished = true;
+        // Our process lives on a little (and its token with it, for its other participants):
+        // the slot reads dead from now on.
+        membership::disown(&self.topic, PUBLISHER, self.index);
         self.topic.bump_epoch();
         drop(st.token.take());
         drop(st);
@@ -858,8 +860,8 @@ fn inline_words<M>(pool: &Pool<M>, i: u32) -> (u64, [u64; INLINE_WORDS]) {
     }
 }
 
-/// Hook for tests: in `exit`, after a lingering publisher handed over (its token is gone, its
-/// process not yet), wait until the test removes the marker file named by
+/// Hook for tests: in `exit`, after a lingering publisher handed over (its slot disowned, its
+/// process not yet gone), wait until the test removes the marker file named by
 /// `IPC_TEST_PAUSE_IN_EXIT` (at most 30 s), so a test can look at the topic in that window.
 #[cfg(not(miri))]
 fn exit_pause_point() {

@@ -34,6 +34,8 @@ pub(crate) struct Conn<B: WaitBackend> {
     p: u32,
     /// Its generation in the topic.
     pub generation: u32,
+    /// Its process token, as its slot recorded it when we connected (see `crate::membership`).
+    pub token: u64,
     /// Its key (what we acknowledge and what our samples remember).
     pub key: u64,
     /// Its ring towards us (its memory, read-only here).
@@ -78,6 +80,7 @@ impl<B: WaitBackend> Conn<B> {
         })?;
         let port_at = entry.port.load(Ordering::Acquire);
         let pool_at = entry.pool.load(Ordering::Acquire);
+        let token = entry.member.token();
         let port = PubPort::map(&domain, heap, port_at, layout, p, generation)?;
         let key = port.header().key.load(Ordering::Acquire);
         // The publisher's own pool size (validated by `map`): its history may differ from ours.
@@ -110,6 +113,7 @@ impl<B: WaitBackend> Conn<B> {
             outstanding: 0,
             p,
             generation,
+            token,
             key,
             delivery: port.delivery(me),
             receipt: ours.receipt(p),
@@ -221,6 +225,12 @@ impl<B: WaitBackend> Conn<B> {
     /// Pushes completions that did not fit before.
     pub fn flush(&mut self) {
         self.consumer.flush(&self.delivery, &self.receipt);
+    }
+
+    /// Whether the publisher finished (it clears its port's key when it gives up its slot, see
+    /// `Publisher`'s `try_finish`): its own word that it is gone, while its process lives on.
+    pub fn finished(&self) -> bool {
+        self.port.header().key.load(Ordering::Acquire) != self.key
     }
 
     /// Whether the publisher was dropped and waits for its subscribers to finish reading.

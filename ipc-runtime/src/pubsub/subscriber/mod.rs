@@ -42,8 +42,7 @@ use super::topic::{PUBLISHER, SUBSCRIBER, TopicSegment, write_heap_ref};
 use crate::barrier;
 use crate::error::{Error, Result};
 use crate::heap::{self, Heap};
-use crate::liveness::Token;
-use crate::membership::{self, ACTIVE, CLOSING};
+use crate::membership::{self, ACTIVE, CLOSING, Presence};
 use crate::message::ShmMessage;
 use crate::ptr::RelPtr;
 use crate::spin::SpinLock;
@@ -78,7 +77,7 @@ pub struct Subscriber<M: ShmMessage, B: WaitBackend = DefaultBackend> {
     heap: &'static Heap,
     port: SubPort,
     port_at: RelPtr,
-    token: Option<Token>,
+    token: Option<Presence>,
     /// Shared with the async waiter while it sleeps on it.
     waiter: Arc<B::Waiter>,
     baton: Baton,
@@ -289,7 +288,7 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
                 if conn.generation == generation && present {
                     continue;
                 }
-                if !conn.gone && self.topic.alive(PUBLISHER, p, conn.generation) {
+                if !conn.gone && !conn.finished() && self.topic.token_alive(conn.token) {
                     // The registry changed but the publisher we read lives: keep it.
                     continue;
                 }
