@@ -94,7 +94,7 @@ pub enum DecodeError<E> {
     Loan(#[source] crate::Error),
     /// The shared heap could not hold a container of the message.
     #[error(transparent)]
-    OutOfMemory(HeapFailure),
+    OutOfMemory(Box<HeapFailure>),
     /// The input is not a valid encoding of the type (truncated, malformed, wrong types,
     /// invalid UTF-8, ...): the format's error.
     #[error("malformed message: {0}")]
@@ -132,7 +132,7 @@ where
 {
     serde_impls::clear_failure();
     T::deserialize(deserializer).map_err(|e| match serde_impls::take_failure() {
-        Some(failure) => DecodeError::OutOfMemory(failure),
+        Some(failure) => DecodeError::OutOfMemory(Box::new(failure)),
         None => DecodeError::Format(e),
     })
 }
