@@ -40,9 +40,10 @@
 //! `ShmBTreeMap` as `HashMap` and `BTreeMap`, `ShmHashSet`, `ShmBTreeSet` and `ShmVecDeque` as
 //! `HashSet`, `BTreeSet` and `VecDeque`. A peer may therefore decode into std types (and
 //! encode from them): `Frame` above and a struct with `String` and `Vec<u8>` fields have the same
-//! bytes. Serializing reads through the containers' checked accessors, so a container another
-//! process wrote that does not resolve is a serialization error, not a panic. A received
-//! [`Sample`] and a loaned [`SampleMut`] serialize as their message.
+//! bytes. A received [`Sample`] and a loaned [`SampleMut`] serialize as their message (a
+//! received sample's containers were checked when it arrived; serializing also reads vectors,
+//! strings, boxes, deques and hash maps through their checked accessors, so one that does not
+//! resolve is a serialization error rather than a panic).
 //!
 //! # Where received data goes
 //!
@@ -73,7 +74,11 @@
 //!   `BTreeMap`; duplicate set elements: the first is kept, as for `HashSet` and `BTreeSet`.
 //!
 //! Deserialization checks only what the format checks (types, lengths, UTF-8): the values
-//! themselves are whatever the sender chose, as with std types.
+//! themselves are whatever the sender chose, as with std types. Each received hash map or set
+//! gets a fresh random seed, but its hash function is a fast one, not a keyed cryptographic
+//! hash (see [`ShmBuildHasher`](crate::containers::ShmBuildHasher)): a sender that can make
+//! many keys collide can make inserting them slow, as with any such hash. Like
+//! `postcard::from_bytes`, decoding one message ignores bytes after it.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

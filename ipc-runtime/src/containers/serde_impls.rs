@@ -39,6 +39,7 @@ pub(crate) fn cautious<T>(hint: Option<usize>) -> usize {
 
 /// A container that the shared heap could not hold while it was being deserialized.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct HeapFailure {
     /// The container's type, without module paths (`ShmVec<ShmString>`).
     pub container: String,
