@@ -393,6 +393,30 @@ impl<'de, T: ShmSafe + Deserialize<'de>> Deserialize<'de> for ShmBox<T> {
     }
 }
 
+/// The visitor of `crate::wire::bytes`: a byte string copied into the heap in one piece, or a
+/// sequence of `u8` (what formats without a bytes type, such as JSON, give).
+pub(crate) struct BytesVisitor;
+
+impl<'de> Visitor<'de> for BytesVisitor {
+    type Value = ShmVec<u8>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("bytes")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<ShmVec<u8>, E> {
+        let mut out = ShmVec::<u8>::try_with_capacity(v.len())
+            .map_err(|e| heap_error::<_, ShmVec<u8>>(v.len(), "elements", e))?;
+        // No growth: the capacity is there.
+        out.extend_from_slice(v);
+        Ok(out)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ShmVec<u8>, A::Error> {
+        Collect::<ShmVec<u8>>::new().visit_seq(seq)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

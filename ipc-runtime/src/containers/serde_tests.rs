@@ -492,3 +492,42 @@ fn a_size_hint_preallocates_at_most_a_capped_amount() {
         assert_eq!((bytes, b.len()), (0, 1));
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// `wire::bytes`: the encoding of `Vec<u8>` in postcard and JSON, decoded in one copy.
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Blob {
+    #[serde(with = "crate::wire::bytes")]
+    data: ShmVec<u8>,
+    tail: u8,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct StdBlob {
+    data: Vec<u8>,
+    tail: u8,
+}
+
+#[test]
+fn bytes_adapter_matches_vec_u8() {
+    for len in [0usize, 1, 127, 128, 70_000] {
+        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let blob = Blob { data: ShmVec::from_slice(&data), tail: 9 };
+        let std_blob = StdBlob { data, tail: 9 };
+        assert_eq!(post(&blob), post(&std_blob));
+        assert_eq!(json(&blob), json(&std_blob));
+        leak_checked(|| {
+            let back: Blob = postcard::from_bytes(&post(&std_blob)).unwrap();
+            assert_eq!(back, blob);
+            let back: Blob = serde_json::from_str(&json(&std_blob)).unwrap();
+            assert_eq!(back, blob);
+            // Truncated and forged lengths: errors.
+            let bytes = post(&std_blob);
+            assert!(postcard::from_bytes::<Blob>(&bytes[..bytes.len() - 1]).is_err());
+            let mut forged = varint(1 << 60);
+            forged.extend_from_slice(&[1, 2]);
+            assert!(postcard::from_bytes::<Blob>(&forged).is_err());
+        });
+    }
+}
