@@ -187,12 +187,10 @@ impl<'de, T: ShmSafe + Deserialize<'de>> Visitor<'de> for Collect<ShmVec<T>> {
         let mut v = ShmVec::<T>::new();
         // A failed preallocation is no error: the vector grows as the elements arrive.
         let _ = v.try_reserve_exact(cautious::<T>(seq.size_hint()));
-        while let Some(item) = seq.next_element()? {
-            if let Err((item, e)) = v.try_push(item) {
-                drop(item);
-                return Err(heap_error::<_, ShmVec<T>>(v.len() + 1, "elements", e));
-            }
-        }
+        v.try_extend_with(
+            || seq.next_element(),
+            |len, e| heap_error::<_, ShmVec<T>>(len, "elements", e),
+        )?;
         Ok(v)
     }
 }
