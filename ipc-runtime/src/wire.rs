@@ -45,6 +45,10 @@
 //! strings, boxes, deques and hash maps through their checked accessors, so one that does not
 //! resolve is a serialization error rather than a panic).
 //!
+//! Large byte payloads: a `ShmVec<u8>` decodes like `Vec<u8>`, one element at a time; mark the
+//! field `#[serde(with = "ipc_runtime::wire::bytes")]` and it decodes in one copy, with the
+//! same bytes on the wire in postcard and JSON (see [`bytes`]).
+//!
 //! # Where received data goes
 //!
 //! Deserializing a container allocates in this process's default shared heap (the one
