@@ -152,9 +152,45 @@ impl Memory {
 fn map_peer(domain: &str, id: u64, offset: u64, len: usize) -> Result<Memory> {
     let own = crate::heap::try_default().is_some_and(|heap| heap.id() == id);
     // Held before resolving: the address is never taken from a mapping nothing holds.
-    let hold = if own { None } else { Some(Arc::new(PeerHold::new(domain, id)?)) };
+    let hold = if own { None } else { Some(shared_hold(domain, id)?) };
     let base = RelPtr::new(id, offset).resolve(len, 64)?;
     Ok(Memory { base, len, hold })
+}
+
+std::thread_local! {
+    /// Inside [`sharing_holds`]: the peer heaps held so far, one hold each.
+    static SHARED_HOLDS: std::cell::RefCell<Option<Vec<Arc<PeerHold>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A hold on peer heap `id`: a fresh one, or inside [`sharing_holds`] the one already taken.
+fn shared_hold(domain: &str, id: u64) -> Result<Arc<PeerHold>> {
+    let found = SHARED_HOLDS.with_borrow(|shared| {
+        shared.as_ref().and_then(|holds| {
+            holds.iter().find(|h| h.hold.id() == id && h.domain == domain).cloned()
+        })
+    });
+    if let Some(hold) = found {
+        return Ok(hold);
+    }
+    let hold = Arc::new(PeerHold::new(domain, id)?);
+    SHARED_HOLDS.with_borrow_mut(|shared| {
+        if let Some(holds) = shared {
+            holds.push(Arc::clone(&hold));
+        }
+    });
+    Ok(hold)
+}
+
+/// Runs `f` with the ports it maps on this thread sharing one hold per peer heap, given back
+/// when `f` returns: a tool reading thousands of topics asks whether a heap's owner is dead
+/// once per heap, not once per port.
+pub(crate) fn sharing_holds<R>(f: impl FnOnce() -> R) -> R {
+    let outer = SHARED_HOLDS.with_borrow_mut(|shared| shared.replace(Vec::new()));
+    let result = f();
+    let held = SHARED_HOLDS.with_borrow_mut(|shared| std::mem::replace(shared, outer));
+    drop(held);
+    result
 }
 
 /// Refuses a peer's port whose header is not what the registry and the layout say.
