@@ -141,8 +141,15 @@ impl Memory {
 
     /// Fills the memory with zeros (a fresh allocation may hold an old block's bytes).
     fn zero(&self) {
-        // SAFETY: the memory is ours (just allocated, writable, nobody else knows it yet).
-        unsafe { std::ptr::write_bytes(self.base.as_ptr(), 0, self.len) };
+        self.zero_prefix(self.len);
+    }
+
+    /// Fills the first `len` bytes (at most all) with zeros.
+    fn zero_prefix(&self, len: usize) {
+        let len = len.min(self.len);
+        // SAFETY: the memory is ours (just allocated, writable, nobody else knows it yet), and
+        // `len` is within it.
+        unsafe { std::ptr::write_bytes(self.base.as_ptr(), 0, len) };
     }
 }
 
@@ -230,7 +237,10 @@ impl PubPort {
     ) -> Result<(PubPort, RelPtr)> {
         let at = heap.try_allocate(layout.pub_port, 64)?;
         let memory = Memory { base: heap.address(at), len: layout.pub_port, hold: None };
-        memory.zero();
+        // The header and every slot's control lines: a slot's key reads 0 (nobody served) until
+        // a subscriber is connected there, which resets its ring first (`ring::Producer::new`).
+        // The rings of slots never used stay untouched, costing no memory.
+        memory.zero_prefix(layout.rings);
         let header = PubHeader {
             magic: PUB_MAGIC,
             key: AtomicU64::new(crate::segment::fresh_id()),
@@ -336,7 +346,7 @@ impl PubPort {
             tail: &self.comp(s).tail,
             entries: self
                 .memory
-                .atomics(self.layout.out(s) + 128, self.layout.ring_len * self.layout.stride),
+                .atomics(self.layout.ring(s), self.layout.ring_len * self.layout.stride),
         }
     }
 }
