@@ -53,6 +53,9 @@ struct Plan {
     per_proc: usize,
     round_trips: u64,
     idle: Duration,
+    /// The fd soft limit to run under (1024 unless `--fd-limit` says otherwise: for looking at
+    /// what else grows with N, not for headline rows).
+    fd_limit: u64,
 }
 
 impl Plan {
@@ -65,6 +68,7 @@ impl Plan {
                 per_proc: 10,
                 round_trips: 2_000,
                 idle: Duration::from_millis(500),
+                fd_limit: FD_LIMIT,
             }
         } else {
             Plan {
@@ -73,6 +77,7 @@ impl Plan {
                 per_proc: 100,
                 round_trips: 20_000,
                 idle: Duration::from_secs(5),
+                fd_limit: FD_LIMIT,
             }
         };
         let mut it = args.iter();
@@ -85,10 +90,12 @@ impl Plan {
                 "--per-proc" => plan.per_proc = value()?.parse()?,
                 "--round-trips" => plan.round_trips = value()?.parse()?,
                 "--idle" => plan.idle = Duration::from_secs_f64(value()?.parse()?),
+                "--fd-limit" => plan.fd_limit = value()?.parse()?,
                 other => {
                     return Err(format!(
                         "scale: unknown argument {other} (usage: ipc-bench scale [--topics N] \
-                         [--procs P] [--per-proc T] [--round-trips R] [--idle SECS] [--quick])"
+                         [--procs P] [--per-proc T] [--round-trips R] [--idle SECS] [--fd-limit N] \
+                         [--quick])"
                     )
                     .into());
                 }
@@ -130,13 +137,14 @@ fn procs_domain(domain: &str) -> String {
 /// Entries of `/dev/shm` (segments, and lock and token files on Linux) of `domain`.
 fn shm_entries(domain: &str) -> Vec<String> {
     let prefix = format!("{domain}.");
-    let mut names: Vec<String> = [std::path::PathBuf::from("/dev/shm"), ipc_runtime::liveness::lock_dir()]
-        .iter()
-        .filter_map(|dir| std::fs::read_dir(dir).ok())
-        .flat_map(|entries| entries.flatten())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with(&prefix))
-        .collect();
+    let mut names: Vec<String> =
+        [std::path::PathBuf::from("/dev/shm"), ipc_runtime::liveness::lock_dir()]
+            .iter()
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flat_map(|entries| entries.flatten())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(&prefix))
+            .collect();
     names.sort();
     names.dedup();
     names
@@ -195,10 +203,10 @@ fn cpu() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
-fn lower_fd_limit() -> String {
+fn set_fd_limit(limit: u64) -> String {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let old = getrlimit(Resource::Nofile);
-    let soft = old.maximum.map_or(FD_LIMIT, |max| max.min(FD_LIMIT));
+    let soft = old.maximum.map_or(limit, |max| max.min(limit));
     match setrlimit(Resource::Nofile, Rlimit { current: Some(soft), maximum: old.maximum }) {
         Ok(()) => format!("soft fd limit {soft}"),
         Err(err) => format!("soft fd limit unchanged ({err})"),
@@ -233,7 +241,7 @@ fn print_rows(rows: &[Row]) {
 
 fn measure(plan: &Plan) -> Result<()> {
     let domain = ipc_runtime::domain::current().to_owned();
-    let limit = lower_fd_limit();
+    let limit = set_fd_limit(plan.fd_limit);
     println!(
         "## scale: {} publisher+subscriber pairs in one process ({limit}, domain {domain})\n",
         plan.topics
@@ -321,7 +329,12 @@ fn measure(plan: &Plan) -> Result<()> {
                 after.shmem_kib.saturating_sub(before.shmem_kib) as f64 / 1024.0
             ),
         ),
-        target("RSS per pair", format!("{:.1} KiB", rss_per / 1024.0), "≤ 16 KiB", rss_per <= 16.0 * 1024.0),
+        target(
+            "RSS per pair",
+            format!("{:.1} KiB", rss_per / 1024.0),
+            "≤ 16 KiB",
+            rss_per <= 16.0 * 1024.0,
+        ),
         target(
             format!("idle CPU over {:.1} s", plan.idle.as_secs_f64()),
             format!("{idle_pct:.3} % of a core ({:.1} ms)", idle_cpu.as_secs_f64() * 1e3),
@@ -346,7 +359,9 @@ fn measure(plan: &Plan) -> Result<()> {
     if failure.is_some() {
         pairs.truncate(pairs.len().saturating_sub(16));
     }
-    println!("\n## u64 ping-pong with a peer process, blocking receives (one-way = round trip / 2)\n");
+    println!(
+        "\n## u64 ping-pong with a peer process, blocking receives (one-way = round trip / 2)\n"
+    );
     let launcher = Launcher { domain: domain.clone(), cpus: None };
     let echo = launcher.spawn(0, "scale-echo", &[])?;
     let ping = Publisher::<u64>::new("scale-lat/ping")?;
@@ -374,10 +389,16 @@ fn measure(plan: &Plan) -> Result<()> {
     };
     line(&format!("with {dropped} idle pairs"), &loaded);
     line("with none", &none);
-    let ratio = |q: f64| loaded.value_at_quantile(q) as f64 / none.value_at_quantile(q).max(1) as f64;
+    let ratio =
+        |q: f64| loaded.value_at_quantile(q) as f64 / none.value_at_quantile(q).max(1) as f64;
     println!();
     print_rows(&[
-        target("latency ratio p50 (idle pairs / none)", format!("{:.2} ×", ratio(0.5)), "≤ 1.1 ×", ratio(0.5) <= 1.1),
+        target(
+            "latency ratio p50 (idle pairs / none)",
+            format!("{:.2} ×", ratio(0.5)),
+            "≤ 1.1 ×",
+            ratio(0.5) <= 1.1,
+        ),
         row("latency ratio p99", format!("{:.2} ×", ratio(0.99))),
         row("latency ratio p99.9", format!("{:.2} ×", ratio(0.999))),
         row(
@@ -393,12 +414,17 @@ fn measure(plan: &Plan) -> Result<()> {
 }
 
 /// `count` round trips; the histogram holds one-way times (round trip / 2) in ns.
-fn round_trips(ping: &Publisher<u64>, pong: &Subscriber<u64>, count: u64) -> Result<Histogram<u64>> {
+fn round_trips(
+    ping: &Publisher<u64>,
+    pong: &Subscriber<u64>,
+    count: u64,
+) -> Result<Histogram<u64>> {
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
     for i in 0..count {
         let start = Instant::now();
         ping.publish(i)?;
-        let back = pong.receive_timeout(Duration::from_secs(10))?.ok_or("the echo peer went quiet")?;
+        let back =
+            pong.receive_timeout(Duration::from_secs(10))?.ok_or("the echo peer went quiet")?;
         let elapsed = start.elapsed();
         if *back != i {
             return Err(format!("echo {} for ping {i}", *back).into());
@@ -478,7 +504,12 @@ fn procs(plan: &Plan, domain: &str) -> Result<()> {
     let mut children = Vec::with_capacity(plan.procs);
     for k in 0..plan.procs {
         let mut child = Command::new(&exe)
-            .args([peer::CHILD_FLAG, "scale-proc", &format!("index={k}"), &format!("topics={}", plan.per_proc)])
+            .args([
+                peer::CHILD_FLAG,
+                "scale-proc",
+                &format!("index={k}"),
+                &format!("topics={}", plan.per_proc),
+            ])
             .env("IPC_DOMAIN", domain)
             .env_remove(CHILD_ENV)
             .stdin(Stdio::piped())
