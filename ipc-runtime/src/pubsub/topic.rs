@@ -114,10 +114,11 @@ impl From<FileLock> for TopicLock {
 
 impl Drop for TopicLock {
     fn drop(&mut self) {
-        if let Some(lock) = self.0.take() {
-            if cfg!(unix) {
-                lock.remove();
-            }
+        // Elsewhere the lock is let go with the file kept.
+        if let Some(lock) = self.0.take()
+            && cfg!(unix)
+        {
+            lock.remove();
         }
     }
 }
