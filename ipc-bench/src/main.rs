@@ -30,6 +30,9 @@
 //!   messages so that no clock read per message is inside the figure;
 //! * `ipc-bench pipe`: byte-pipe throughput against an OS pipe and a Unix stream socket, run on
 //!   its own ([`pipe`]);
+//! * `ipc-bench scale [--topics N] [--quick]`: what many topics cost — creation, threads, fds,
+//!   RSS, idle CPU and OS objects with N idle publisher+subscriber pairs in one process, latency
+//!   next to them, and 100 processes × 100 topics in one domain with `ipc list` ([`scale`]);
 //! * with `--features iceoryx2` (off by default, so the plain build stays light): the same
 //!   ping-pong with iceoryx2 0.9 publish-subscribe for `[u8; 8]` and `[u8; 64 KiB]`, busy-poll
 //!   (loop on `receive`) and blocking (its event service: `notify` after `send`,
@@ -71,6 +74,8 @@ mod report;
 #[cfg(unix)]
 mod reqres;
 #[cfg(unix)]
+mod scale;
+#[cfg(unix)]
 mod wakeup;
 
 /// Any error of the benchmark.
@@ -87,6 +92,8 @@ fn main() -> std::process::ExitCode {
         run::peer_main(&args[1..])
     } else if args.first().map(String::as_str) == Some("pipe") {
         pipe::main(&args[1..])
+    } else if args.first().map(String::as_str) == Some("scale") {
+        scale::main(&args[1..])
     } else {
         run::main(&args)
     };
@@ -130,6 +137,8 @@ mod run {
             "pipe" => baselines::pipe_peer(),
             "dgram" => baselines::dgram_peer(&kv),
             "pipe-sink" => crate::pipe::sink_peer(&kv),
+            "scale-echo" => crate::scale::echo_peer(&kv),
+            "scale-proc" => crate::scale::proc_peer(&kv),
             #[cfg(feature = "iceoryx2")]
             "iox2-echo" => crate::iox2::echo_peer(&kv),
             #[cfg(feature = "iceoryx2")]

@@ -149,3 +149,34 @@ fn iceoryx2_json_has_the_comparison_and_its_targets() {
     assert_eq!(json["meta"]["left_behind"].as_array().unwrap().len(), 0);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn scale_quick_run_prints_its_tables_and_cleans_up() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ipc-bench"))
+        .args(["scale", "--quick"])
+        .output()
+        .expect("run ipc-bench scale");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "ipc-bench scale failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for needle in [
+        "| pairs created | 200 of 200 | all | pass |",
+        "| threads beyond the program's own |",
+        "| open fds |",
+        "| RSS per pair |",
+        "| idle CPU over ",
+        "| OS objects per pair (/dev/shm) |",
+        "| with 200 idle pairs |",
+        "| with none |",
+        "| latency ratio p50 (idle pairs / none) |",
+        "| ipc list (inspect::domain) |",
+        "| left in the domain | 0 objects | 0 | pass |",
+        "left behind: nothing",
+    ] {
+        assert!(stdout.contains(needle), "output lacks {needle:?}:\n{stdout}");
+    }
+}

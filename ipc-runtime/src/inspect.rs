@@ -67,17 +67,30 @@ impl CleanReport {
 /// `<domain>.<kind>.<encoded name>` count (see [`crate::domain`]): a topic's tokens and sockets,
 /// which carry suffixes, and other domains' objects never do.
 fn objects(domain: &str, kind: SegmentKind) -> Result<Vec<String>> {
+    let [found] = objects_of(domain, [kind])?;
+    Ok(found)
+}
+
+/// [`objects`] for several kinds with one listing of the shared-memory objects.
+fn objects_of<const N: usize>(domain: &str, kinds: [SegmentKind; N]) -> Result<[Vec<String>; N]> {
     crate::domain::validate_domain(domain)?;
-    let prefix = format!("{domain}.{}.", kind.as_str());
+    let prefix = match kinds.as_slice() {
+        [kind] => format!("{domain}.{}.", kind.as_str()),
+        _ => format!("{domain}."),
+    };
     let names = segment::platform().list(&prefix).map_err(|e| {
         Error::io(format!("listing the shared-memory objects of domain `{domain}`"), e)
     })?;
-    Ok(names
-        .iter()
-        .filter_map(|n| crate::domain::parse_object_name(n))
-        .filter(|(d, k, _)| *d == domain && *k == kind.as_str())
-        .map(|(_, _, name)| name)
-        .collect())
+    let mut found = [(); N].map(|()| Vec::new());
+    for (d, k, name) in names.iter().filter_map(|n| crate::domain::parse_object_name(n)) {
+        if d != domain {
+            continue;
+        }
+        if let Some(i) = kinds.iter().position(|kind| kind.as_str() == k) {
+            found[i].push(name);
+        }
+    }
+    Ok(found)
 }
 
 /// The lock name of event channel `name`: `event.<encoded name>`.
@@ -192,18 +205,26 @@ pub fn domain(domain: &str) -> Result<DomainInfo> {
         events: Vec::new(),
         unreadable_events: Vec::new(),
     };
-    for name in topics(domain)? {
-        match topic(domain, &name) {
-            Ok(t) => info.topics.push(t),
-            Err(err) => info.unreadable.push((name, err.to_string())),
+    // One listing of the domain's objects; each heap read once however many topics use it,
+    // and each peer heap held once while the topics' ports are read.
+    let [topics, heaps, events] =
+        objects_of(domain, [SegmentKind::Topic, SegmentKind::Heap, SegmentKind::Event])?;
+    let mut heap_infos = crate::pubsub::inspect::HeapInfos::new();
+    crate::pubsub::inspect::sharing_holds(|| {
+        for name in topics {
+            match crate::pubsub::inspect::topic_info_in(domain, &name, &mut heap_infos) {
+                Ok(t) => info.topics.push(t),
+                Err(err) => info.unreadable.push((name, err.to_string())),
+            }
         }
-    }
-    for id in heap_ids(domain)? {
-        if let Ok(h) = heap(domain, id) {
+    });
+    for id in heaps.iter().filter_map(|id| u64::from_str_radix(id, 16).ok()) {
+        let cached = heap_infos.remove(&(domain.to_owned(), id));
+        if let Some(h) = cached.unwrap_or_else(|| heap(domain, id).ok()) {
             info.heaps.push(h);
         }
     }
-    for name in objects(domain, SegmentKind::Event)? {
+    for name in events {
         match event_info(domain, &name) {
             Ok(e) => info.events.push(e),
             Err(err) => info.unreadable_events.push((name, err.to_string())),

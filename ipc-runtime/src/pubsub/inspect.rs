@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
+pub(crate) use super::port::sharing_holds;
 use super::port::{PubPort, SubPort};
 use super::topic::{PUBLISHER, SUBSCRIBER, TopicSegment, read_heap_ref};
 use crate::error::Result;
@@ -93,8 +94,16 @@ fn sub_port(topic: &TopicSegment, s: u32, generation: u32) -> Option<SubPort> {
     SubPort::map(&domain, heap, offset, topic.layout, s, generation).ok()
 }
 
+/// Heaps' usage read once for a listing of many topics (their publishers share a few heaps).
+pub(crate) type HeapInfos = std::collections::HashMap<(String, u64), Option<HeapInfo>>;
+
 /// Everything about topic `name` in `domain`, read without changing anything.
 pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
+    topic_info_in(domain, name, &mut HeapInfos::new())
+}
+
+/// [`topic_info`], reading each heap's usage once per `heaps` (a listing of many topics).
+pub(crate) fn topic_info_in(domain: &str, name: &str, heaps: &mut HeapInfos) -> Result<TopicInfo> {
     let topic = TopicSegment::open_existing(domain, name)?;
     let header = topic.header();
     let options = topic.layout.options;
@@ -110,8 +119,12 @@ pub(crate) fn topic_info(domain: &str, name: &str) -> Result<TopicInfo> {
         }
         let generation = member.generation.load(Ordering::Acquire);
         let port = pub_port(&topic, p, generation);
-        let heap = read_heap_ref(&topic.publisher(p).heap)
-            .and_then(|(domain, id)| crate::heap::info(&domain, id).ok());
+        let heap = read_heap_ref(&topic.publisher(p).heap).and_then(|(domain, id)| {
+            heaps
+                .entry((domain, id))
+                .or_insert_with_key(|(domain, id)| crate::heap::info(domain, *id).ok())
+                .clone()
+        });
         publishers.push(ParticipantInfo {
             slot: p,
             state: state_name(state),

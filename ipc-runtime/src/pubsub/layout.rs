@@ -19,8 +19,13 @@
 //!   PubWake                     what its subscribers sleep on (broadcasting backends)
 //!   per subscriber slot:  OutCtl   key of the subscriber served, floor, revocation flag
 //!                         OutComp  completion head (how far it took back returns), tail
-//!                         entries  [u64; ring_len]  stamped slot indices (see `ring`)
+//!   per subscriber slot:  entries  [u64; ring_len]  stamped slot indices (see `ring`)
 //!   (the sample pool is a second allocation in the same heap)
+//!
+//! A fresh publisher port has only its header and control lines zeroed; a ring is reset when
+//! a subscriber is connected to its slot, before its key is published in `OutCtl`. So the
+//! rings of unused subscriber slots are never touched (no memory for them until used), and
+//! the control lines of all slots share the first pages.
 //!
 //! subscriber port (in the subscriber's heap; publishers map it read-only)
 //!   SubHeader                   magic, key, generation, sizes, light side, state, pid
@@ -53,7 +58,8 @@ use crate::segment::HEADER_SIZE;
 use crate::wait::WaitWord;
 
 /// Version of this layout (topic segment and ports); bumped whenever either changes. Version 5:
-/// registry slots record their holder's process token (`crate::membership`).
+/// registry slots record their holder's process token (`crate::membership`), and a publisher
+/// port keeps every slot's control lines before the rings.
 pub(crate) const LAYOUT_VERSION: u32 = 5;
 
 /// Extra pool slots for samples loaned but not yet published.
@@ -65,8 +71,9 @@ pub(crate) const TYPE_NAME_CAP: usize = 128;
 /// Longest domain stored in an entry.
 pub(crate) const DOMAIN_CAP: usize = 104;
 
-/// Magic at the start of a publisher port ("IPC publisher port, layout 3").
-pub(crate) const PUB_MAGIC: u64 = u64::from_le_bytes(*b"IPCPUB\x00\x03");
+/// Magic at the start of a publisher port ("IPC publisher port, layout 5": rings after all
+/// the control lines).
+pub(crate) const PUB_MAGIC: u64 = u64::from_le_bytes(*b"IPCPUB\x00\x05");
 /// Magic at the start of a subscriber port.
 pub(crate) const SUB_MAGIC: u64 = u64::from_le_bytes(*b"IPCSUB\x00\x03");
 
@@ -286,7 +293,10 @@ pub(crate) struct Layout {
     /// Most slots one subscriber may hold at once: a full ring and `max_borrowed` in hand.
     pub allowance: u32,
     // publisher port
-    pub out_stride: usize,
+    /// Bytes of one delivery ring (64-aligned).
+    pub ring_stride: usize,
+    /// Where the rings start: after the header lines and every slot's control lines.
+    pub rings: usize,
     pub pub_port: usize,
     // subscriber port
     pub in_stride: usize,
@@ -335,7 +345,8 @@ impl Layout {
                 options.max_subscribers * allowance + options.history + MAX_LOANS + 1,
             )
         };
-        let out_stride = 128 + round64(8 * stride * ring_len);
+        let ring_stride = round64(8 * stride * ring_len);
+        let rings = PUB_OUTS + options.max_subscribers as usize * 128;
         let in_stride = 64 + round64(8 * completion_len);
         Layout {
             options,
@@ -349,8 +360,9 @@ impl Layout {
             completion_len,
             pool_len,
             allowance,
-            out_stride,
-            pub_port: PUB_OUTS + options.max_subscribers as usize * out_stride,
+            ring_stride,
+            rings,
+            pub_port: rings + options.max_subscribers as usize * ring_stride,
             in_stride,
             sub_port: SUB_INS + options.max_publishers as usize * in_stride,
         }
@@ -367,10 +379,16 @@ impl Layout {
     }
 
     /// Offset of subscriber slot `s`'s [`OutCtl`] in a publisher port; [`OutComp`] follows at
-    /// +64 and the ring entries at +128.
+    /// +64 (its ring entries are at [`ring`](Self::ring)).
     pub fn out(&self, s: u32) -> usize {
         debug_assert!(s < self.options.max_subscribers);
-        PUB_OUTS + s as usize * self.out_stride
+        PUB_OUTS + s as usize * 128
+    }
+
+    /// Offset of subscriber slot `s`'s ring entries in a publisher port.
+    pub fn ring(&self, s: u32) -> usize {
+        debug_assert!(s < self.options.max_subscribers);
+        self.rings + s as usize * self.ring_stride
     }
 
     /// Offset of publisher slot `p`'s [`InLine`] in a subscriber port; the completion entries
@@ -408,12 +426,16 @@ mod tests {
                 assert!(
                     inline || l.completion_len >= 2 * (l.ring_len + options.max_borrowed as usize)
                 );
+                let last = options.max_subscribers - 1;
                 assert_eq!(l.out(0) % 64, 0);
-                assert_eq!(l.out_stride % 64, 0);
+                assert_eq!(l.ring(0) % 64, 0);
+                assert_eq!(l.ring_stride % 64, 0);
                 assert_eq!(l.in_stride % 64, 0);
-                assert!(l.out(options.max_subscribers - 1) + l.out_stride <= l.pub_port);
+                assert!(l.out(last) + 128 <= l.rings);
+                assert_eq!(l.ring(0), l.rings);
+                assert!(l.ring(last) + l.ring_stride <= l.pub_port);
                 assert!(l.input(options.max_publishers - 1) + l.in_stride <= l.sub_port);
-                assert!(l.out_stride >= 128 + 8 * l.stride * l.ring_len);
+                assert!(l.ring_stride >= 8 * l.stride * l.ring_len);
             }
         }
     }

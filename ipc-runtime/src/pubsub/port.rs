@@ -141,8 +141,15 @@ impl Memory {
 
     /// Fills the memory with zeros (a fresh allocation may hold an old block's bytes).
     fn zero(&self) {
-        // SAFETY: the memory is ours (just allocated, writable, nobody else knows it yet).
-        unsafe { std::ptr::write_bytes(self.base.as_ptr(), 0, self.len) };
+        self.zero_prefix(self.len);
+    }
+
+    /// Fills the first `len` bytes (at most all) with zeros.
+    fn zero_prefix(&self, len: usize) {
+        let len = len.min(self.len);
+        // SAFETY: the memory is ours (just allocated, writable, nobody else knows it yet), and
+        // `len` is within it.
+        unsafe { std::ptr::write_bytes(self.base.as_ptr(), 0, len) };
     }
 }
 
@@ -152,9 +159,45 @@ impl Memory {
 fn map_peer(domain: &str, id: u64, offset: u64, len: usize) -> Result<Memory> {
     let own = crate::heap::try_default().is_some_and(|heap| heap.id() == id);
     // Held before resolving: the address is never taken from a mapping nothing holds.
-    let hold = if own { None } else { Some(Arc::new(PeerHold::new(domain, id)?)) };
+    let hold = if own { None } else { Some(shared_hold(domain, id)?) };
     let base = RelPtr::new(id, offset).resolve(len, 64)?;
     Ok(Memory { base, len, hold })
+}
+
+std::thread_local! {
+    /// Inside [`sharing_holds`]: the peer heaps held so far, one hold each.
+    static SHARED_HOLDS: std::cell::RefCell<Option<Vec<Arc<PeerHold>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A hold on peer heap `id`: a fresh one, or inside [`sharing_holds`] the one already taken.
+fn shared_hold(domain: &str, id: u64) -> Result<Arc<PeerHold>> {
+    let found = SHARED_HOLDS.with_borrow(|shared| {
+        shared.as_ref().and_then(|holds| {
+            holds.iter().find(|h| h.hold.id() == id && h.domain == domain).cloned()
+        })
+    });
+    if let Some(hold) = found {
+        return Ok(hold);
+    }
+    let hold = Arc::new(PeerHold::new(domain, id)?);
+    SHARED_HOLDS.with_borrow_mut(|shared| {
+        if let Some(holds) = shared {
+            holds.push(Arc::clone(&hold));
+        }
+    });
+    Ok(hold)
+}
+
+/// Runs `f` with the ports it maps on this thread sharing one hold per peer heap, given back
+/// when `f` returns: a tool reading thousands of topics asks whether a heap's owner is dead
+/// once per heap, not once per port.
+pub(crate) fn sharing_holds<R>(f: impl FnOnce() -> R) -> R {
+    let outer = SHARED_HOLDS.with_borrow_mut(|shared| shared.replace(Vec::new()));
+    let result = f();
+    let held = SHARED_HOLDS.with_borrow_mut(|shared| std::mem::replace(shared, outer));
+    drop(held);
+    result
 }
 
 /// Refuses a peer's port whose header is not what the registry and the layout say.
@@ -194,7 +237,10 @@ impl PubPort {
     ) -> Result<(PubPort, RelPtr)> {
         let at = heap.try_allocate(layout.pub_port, 64)?;
         let memory = Memory { base: heap.address(at), len: layout.pub_port, hold: None };
-        memory.zero();
+        // The header and every slot's control lines: a slot's key reads 0 (nobody served) until
+        // a subscriber is connected there, which resets its ring first (`ring::Producer::new`).
+        // The rings of slots never used stay untouched, costing no memory.
+        memory.zero_prefix(layout.rings);
         let header = PubHeader {
             magic: PUB_MAGIC,
             key: AtomicU64::new(crate::segment::fresh_id()),
@@ -300,7 +346,7 @@ impl PubPort {
             tail: &self.comp(s).tail,
             entries: self
                 .memory
-                .atomics(self.layout.out(s) + 128, self.layout.ring_len * self.layout.stride),
+                .atomics(self.layout.ring(s), self.layout.ring_len * self.layout.stride),
         }
     }
 }

@@ -86,6 +86,43 @@ fn segment_name(domain: &str, topic: &str) -> Result<SegmentName> {
     SegmentName::new(domain, SegmentKind::Topic, topic)
 }
 
+/// A topic's membership lock ([`membership::lock`]). On Unix its file is removed when the
+/// lock is let go, so an idle topic is one object (its segment) and not two: a process waiting
+/// for the lock on the removed file notices and takes it on a fresh file (see
+/// [`FileLock::lock`]). Elsewhere the file stays (a file open in another process cannot be
+/// reliably replaced there) and goes with the topic.
+#[derive(Debug)]
+pub(crate) struct TopicLock(Option<FileLock>);
+
+impl TopicLock {
+    /// The lock as [`membership`] takes it.
+    fn into_inner(mut self) -> FileLock {
+        self.0.take().expect("a topic lock holds its file lock until dropped")
+    }
+
+    /// Removes the lock's file while still holding it (the topic is gone).
+    pub fn remove(self) {
+        self.into_inner().remove();
+    }
+}
+
+impl From<FileLock> for TopicLock {
+    fn from(lock: FileLock) -> Self {
+        TopicLock(Some(lock))
+    }
+}
+
+impl Drop for TopicLock {
+    fn drop(&mut self) {
+        // Elsewhere the lock is let go with the file kept.
+        if let Some(lock) = self.0.take()
+            && cfg!(unix)
+        {
+            lock.remove();
+        }
+    }
+}
+
 /// The topic's name in lock and token names: `topic.<encoded name>` (see [`crate::domain`]).
 pub(crate) fn object_name(topic: &str) -> String {
     format!("topic.{}", domain::encode_name(topic))
@@ -137,7 +174,7 @@ impl TopicSegment {
         domain: &str,
         name: &str,
         request: &OptionRequest,
-    ) -> Result<(TopicSegment, FileLock)> {
+    ) -> Result<(TopicSegment, TopicLock)> {
         Self::join_as::<B>(domain, name, request, &MessageType::of::<M>())
     }
 
@@ -148,12 +185,12 @@ impl TopicSegment {
         name: &str,
         request: &OptionRequest,
         ty: &MessageType<'_>,
-    ) -> Result<(TopicSegment, FileLock)> {
+    ) -> Result<(TopicSegment, TopicLock)> {
         domain::validate(name, "topic")?;
         request.check_consistent()?;
         let seg_name = segment_name(domain, name)?;
         let object = object_name(name);
-        let lock = membership::lock(domain, &object)?;
+        let lock = TopicLock::from(membership::lock(domain, &object)?);
         let roles = &[PUBLISHER, SUBSCRIBER];
         let found = match membership::open_or_replace(
             &seg_name,
@@ -346,13 +383,13 @@ impl TopicSegment {
     }
 
     /// The topic's membership lock (for tools that change a topic they did not join).
-    pub fn lock(domain: &str, name: &str) -> Result<FileLock> {
-        membership::lock(domain, &object_name(name))
+    pub fn lock(domain: &str, name: &str) -> Result<TopicLock> {
+        membership::lock(domain, &object_name(name)).map(TopicLock::from)
     }
 
     /// Removes the topic's segment (and `lock`'s file) if nobody alive uses it; returns whether
     /// it did. Call with the topic's lock, which this consumes.
-    pub fn remove_if_unused(&self, lock: FileLock) -> bool {
+    pub fn remove_if_unused(&self, lock: TopicLock) -> bool {
         if membership::anyone_alive(self) {
             return false;
         }
@@ -362,7 +399,11 @@ impl TopicSegment {
                 membership::release(self, role, index);
             }
         }
-        membership::remove_if_unused(self, &self.segment, SegmentKind::Topic, lock)
+        if membership::in_use(self) {
+            // `lock` goes here, and on Unix its file with it.
+            return false;
+        }
+        membership::remove_if_unused(self, &self.segment, SegmentKind::Topic, lock.into_inner())
     }
 
     /// Checks that message type `ty`, backend `B` and the requested options agree with the
@@ -573,7 +614,7 @@ impl TopicSegment {
     /// joiner to replace, the next participant to leave or `ipc clean` to remove.
     pub fn leave(&self) {
         if let Some(lock) = membership::lock_to_leave(&self.domain, &self.object) {
-            self.remove_if_unused(lock);
+            self.remove_if_unused(lock.into());
         }
     }
 }

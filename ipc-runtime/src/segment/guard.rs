@@ -261,21 +261,35 @@ impl Drop for Guard {
     }
 }
 
+/// The chunk of the latest claim: where a free slot is likely (the table fills in order).
+static HINT: AtomicPtr<Chunk> = AtomicPtr::new(ptr::null_mut());
+
 /// A free slot, claimed for the caller; grows the table when it is full.
+///
+/// The search starts at the chunk of the latest claim and wraps around to the first chunk, so
+/// a process with many mappings does not look at all of them for each new one; a slot is
+/// compare-exchanged only when a plain load says it is free.
 fn claim() -> &'static Slot {
+    let chunks = |first: &'static Chunk| std::iter::successors(Some(first), |chunk| chunk.next());
     loop {
-        let mut last = &TABLE;
-        for chunk in std::iter::successors(Some(&TABLE), |chunk| chunk.next()) {
+        // SAFETY: `HINT` is null or points to `TABLE` or a leaked (never freed) chunk.
+        let hint = unsafe { HINT.load(Ordering::Acquire).as_ref() }.unwrap_or(&TABLE);
+        let mut last = hint;
+        for chunk in chunks(hint) {
+            last = chunk;
+        }
+        for chunk in chunks(hint).chain(chunks(&TABLE)) {
             for slot in &chunk.slots {
-                if slot
-                    .state
-                    .compare_exchange(FREE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
+                if slot.state.load(Ordering::Relaxed) == FREE
+                    && slot
+                        .state
+                        .compare_exchange(FREE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
                 {
+                    HINT.store(ptr::from_ref(chunk).cast_mut(), Ordering::Release);
                     return slot;
                 }
             }
-            last = chunk;
         }
         let fresh = Box::into_raw(Box::new(Chunk::new()));
         if let Err(_other) =

@@ -837,6 +837,11 @@ impl<M: ShmMessage + Send, B: WaitBackend> Serviced for Core<M, B> {
             return Serve::Busy;
         }
         let closing = self.closing.load(Ordering::Acquire);
+        if !closing && self.topic.epoch() == st.epoch {
+            // Nobody arrived or left here: the bell was for another topic of this process.
+            // Returns are taken back on the publisher's next call.
+            return Serve::Idle;
+        }
         self.maintain(&mut st, closing);
         if !closing {
             return Serve::Idle;
