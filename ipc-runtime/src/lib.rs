@@ -81,6 +81,7 @@
 //! | [`wait`] | the waiting seam: futex / Unix socket / spin / polling backends |
 //! | `aio` | async/await (cargo feature `tokio`): `receive_async`, `wait_async`, streams |
 //! | [`waitset`] | `WaitSet`: wait on many subscribers, listeners, timers in one sleep |
+//! | `wire` | serde (cargo feature `serde`): containers to and from bytes, `Publisher::loan_deserialize` |
 //! | [`liveness`] | liveness tokens and inter-process file locks |
 //! | [`inspect`] | reading and cleaning a domain from outside (the `ipc` tool) |
 //! | [`error`] | the crate's `Error` |
@@ -111,6 +112,8 @@ mod time;
 mod trust;
 pub mod wait;
 pub mod waitset;
+#[cfg(feature = "serde")]
+pub mod wire;
 
 /// Every Rust snippet of the README compiles (and runs) as a doc test.
 #[cfg(doctest)]

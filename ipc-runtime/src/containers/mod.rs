@@ -42,3 +42,9 @@ pub mod hash_set {
 
 #[cfg(test)]
 mod tests;
+
+// `serde::Serialize`/`Deserialize` for every container (cargo feature `serde`; see `crate::wire`).
+#[cfg(feature = "serde")]
+pub(crate) mod serde_impls;
+#[cfg(all(test, feature = "serde"))]
+mod serde_tests;
