@@ -98,6 +98,7 @@ use std::time::{Duration, Instant};
 
 use ipc_runtime::pubsub::{Options, Overflow, PublisherId};
 use ipc_runtime::waitset::{Source, WaitSet};
+use ipc_runtime::wire::DecodeError;
 use ipc_runtime::{Publisher, ShmMessage, Subscriber};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -174,6 +175,17 @@ pub enum BridgeError {
         /// The local topic it was meant for.
         topic: String,
         /// What was wrong.
+        what: String,
+    },
+    /// A remote message could not be built in this process's shared heap (out of memory): it
+    /// was dropped.
+    #[error("key `{key}` (local topic `{topic}`): cannot deliver a message: {what}")]
+    Deliver {
+        /// The zenoh key of the sample.
+        key: String,
+        /// The local topic it was meant for.
+        topic: String,
+        /// What failed.
         what: String,
     },
     /// The operating system failed the bridge (starting its thread).
@@ -495,12 +507,6 @@ where
             shared.counters.echoes_skipped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let message: M = match postcard::from_bytes(&sample.payload().to_bytes()) {
-            Ok(message) => message,
-            Err(err) => {
-                return refuse(format!("payload does not decode as `{}`: {err}", M::TYPE_NAME));
-            }
-        };
         let guard = lock(&self.publisher);
         let Some(publisher) = guard.as_ref() else { return };
         {
@@ -517,14 +523,31 @@ where
             }
             *seen = header.sequence;
         }
-        match publisher.publish(message) {
-            Ok(()) => {
-                shared.counters.imported.fetch_add(1, Ordering::Relaxed);
+        // Decoded straight into a loaned sample: the containers are built in our shared heap.
+        let payload = sample.payload().to_bytes();
+        let loaned = publisher.loan_deserialize(&mut postcard::Deserializer::from_bytes(&payload));
+        let failed = |err: BridgeError| {
+            shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+            shared.report(err);
+        };
+        match loaned {
+            Ok(sample) => match sample.publish() {
+                Ok(()) => {
+                    shared.counters.imported.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(source) => failed(BridgeError::Local { topic: self.topic.clone(), source }),
+            },
+            Err(DecodeError::Format(err)) => {
+                refuse(format!("payload does not decode as `{}`: {err}", M::TYPE_NAME));
             }
-            Err(source) => {
-                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                shared.report(BridgeError::Local { topic: self.topic.clone(), source });
+            Err(DecodeError::Loan(source)) => {
+                failed(BridgeError::Local { topic: self.topic.clone(), source });
             }
+            Err(err) => failed(BridgeError::Deliver {
+                key: key.to_owned(),
+                topic: self.topic.clone(),
+                what: err.to_string(),
+            }),
         }
     }
 }
@@ -542,6 +565,7 @@ pub struct Bridge {
     thread: Mutex<Option<JoinHandle<()>>>,
     imports: Mutex<Vec<(zenoh::pubsub::Subscriber<()>, Arc<dyn ImportHandle>)>>,
     exports: Mutex<HashMap<String, Arc<zenoh::pubsub::Publisher<'static>>>>,
+    block_timeout: Mutex<Option<Duration>>,
 }
 
 impl fmt::Debug for Bridge {
@@ -598,6 +622,7 @@ impl Bridge {
             thread: Mutex::new(Some(thread)),
             imports: Mutex::new(Vec::new()),
             exports: Mutex::new(HashMap::new()),
+            block_timeout: Mutex::new(None),
         })
     }
 
@@ -627,6 +652,21 @@ impl Bridge {
         set(&mut config, "connect/endpoints", list(connect))?;
         set(&mut config, "scouting/multicast/enabled", "false".into())?;
         Ok(config)
+    }
+
+    /// How long the local publishers of imports made from now on wait for room in an
+    /// `Overflow::Block` topic before the message is dropped and reported
+    /// ([`PublisherBuilder::block_timeout`](ipc_runtime::pubsub::PublisherBuilder::block_timeout),
+    /// 5 s by default). While it waits, zenoh's reception from that peer waits too.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let bridge = ipc_zenoh::Bridge::new(ipc_zenoh::Bridge::peer_config(&["tcp/127.0.0.1:0"], &[])?)?;
+    /// bridge.set_block_timeout(Duration::from_secs(30));
+    /// # Ok::<(), ipc_zenoh::BridgeError>(())
+    /// ```
+    pub fn set_block_timeout(&self, timeout: Duration) {
+        *lock(&self.block_timeout) = Some(timeout);
     }
 
     /// This bridge's id: the origin of the messages it exports (new for every bridge).
@@ -668,7 +708,27 @@ impl Bridge {
     where
         M: ShmMessage + Serialize + Send + Sync + 'static,
     {
-        let subscriber = Subscriber::<M>::new(local_topic)
+        self.export_with::<M>(local_topic, key_expr, Options::new())
+    }
+
+    /// [`export`](Self::export), with topic options for the bridge's local subscriber (used
+    /// if it creates the topic, checked against the topic's otherwise).
+    ///
+    /// # Errors
+    /// As [`export`](Self::export); also [`BridgeError::Local`] if an option given differs
+    /// from the topic's.
+    pub fn export_with<M>(
+        &self,
+        local_topic: &str,
+        key_expr: &str,
+        options: Options,
+    ) -> Result<(), BridgeError>
+    where
+        M: ShmMessage + Serialize + Send + Sync + 'static,
+    {
+        let subscriber = Subscriber::<M>::builder(local_topic)
+            .options(options)
+            .create()
             .map_err(|source| BridgeError::Local { topic: local_topic.to_owned(), source })?;
         let congestion = match subscriber.overflow() {
             Overflow::Block => CongestionControl::Block,
@@ -738,8 +798,11 @@ impl Bridge {
     where
         M: ShmMessage + DeserializeOwned + Send + Sync + 'static,
     {
-        let publisher = Publisher::<M>::builder(local_topic)
-            .options(options)
+        let mut builder = Publisher::<M>::builder(local_topic).options(options);
+        if let Some(timeout) = *lock(&self.block_timeout) {
+            builder = builder.block_timeout(timeout);
+        }
+        let publisher = builder
             .create()
             .map_err(|source| BridgeError::Local { topic: local_topic.to_owned(), source })?;
         // Known before the first import is published: the export side never sees one of ours

@@ -151,15 +151,30 @@ impl Proc {
         self.expect_with(|l| l == line, line);
     }
 
+    /// Reads lines until one equal to `line`, for up to `deadline`.
+    pub fn expect_within(&mut self, line: &str, deadline: Duration) {
+        self.expect_with_within(|l| l == line, line, deadline);
+    }
+
     /// Reads lines until one for which `pred` holds; returns it.
     pub fn expect_with(&mut self, pred: impl Fn(&str) -> bool, what: &str) -> String {
-        let end = Instant::now() + LINE_DEADLINE;
+        self.expect_with_within(pred, what, LINE_DEADLINE)
+    }
+
+    /// Reads lines until one for which `pred` holds, for up to `deadline`; returns it.
+    pub fn expect_with_within(
+        &mut self,
+        pred: impl Fn(&str) -> bool,
+        what: &str,
+        deadline: Duration,
+    ) -> String {
+        let end = Instant::now() + deadline;
         loop {
             let left = end.saturating_duration_since(Instant::now());
             match self.next_line(left) {
                 Some(l) if pred(&l) => return l,
                 Some(_) => {}
-                None => self.fail(&format!("no line `{what}` within {LINE_DEADLINE:?}")),
+                None => self.fail(&format!("no line `{what}` within {deadline:?}")),
             }
         }
     }
