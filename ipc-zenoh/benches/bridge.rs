@@ -147,6 +147,9 @@ fn role(role: &str) {
     }
 }
 
+/// One measured run: payload size, messages, pace → (count, p50/p99/p99.9/max ns, span).
+type Run = fn(usize, u64, Duration) -> (u64, [u64; 4], Duration);
+
 /// Sends `n` frames of `size` bytes over the bridge, `pace` apart (zero: back to back).
 fn bridged(size: usize, n: u64, pace: Duration) -> (u64, [u64; 4], Duration) {
     // This process's domain (set once in `main`) is host A; every run gets a new host B.
@@ -258,7 +261,7 @@ fn main() {
         (64 * 1024, 2000, Duration::from_millis(1), 5000),
     ] {
         let (lat_n, tp_n) = (lat_n / scale, tp_n / scale);
-        let mut row = |path: &str, f: fn(usize, u64, Duration) -> (u64, [u64; 4], Duration)| {
+        let row = |path: &str, f: Run| {
             let (_, q, _) = f(size, lat_n, pace);
             let (count, _, span) = f(size, tp_n, Duration::ZERO);
             let rate = (count - 1) as f64 / span.as_secs_f64();

@@ -66,7 +66,7 @@ struct Args {
     print: bool,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
     if !args.export && !args.import {
         return Err("nothing to do: give --export and/or --import".into());

@@ -130,9 +130,9 @@ pub enum BridgeError {
     Local {
         /// The local topic.
         topic: String,
-        /// What went wrong.
+        /// What went wrong (boxed: `ipc_runtime::Error` is large).
         #[source]
-        source: ipc_runtime::Error,
+        source: Box<ipc_runtime::Error>,
     },
     /// Zenoh failed (opening the session, declaring, putting).
     #[error("zenoh ({what}): {message}")]
@@ -362,7 +362,7 @@ where
                 Err(source) => {
                     shared.report(BridgeError::Local {
                         topic: self.subscriber.topic().to_owned(),
-                        source,
+                        source: Box::new(source),
                     });
                     break;
                 }
@@ -434,7 +434,10 @@ fn export_thread(commands: mpsc::Receiver<Command>, pending: Arc<AtomicBool>, sh
                     }
                 }
                 Err(source) => {
-                    shared.report(BridgeError::Local { topic: "(export wait set)".into(), source });
+                    shared.report(BridgeError::Local {
+                        topic: "(export wait set)".into(),
+                        source: Box::new(source),
+                    });
                     std::thread::sleep(EXPORT_POLL);
                 }
             }
@@ -535,13 +538,16 @@ where
                 Ok(()) => {
                     shared.counters.imported.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(source) => failed(BridgeError::Local { topic: self.topic.clone(), source }),
+                Err(source) => failed(BridgeError::Local {
+                    topic: self.topic.clone(),
+                    source: Box::new(source),
+                }),
             },
             Err(DecodeError::Format(err)) => {
                 refuse(format!("payload does not decode as `{}`: {err}", M::TYPE_NAME));
             }
             Err(DecodeError::Loan(source)) => {
-                failed(BridgeError::Local { topic: self.topic.clone(), source });
+                failed(BridgeError::Local { topic: self.topic.clone(), source: Box::new(source) });
             }
             Err(err) => failed(BridgeError::Deliver {
                 key: key.to_owned(),
@@ -551,6 +557,9 @@ where
         }
     }
 }
+
+/// An import: its zenoh subscriber and what its callback uses.
+type ImportEntry = (zenoh::pubsub::Subscriber<()>, Arc<dyn ImportHandle>);
 
 /// Bridges local topics to zenoh and back. See the [crate docs](crate) for the wire format,
 /// echo suppression and quality of service.
@@ -563,7 +572,7 @@ pub struct Bridge {
     commands: Mutex<mpsc::Sender<Command>>,
     pending: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    imports: Mutex<Vec<(zenoh::pubsub::Subscriber<()>, Arc<dyn ImportHandle>)>>,
+    imports: Mutex<Vec<ImportEntry>>,
     exports: Mutex<HashMap<String, Arc<zenoh::pubsub::Publisher<'static>>>>,
     block_timeout: Mutex<Option<Duration>>,
 }
@@ -726,10 +735,10 @@ impl Bridge {
     where
         M: ShmMessage + Serialize + Send + Sync + 'static,
     {
-        let subscriber = Subscriber::<M>::builder(local_topic)
-            .options(options)
-            .create()
-            .map_err(|source| BridgeError::Local { topic: local_topic.to_owned(), source })?;
+        let subscriber =
+            Subscriber::<M>::builder(local_topic).options(options).create().map_err(|source| {
+                BridgeError::Local { topic: local_topic.to_owned(), source: Box::new(source) }
+            })?;
         let congestion = match subscriber.overflow() {
             Overflow::Block => CongestionControl::Block,
             Overflow::DropOldest => CongestionControl::Drop,
@@ -802,9 +811,10 @@ impl Bridge {
         if let Some(timeout) = *lock(&self.block_timeout) {
             builder = builder.block_timeout(timeout);
         }
-        let publisher = builder
-            .create()
-            .map_err(|source| BridgeError::Local { topic: local_topic.to_owned(), source })?;
+        let publisher = builder.create().map_err(|source| BridgeError::Local {
+            topic: local_topic.to_owned(),
+            source: Box::new(source),
+        })?;
         // Known before the first import is published: the export side never sees one of ours
         // without knowing it is ours.
         lock(&self.shared.own(local_topic)).push(publisher.id());

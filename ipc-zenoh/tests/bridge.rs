@@ -254,7 +254,7 @@ fn subscriber_role() {
     while !complete(&t) && Instant::now() < deadline {
         if let Some(sample) = subscriber.receive_timeout(Duration::from_millis(50)).unwrap() {
             t.check(&sample);
-            if t.total % 100 == 0 {
+            if t.total.is_multiple_of(100) {
                 println!("n={}", t.total);
             }
         }
