@@ -40,9 +40,14 @@
 //! `ShmBTreeMap` as `HashMap` and `BTreeMap`, `ShmHashSet`, `ShmBTreeSet` and `ShmVecDeque` as
 //! `HashSet`, `BTreeSet` and `VecDeque`. A peer may therefore decode into std types (and
 //! encode from them): `Frame` above and a struct with `String` and `Vec<u8>` fields have the same
-//! bytes. Serializing reads through the containers' checked accessors, so a container another
-//! process wrote that does not resolve is a serialization error, not a panic. A received
-//! [`Sample`] and a loaned [`SampleMut`] serialize as their message.
+//! bytes. A received [`Sample`] and a loaned [`SampleMut`] serialize as their message (a
+//! received sample's containers were checked when it arrived; serializing also reads vectors,
+//! strings, boxes, deques and hash maps through their checked accessors, so one that does not
+//! resolve is a serialization error rather than a panic).
+//!
+//! Large byte payloads: a `ShmVec<u8>` decodes like `Vec<u8>`, one element at a time; mark the
+//! field `#[serde(with = "ipc_runtime::wire::bytes")]` and it decodes in one copy, with the
+//! same bytes on the wire in postcard and JSON (see [`bytes`]).
 //!
 //! # Where received data goes
 //!
@@ -73,7 +78,11 @@
 //!   `BTreeMap`; duplicate set elements: the first is kept, as for `HashSet` and `BTreeSet`.
 //!
 //! Deserialization checks only what the format checks (types, lengths, UTF-8): the values
-//! themselves are whatever the sender chose, as with std types.
+//! themselves are whatever the sender chose, as with std types. Each received hash map or set
+//! gets a fresh random seed, but its hash function is a fast one, not a keyed cryptographic
+//! hash (see [`ShmBuildHasher`](crate::containers::ShmBuildHasher)): a sender that can make
+//! many keys collide can make inserting them slow, as with any such hash. Like
+//! `postcard::from_bytes`, decoding one message ignores bytes after it.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -182,6 +191,58 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
         let slot = self.loan_uninit().map_err(DecodeError::Loan)?;
         let message = deserialize::<M, D>(deserializer)?;
         Ok(slot.write(message))
+    }
+}
+
+/// `#[serde(with = "ipc_runtime::wire::bytes")]` on a `ShmVec<u8>` field: the bytes as one
+/// byte string rather than a sequence of `u8`s, decoded with a single copy into the shared heap.
+///
+/// In postcard (and in JSON, which writes byte strings as arrays of numbers) this is the very
+/// encoding of a `Vec<u8>`, so a peer may still use `Vec<u8>` there; only decoding is faster, as
+/// a 64 KiB payload is one copy instead of 65536 steps. Formats with a byte-string type of their
+/// own (CBOR, MessagePack) write that type instead; decoding accepts both a byte string and a
+/// sequence.
+///
+/// ```
+/// use ipc_runtime::prelude::*;
+///
+/// #[derive(ShmMessage, serde::Serialize, serde::Deserialize)]
+/// #[repr(C)]
+/// struct Blob {
+///     #[serde(with = "ipc_runtime::wire::bytes")]
+///     data: ShmVec<u8>,
+/// }
+///
+/// // A peer with a plain `Vec<u8>` writes the same bytes.
+/// #[derive(serde::Serialize)]
+/// struct Remote { data: Vec<u8> }
+/// let bytes = postcard::to_stdvec(&Remote { data: vec![1, 2, 3] })?;
+///
+/// let blob: Blob = postcard::from_bytes(&bytes)?;
+/// assert_eq!(blob.data, [1, 2, 3]);
+/// assert_eq!(postcard::to_stdvec(&blob)?, bytes);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub mod bytes {
+    use serde::{Deserializer, Serializer, ser};
+
+    use crate::containers::ShmVec;
+
+    /// Writes `v` as a byte string.
+    ///
+    /// # Errors
+    /// The serializer's; a vector another process wrote that does not resolve is a custom error.
+    pub fn serialize<S: Serializer>(v: &ShmVec<u8>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(v.try_as_slice().map_err(ser::Error::custom)?)
+    }
+
+    /// Reads a byte string (or a sequence of `u8`) into a vector in this process's shared heap.
+    ///
+    /// # Errors
+    /// The deserializer's, and a custom error naming `ShmVec<u8>` and the length when the heap
+    /// cannot hold it (a [`HeapFailure`](super::HeapFailure) through [`super::deserialize`]).
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ShmVec<u8>, D::Error> {
+        deserializer.deserialize_bytes(crate::containers::serde_impls::BytesVisitor)
     }
 }
 

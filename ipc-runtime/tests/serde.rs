@@ -203,6 +203,15 @@ fn small_heap() {
     expect_oom::<ShmHashSet<u64>>(&postcard::to_stdvec(&set).unwrap(), &["ShmHashSet<u64>"]);
     expect_oom::<ShmBTreeSet<u64>>(&postcard::to_stdvec(&set).unwrap(), &["ShmBTreeSet<u64>"]);
 
+    // A byte string (`wire::bytes`) too long for the heap.
+    #[derive(Deserialize)]
+    struct Blob {
+        #[serde(with = "ipc_runtime::wire::bytes")]
+        _data: ShmVec<u8>,
+    }
+    let f = expect_oom::<Blob>(&postcard::to_stdvec(&vec![1u8; 1 << 20]).unwrap(), &["ShmVec<u8>"]);
+    assert_eq!(f.size, 1 << 20);
+
     // A forged length of 2^60 elements: the (capped) preallocation does not fit this heap
     // either, which is no error; the input then runs out, which is.
     let mut forged = vec![0x80u8; 8];

@@ -39,6 +39,7 @@ pub(crate) fn cautious<T>(hint: Option<usize>) -> usize {
 
 /// A container that the shared heap could not hold while it was being deserialized.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct HeapFailure {
     /// The container's type, without module paths (`ShmVec<ShmString>`).
     pub container: String,
@@ -186,12 +187,10 @@ impl<'de, T: ShmSafe + Deserialize<'de>> Visitor<'de> for Collect<ShmVec<T>> {
         let mut v = ShmVec::<T>::new();
         // A failed preallocation is no error: the vector grows as the elements arrive.
         let _ = v.try_reserve_exact(cautious::<T>(seq.size_hint()));
-        while let Some(item) = seq.next_element()? {
-            if let Err((item, e)) = v.try_push(item) {
-                drop(item);
-                return Err(heap_error::<_, ShmVec<T>>(v.len() + 1, "elements", e));
-            }
-        }
+        v.try_extend_with(
+            || seq.next_element(),
+            |len, e| heap_error::<_, ShmVec<T>>(len, "elements", e),
+        )?;
         Ok(v)
     }
 }
@@ -389,6 +388,30 @@ impl<'de, T: ShmSafe + Deserialize<'de>> Deserialize<'de> for ShmBox<T> {
             drop(value);
             heap_error::<_, ShmBox<T>>(size_of::<T>(), "bytes", e)
         })
+    }
+}
+
+/// The visitor of `crate::wire::bytes`: a byte string copied into the heap in one piece, or a
+/// sequence of `u8` (what formats without a bytes type, such as JSON, give).
+pub(crate) struct BytesVisitor;
+
+impl<'de> Visitor<'de> for BytesVisitor {
+    type Value = ShmVec<u8>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("bytes")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<ShmVec<u8>, E> {
+        let mut out = ShmVec::<u8>::try_with_capacity(v.len())
+            .map_err(|e| heap_error::<_, ShmVec<u8>>(v.len(), "elements", e))?;
+        // No growth: the capacity is there.
+        out.extend_from_slice(v);
+        Ok(out)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ShmVec<u8>, A::Error> {
+        Collect::<ShmVec<u8>>::new().visit_seq(seq)
     }
 }
 

@@ -363,3 +363,171 @@ proptest! {
         prop_assert_eq!(in_use(), before, "heap bytes in use changed");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The size hint's preallocation, observed: an input claiming 2^40 elements whose first element
+// notes how many heap bytes this thread holds by then.
+
+/// A sequence (or map) claiming `claimed` elements, holding `actual` (all `7`s); records this
+/// thread's heap bytes in use when the first element is asked for.
+struct Liar {
+    claimed: usize,
+    actual: usize,
+    map: bool,
+    seen: std::rc::Rc<std::cell::Cell<Option<u64>>>,
+}
+
+impl<'de> serde::Deserializer<'de> for Liar {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        if self.map { v.visit_map(self) } else { v.visit_seq(self) }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        ignored_any
+    }
+}
+
+impl Liar {
+    fn next(&mut self) -> bool {
+        if self.seen.get().is_none() {
+            self.seen.set(Some(in_use()));
+        }
+        if self.actual == 0 {
+            return false;
+        }
+        self.actual -= 1;
+        true
+    }
+}
+
+impl<'de> serde::de::SeqAccess<'de> for Liar {
+    type Error = serde::de::value::Error;
+
+    fn next_element_seed<T: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
+        use serde::de::IntoDeserializer;
+        if !self.next() {
+            return Ok(None);
+        }
+        seed.deserialize(7u64.into_deserializer()).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.claimed)
+    }
+}
+
+impl<'de> serde::de::MapAccess<'de> for Liar {
+    type Error = serde::de::value::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        use serde::de::IntoDeserializer;
+        if !self.next() {
+            return Ok(None);
+        }
+        let key = self.actual as u64; // distinct keys
+        seed.deserialize(key.into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        use serde::de::IntoDeserializer;
+        seed.deserialize(7u64.into_deserializer())
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.claimed)
+    }
+}
+
+/// Decodes a `T` from a `Liar`; returns the heap bytes held when the first element was read,
+/// beyond those before, and the value.
+fn preallocated<T: for<'de> Deserialize<'de>>(
+    claimed: usize,
+    actual: usize,
+    map: bool,
+) -> (u64, T) {
+    let seen = std::rc::Rc::new(std::cell::Cell::new(None));
+    let before = in_use();
+    let value = T::deserialize(Liar { claimed, actual, map, seen: seen.clone() }).unwrap();
+    (seen.get().unwrap() - before, value)
+}
+
+#[test]
+fn a_size_hint_preallocates_at_most_a_capped_amount() {
+    let cap = super::serde_impls::MAX_PREALLOC_BYTES as u64;
+    leak_checked(|| {
+        // An honest hint preallocates exactly (one allocation, no regrowth).
+        let (bytes, v) = preallocated::<ShmVec<u64>>(1000, 1000, false);
+        assert!((8000..8000 + 256).contains(&bytes), "{bytes}");
+        assert_eq!((v.len(), v.capacity()), (1000, 1000));
+        // A lying one: at most the cap, then the value is as long as the input really was.
+        let (bytes, v) = preallocated::<ShmVec<u64>>(1 << 40, 3, false);
+        assert!(bytes <= cap + 256, "{bytes}");
+        assert_eq!(v, [7, 7, 7]);
+        let (bytes, q) = preallocated::<ShmVecDeque<u64>>(1 << 40, 2, false);
+        assert!(bytes <= cap + 256, "{bytes}");
+        assert_eq!(q, [7, 7]);
+        let (bytes, s) = preallocated::<ShmHashSet<u64>>(1 << 40, 1, false);
+        // A hash table's buckets for the capped number of items: at most about 2.3 times.
+        assert!(bytes <= 3 * cap, "{bytes}");
+        assert_eq!(s.len(), 1);
+        let (bytes, m) = preallocated::<ShmHashMap<u64, u64>>(1 << 40, 2, true);
+        assert!(bytes <= 3 * cap, "{bytes}");
+        assert_eq!(m.len(), 2);
+        let (bytes, b) = preallocated::<ShmBTreeMap<u64, u64>>(1 << 40, 2, true);
+        assert_eq!((bytes, b.len()), (0, 2));
+        let (bytes, b) = preallocated::<ShmBTreeSet<u64>>(1 << 40, 2, false);
+        assert_eq!((bytes, b.len()), (0, 1));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// `wire::bytes`: the encoding of `Vec<u8>` in postcard and JSON, decoded in one copy.
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Blob {
+    #[serde(with = "crate::wire::bytes")]
+    data: ShmVec<u8>,
+    tail: u8,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct StdBlob {
+    data: Vec<u8>,
+    tail: u8,
+}
+
+#[test]
+fn bytes_adapter_matches_vec_u8() {
+    for len in [0usize, 1, 127, 128, 70_000] {
+        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let blob = Blob { data: ShmVec::from_slice(&data), tail: 9 };
+        let std_blob = StdBlob { data, tail: 9 };
+        assert_eq!(post(&blob), post(&std_blob));
+        assert_eq!(json(&blob), json(&std_blob));
+        leak_checked(|| {
+            let back: Blob = postcard::from_bytes(&post(&std_blob)).unwrap();
+            assert_eq!(back, blob);
+            let back: Blob = serde_json::from_str(&json(&std_blob)).unwrap();
+            assert_eq!(back, blob);
+            // Truncated and forged lengths: errors.
+            let bytes = post(&std_blob);
+            assert!(postcard::from_bytes::<Blob>(&bytes[..bytes.len() - 1]).is_err());
+            let mut forged = varint(1 << 60);
+            forged.extend_from_slice(&[1, 2]);
+            assert!(postcard::from_bytes::<Blob>(&forged).is_err());
+        });
+    }
+}
