@@ -31,6 +31,7 @@ use support::{Proc, env, env_opt, free_port, unique_domain};
 struct Frame {
     seq: u64,
     sent: i64,
+    #[serde(with = "ipc_runtime::wire::bytes")]
     payload: ShmVec<u8>,
 }
 

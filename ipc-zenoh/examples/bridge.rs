@@ -33,7 +33,9 @@ pub struct Frame {
     pub seq: u64,
     /// Send time ([`ipc_runtime::timestamp`]).
     pub sent: i64,
-    /// Payload of varying size; its bytes are `seq as u8`.
+    /// Payload of varying size; its bytes are `seq as u8`. Encoded as a byte string (one
+    /// copy; the same postcard bytes as a sequence of `u8`).
+    #[serde(with = "ipc_runtime::wire::bytes")]
     pub payload: ShmVec<u8>,
 }
 

@@ -39,7 +39,9 @@
 //! feature, deserializing straight into the shared heap), while zenoh-ext's serializer has its
 //! own traits that every container and every user type would have to implement again. Postcard
 //! is compact (variable-length integers, no field names), has a stable, documented format
-//! (1.x), and reports malformed input as an error rather than panicking.
+//! (1.x), and reports malformed input as an error rather than panicking. For byte payloads, mark
+//! the field `#[serde(with = "ipc_runtime::wire::bytes")]`: it is then copied in one piece
+//! rather than byte by byte (the bytes on the wire are the same).
 //!
 //! The zenoh attachment of every sample carries, little-endian:
 //!

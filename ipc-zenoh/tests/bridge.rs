@@ -27,6 +27,8 @@ struct Blob {
     origin: u64,
     seq: u64,
     text: ShmString,
+    /// Bytes as a byte string (one copy) rather than element by element.
+    #[serde(with = "ipc_runtime::wire::bytes")]
     data: ShmVec<u8>,
 }
 
