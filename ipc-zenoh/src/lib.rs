@@ -86,7 +86,7 @@
 //!
 //! # Threads
 //!
-//! One thread takes from all exported topics (one [`WaitSet`](ipc_runtime::waitset::WaitSet)
+//! One thread takes from all exported topics (one [`WaitSet`]
 //! over their subscribers); imports publish from zenoh's callbacks. Zenoh runs its own
 //! (tokio) threads.
 
