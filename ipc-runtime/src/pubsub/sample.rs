@@ -150,6 +150,10 @@ pub struct PublisherId {
 }
 
 impl PublisherId {
+    pub(crate) fn new(index: u32, generation: u32) -> Self {
+        PublisherId { index, generation }
+    }
+
     /// The publisher's slot in the topic (reused after it leaves).
     pub fn index(self) -> u32 {
         self.index

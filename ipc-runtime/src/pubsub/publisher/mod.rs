@@ -33,9 +33,10 @@ pub(crate) use builder::{DEFAULT_INTERVAL, topic_options};
 
 use super::layout::MAX_LOANS;
 use super::options::OptionRequest;
+use super::options::Overflow;
 use super::port::PubPort;
 use super::ring::INLINE_WORDS;
-use super::sample::{SampleMut, SampleSlot};
+use super::sample::{PublisherId, SampleMut, SampleSlot};
 use super::service::{self, Serve, Serviced};
 use super::topic::{PUBLISHER, SUBSCRIBER, TopicSegment, write_heap_ref};
 use crate::barrier;
@@ -71,6 +72,8 @@ pub struct Publisher<M: ShmMessage + Send, B: WaitBackend = DefaultBackend> {
 struct Core<M, B: WaitBackend> {
     topic: TopicSegment,
     index: u32,
+    /// The generation of our slot (with `index`, our [`PublisherId`]).
+    generation: u32,
     heap: &'static Heap,
     port: PubPort,
     port_at: RelPtr,
@@ -333,6 +336,28 @@ impl<M: ShmMessage + Send, B: WaitBackend> Publisher<M, B> {
     pub fn topic(&self) -> &str {
         &self.core.topic.name
     }
+
+    /// This publisher's id: what [`Sample::publisher`](crate::pubsub::Sample::publisher) says
+    /// of the messages it sent (a bridge uses it to recognise its own messages).
+    ///
+    /// ```
+    /// use ipc_runtime::prelude::*;
+    ///
+    /// # ipc_runtime::domain::set_current(&format!("doc-pubid2-{}", std::process::id())).unwrap();
+    /// let subscriber = Subscriber::<u64>::new("doc/ids")?;
+    /// let publisher = Publisher::<u64>::new("doc/ids")?;
+    /// publisher.publish(1)?;
+    /// assert_eq!(subscriber.receive()?.publisher(), publisher.id());
+    /// # Ok::<(), ipc_runtime::Error>(())
+    /// ```
+    pub fn id(&self) -> PublisherId {
+        PublisherId::new(self.core.index, self.core.generation)
+    }
+
+    /// The topic's overflow policy (fixed by its first participant).
+    pub fn overflow(&self) -> Overflow {
+        self.core.topic.layout.options.overflow
+    }
 }
 
 impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
@@ -414,6 +439,7 @@ impl<M: ShmMessage + Send, B: WaitBackend> Core<M, B> {
         Ok(Core {
             topic,
             index,
+            generation,
             heap,
             port,
             port_at,

@@ -752,6 +752,20 @@ impl<M: ShmMessage, B: WaitBackend> Subscriber<M, B> {
     pub fn topic(&self) -> &str {
         &self.topic.name
     }
+
+    /// The topic's overflow policy (fixed by its first participant).
+    ///
+    /// ```
+    /// use ipc_runtime::prelude::*;
+    ///
+    /// # ipc_runtime::domain::set_current(&format!("doc-suboverflow-{}", std::process::id())).unwrap();
+    /// let subscriber = Subscriber::<u64>::builder("doc/blocking").overflow(Overflow::Block).create()?;
+    /// assert_eq!(subscriber.overflow(), Overflow::Block);
+    /// # Ok::<(), ipc_runtime::Error>(())
+    /// ```
+    pub fn overflow(&self) -> Overflow {
+        if self.block { Overflow::Block } else { Overflow::DropOldest }
+    }
 }
 
 impl<M: ShmMessage, B: WaitBackend> fmt::Debug for Subscriber<M, B> {
