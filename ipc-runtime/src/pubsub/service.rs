@@ -14,11 +14,15 @@
 //! subscriber, and a subscriber returning samples to a closing publisher, [`ring`] the bells
 //! of the publishers' processes. While a closing publisher waits for holders, the thread also
 //! wakes every 100 ms to probe their liveness; otherwise it never wakes on its own, so an idle
-//! process costs nothing. A pass visits every participant (a publisher whose topic saw no
-//! arrival or departure answers at once); after a long pass (thousands of publishers) the
-//! thread pauses four times its length, so a burst of joins costs at most a fifth of a core. The doorbell uses the platform's [`DefaultBackend`], whatever the
-//! topics' backends are.
+//! process costs nothing. A pass after the bell rang visits every participant (the bell does not
+//! say for which topic; a publisher whose topic saw no arrival or departure answers at once); a
+//! pass on the timer visits only those that asked to be looked at again (busy or closing), so a
+//! publisher busy publishing among thousands of idle ones costs one look, not thousands. After
+//! a long pass the thread pauses four times its length, so a burst of joins costs at most a
+//! fifth of a core. The doorbell uses the platform's [`DefaultBackend`], whatever the topics'
+//! backends are.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -187,48 +191,65 @@ impl Service {
     fn run(&self, waiter: <DefaultBackend as WaitBackend>::Waiter) {
         let word = self.bell.word();
         let mut last_pass = Duration::ZERO;
+        // Participants that asked to be looked at again (busy or pending) after the last pass.
+        let mut retry: Vec<Weak<dyn Serviced>> = Vec::new();
+        // Whether the bell rang since the last pass: then everyone is looked at (the bell does
+        // not say for which topic); otherwise only `retry`, so a busy publisher among thousands
+        // of idle ones costs one look per interval, not a pass over all of them.
+        let mut rung = true;
         loop {
             if last_pass > CHEAP_PASS {
                 std::thread::sleep(last_pass * PAUSE_FACTOR);
             }
             let started = Instant::now();
             let observed = word.seq().load(Ordering::SeqCst);
-            let participants = self.list.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let participants = if rung {
+                self.list.lock().unwrap_or_else(PoisonError::into_inner).clone()
+            } else {
+                std::mem::take(&mut retry)
+            };
+            retry.clear();
             let mut next: Option<Duration> = None;
-            let mut finished = Vec::new();
-            for (i, participant) in participants.iter().enumerate() {
+            let mut finished: HashSet<*const ()> = HashSet::new();
+            for participant in &participants {
                 let status = participant.upgrade().map_or(Serve::Done, |p| p.serve());
                 let again = match status {
                     Serve::Idle => None,
                     Serve::Pending => Some(PENDING_INTERVAL),
                     Serve::Busy => Some(BUSY_INTERVAL),
                     Serve::Done => {
-                        finished.push(i);
+                        finished.insert(participant.as_ptr().cast::<()>());
                         None
                     }
                 };
+                if again.is_some() {
+                    retry.push(Weak::clone(participant));
+                }
                 next = match (next, again) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
             }
             if !finished.is_empty() {
-                let done = |p: &Weak<dyn Serviced>| {
-                    finished.iter().any(|&i| Weak::ptr_eq(p, &participants[i]))
-                };
-                self.list.lock().unwrap_or_else(PoisonError::into_inner).retain(|p| !done(p));
+                let done = |p: *const ()| finished.contains(&p);
+                self.list
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|p| !done(p.as_ptr().cast::<()>()));
                 self.adopted
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .retain(|p| !done(&Arc::downgrade(p)));
+                    .retain(|p| !done(Arc::as_ptr(p).cast::<()>()));
             }
             last_pass = started.elapsed();
             let deadline = next.map(|d| Instant::now() + d);
             let woke = wait::wait_until::<DefaultBackend>(&waiter, word, deadline, 0, || {
                 word.seq().load(Ordering::SeqCst) != observed
             });
+            rung = word.seq().load(Ordering::SeqCst) != observed;
             if let Err(err) = woke {
                 tracing::warn!(%err, "the ipc service thread's wait failed");
+                rung = true;
                 std::thread::sleep(PENDING_INTERVAL);
             }
         }
